@@ -1,0 +1,95 @@
+//! `assign-tier`: subscriptions, seats and directory search (contract: "Subscriptions and seats").
+
+mod directory;
+mod query;
+mod subscriptions;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use kiro::domain::{Profile, UserId};
+use kiro::http::{self, ApiError, Reply, Request};
+use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, SubscriptionStore};
+use lambda_runtime::LambdaEvent;
+use tokio::sync::OnceCell;
+
+use crate::query::Query;
+
+/// What the handler needs; built once in `main`.
+pub struct Deps<S, D, E> {
+    pub store: S,
+    pub directory: D,
+    pub events: E,
+    /// The profile never moves to another Identity Store and is never deleted, so once read it is
+    /// kept for the life of the execution environment.
+    profile: OnceCell<Profile>,
+}
+
+impl<S, D, E> Deps<S, D, E> {
+    pub fn new(store: S, directory: D, events: E) -> Self {
+        Self { store, directory, events, profile: OnceCell::new() }
+    }
+}
+
+impl<S: ProfileStore, D, E> Deps<S, D, E> {
+    /// The deployment's profile, or `ProfileRequired`.
+    async fn profile(&self) -> Result<&Profile, ApiError> {
+        if let Some(p) = self.profile.get() {
+            return Ok(p);
+        }
+        let profile = self.store.get_profile().await?.ok_or(ApiError::ProfileRequired)?;
+        Ok(self.profile.get_or_init(|| async { profile }).await)
+    }
+}
+
+pub async fn handle<S, D, E>(
+    deps: &Deps<S, D, E>,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
+where
+    S: ProfileStore + SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    Ok(http::serve(event, |req| route(deps, req)).await)
+}
+
+async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, ApiError>
+where
+    S: ProfileStore + SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let not_found = || ApiError::NotFound(format!("no route for {} /{}", req.method, req.segments.join("/")));
+    let known = matches!(segments.first(), Some(&"subscriptions" | &"seats" | &"directory"));
+    if !known {
+        return Err(not_found());
+    }
+    let profile = deps.profile().await?;
+    match (req.method.as_str(), segments.as_slice()) {
+        ("POST", ["subscriptions"]) => subscriptions::create(deps, profile, &req).await,
+        ("GET", ["subscriptions"]) => subscriptions::list(deps, &Query::of(&req)?).await,
+        ("GET", ["subscriptions", kind, id]) => subscriptions::get(deps, kind, id).await,
+        ("PUT", ["subscriptions", kind, id]) => subscriptions::update(deps, profile, &req, kind, id).await,
+        ("DELETE", ["subscriptions", kind, id]) => subscriptions::delete(deps, profile, kind, id).await,
+        ("GET", ["seats"]) => seats_list(deps, &Query::of(&req)?).await,
+        ("GET", ["seats", user]) => seat_get(deps, user).await,
+        ("GET", ["directory", "users"]) => directory::users(deps, profile, &Query::of(&req)?).await,
+        ("GET", ["directory", "groups"]) => directory::groups(deps, profile, &Query::of(&req)?).await,
+        _ => Err(not_found()),
+    }
+}
+
+async fn seats_list<S: SeatStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, ApiError> {
+    let filter = kiro::ports::SeatFilter { tier: q.tier()?, status: q.status()? };
+    let page =
+        deps.store.list_seats(filter, q.limit()?, q.next_token()).await.map_err(kiro::seats::ServiceError::from)?;
+    let items: Vec<_> = page.items.iter().map(|s| s.view()).collect();
+    Reply::json(200, &query::list_body(items, page.next_token))
+}
+
+async fn seat_get<S: SeatStore, D, E>(deps: &Deps<S, D, E>, user: &str) -> Result<Reply, ApiError> {
+    let no_seat = || ApiError::NotFound(format!("no seat for user {user}"));
+    let user = UserId::parse("userId", user).map_err(|_| no_seat())?;
+    let seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
+    Reply::json(200, &seat.view())
+}

@@ -1,0 +1,19 @@
+use assign_tier::{Deps, handle};
+use kiro::aws::eventbridge::EventBridgeSink;
+use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
+use kiro::config::Config;
+use lambda_runtime::{run, service_fn, tracing};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let sdk = load_sdk_config().await;
+    let deps = Deps::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
+        IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+    );
+    let deps = &deps;
+    run(service_fn(move |event| handle(deps, event))).await
+}

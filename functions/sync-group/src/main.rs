@@ -1,0 +1,14 @@
+use kiro::aws::{DynamoStore, load_sdk_config};
+use kiro::config::Config;
+use lambda_runtime::{run, service_fn, tracing};
+use sync_group::{Deps, handle};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let sdk = load_sdk_config().await;
+    let deps = Deps { store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name) };
+    let deps = &deps;
+    run(service_fn(move |event| handle(deps, event))).await
+}

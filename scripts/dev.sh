@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Local development stack: moto (DynamoDB, EventBridge, Identity Store), the three functions under
+# `cargo lambda watch`, and a local API Gateway HTTP API in front of them.
+#
+#   scripts/dev.sh         start everything; Ctrl-C stops everything      (make dev)
+#   scripts/dev.sh down    stop what a previous run left behind           (make dev-down)
+#   scripts/dev.sh venv    create/update .venv with the pinned dev tools  (make venv)
+#
+# Ports: MOTO_PORT (5000), LAMBDA_PORT (9000), API_PORT (3000). Logs and pid files: .local/
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv"
+REQUIREMENTS="$ROOT/scripts/requirements-dev.txt"
+LOCAL="$ROOT/.local"
+LOGS="$LOCAL/logs"
+PIDS="$LOCAL/pids"
+
+MOTO_PORT="${MOTO_PORT:-5000}"
+LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+API_PORT="${API_PORT:-3000}"
+TABLE_NAME="kiro-local"
+IDENTITY_STORE_ID="d-1234567890"
+REGION="us-east-1"
+TAIL_PID=""
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --------------------------------------------------------------------------------------- venv
+
+# True when every `name==version` pin in requirements-dev.txt is installed in .venv.
+venv_up_to_date() {
+    [[ -x "$VENV/bin/python" ]] || return 1
+    "$VENV/bin/python" - "$REQUIREMENTS" <<'PY'
+import re, sys
+from importlib.metadata import PackageNotFoundError, version
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)", line)
+    if not m:
+        continue
+    try:
+        if version(m.group(1)) != m.group(3):
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+}
+
+ensure_venv() {
+    if venv_up_to_date; then
+        return
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        say "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    say "installing pinned dev tools from ${REQUIREMENTS#"$ROOT"/}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    venv_up_to_date || die "$VENV does not match $REQUIREMENTS after installing"
+}
+
+# ---------------------------------------------------------------------------------- processes
+
+# Every child is started with setsid, so it leads its own session: stopping it means signalling
+# every process of that session (cargo-lambda's `cargo run` children included), by session id.
+session_members() {
+    ps -e -o pid= -o sid= | awk -v sid="$1" '$2 == sid { print $1 }'
+}
+
+# When a process started, whitespace-normalised; empty if it is gone.
+started_at() {
+    { ps -o lstart= -p "$1" 2>/dev/null || true; } | awk '{ $1 = $1; print }'
+}
+
+stop_session() {
+    local sid="$1" name="$2" pids _
+    pids="$(session_members "$sid")"
+    [[ -n "$pids" ]] || return 0
+    say "stopping $name"
+    # shellcheck disable=SC2086 # one pid per word
+    kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        [[ -n "$(session_members "$sid")" ]] || return 0
+        sleep 0.1
+    done
+    pids="$(session_members "$sid")"
+    # shellcheck disable=SC2086
+    [[ -z "$pids" ]] || kill -KILL $pids 2>/dev/null || true
+}
+
+stop_all() {
+    local pidfile sid started now
+    if [[ -n "${TAIL_PID:-}" ]]; then
+        kill "$TAIL_PID" 2>/dev/null || true
+        TAIL_PID=""
+    fi
+    [[ -d "$PIDS" ]] || return 0
+    # Reverse start order: gateway, functions, then the emulator they use.
+    for name in gateway lambda moto; do
+        pidfile="$PIDS/$name.pid"
+        [[ -f "$pidfile" ]] || continue
+        read -r sid started <"$pidfile" || true
+        now="$(started_at "$sid")"
+        # A leader alive with another start time is a reused pid, not ours: leave it alone.
+        if [[ -n "$sid" && (-z "$now" || "$now" == "$started") ]]; then
+            stop_session "$sid" "$name"
+        fi
+        rm -f "$pidfile"
+    done
+}
+
+# start NAME COMMAND...: run COMMAND in a new session, output to .local/logs/NAME.log
+start() {
+    local name="$1"
+    shift
+    : >"$LOGS/$name.log"
+    setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    # Not a process group leader (no job control here), setsid runs in place: $! is the session id.
+    local pid=$!
+    echo "$pid $(started_at "$pid")" >"$PIDS/$name.pid"
+}
+
+port_free() {
+    "$VENV/bin/python" - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PY
+}
+
+# ------------------------------------------------------------------------------------- up
+
+print_examples() {
+    local api="http://127.0.0.1:$API_PORT"
+    cat <<EOF
+
+Local stack is up (logs in .local/logs/, stop with Ctrl-C):
+  API Gateway (HTTP API)  $api            caller: arn:aws:iam::000000000000:user/local-admin
+  cargo lambda watch      http://127.0.0.1:$LAMBDA_PORT  (functions compile on first use)
+  moto                    http://127.0.0.1:$MOTO_PORT  table $TABLE_NAME, identity store $IDENTITY_STORE_ID
+  demo directory ids      .local/demo-directory.json
+
+Try:
+  curl -s -X POST $api/profile -H 'content-type: application/json' \\
+       -d '{"name": "Platform team", "identityStoreId": "$IDENTITY_STORE_ID"}'
+  curl -s $api/profile
+  curl -s -X POST $api/subscriptions -H 'content-type: application/json' \\
+       -d '{"principalType": "GROUP", "displayName": "engineering", "tier": "PRO"}'
+  curl -s "$api/seats?tier=PRO&limit=10"
+  curl -s "$api/directory/users?q=alice"
+
+Events for sync-group (the CloudTrail samples carry fixed ids, not the demo directory's):
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/scheduled-audit.json
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/audit-requested-report.json
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/identitystore-create-group-membership.json
+
+EOF
+}
+
+up() {
+    command -v setsid >/dev/null || die "setsid (util-linux) is required"
+    command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
+    ensure_venv
+    mkdir -p "$LOGS" "$PIDS"
+
+    stop_all # whatever a previous run left behind
+    for port in "$MOTO_PORT" "$LAMBDA_PORT" "$API_PORT"; do
+        port_free "$port" || die "port $port is in use (override with MOTO_PORT, LAMBDA_PORT, API_PORT)"
+    done
+
+    trap 'trap - INT TERM EXIT; stop_all; exit 130' INT TERM
+    trap 'stop_all' EXIT
+
+    local moto="http://127.0.0.1:$MOTO_PORT" stack=("$VENV/bin/python" "$ROOT/scripts/local_stack.py")
+    export AWS_REGION="$REGION" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+    say "starting moto on $moto"
+    start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    "${stack[@]}" wait-for --url "$moto/moto-api/" --timeout 30
+
+    say "creating table $TABLE_NAME, the event bus and the demo directory"
+    "${stack[@]}" create-table --endpoint "$moto" --name "$TABLE_NAME"
+    "${stack[@]}" create-bus --endpoint "$moto"
+    "${stack[@]}" seed-demo --endpoint "$moto" --identity-store-id "$IDENTITY_STORE_ID" \
+        >"$LOCAL/demo-directory.json"
+
+    say "starting cargo lambda watch on port $LAMBDA_PORT"
+    # The functions' environment as the template sets it, pointed at moto.
+    local env_vars=(
+        "TABLE_NAME=$TABLE_NAME"
+        "EVENT_BUS_NAME=$("${stack[@]}" param EventBusName)"
+        "SUPPORTED_REGIONS=$("${stack[@]}" param SupportedRegions)"
+        "AUDIT_REVOKE_LIMIT_PERCENT=$("${stack[@]}" param AuditRevokeLimitPercent)"
+        "AWS_REGION=$REGION"
+        "AWS_ENDPOINT_URL=$moto"
+        "AWS_ACCESS_KEY_ID=testing"
+        "AWS_SECRET_ACCESS_KEY=testing"
+    )
+    # Passed both ways: inherited, and as an env file (not --env-var, which splits on commas).
+    local env_file="$LOCAL/lambda.env"
+    printf '%s\n' "${env_vars[@]}" >"$env_file" # plain KEY=VALUE lines, as documented
+    # cargo finds the cargo-lambda subcommand (and cargo-lambda finds zig) on .venv/bin.
+    start lambda env "PATH=$VENV/bin:$PATH" "${env_vars[@]}" \
+        cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --env-file "$env_file"
+
+    say "starting the local HTTP API on port $API_PORT"
+    start gateway "${stack[@]}" gateway --port "$API_PORT" --lambda-url "http://127.0.0.1:$LAMBDA_PORT"
+    "${stack[@]}" wait-for --url "http://127.0.0.1:$API_PORT/" --timeout 15
+
+    print_examples
+    say "following the logs (Ctrl-C to stop)"
+    tail -n +1 -F "$LOGS/lambda.log" "$LOGS/gateway.log" &
+    TAIL_PID=$!
+
+    # Stop as soon as any service exits on its own.
+    local status=0
+    local pids=() name sid _
+    for name in moto lambda gateway; do
+        read -r sid _ <"$PIDS/$name.pid"
+        pids+=("$sid")
+    done
+    wait -n "${pids[@]}" || status=$?
+    printf 'a service stopped (exit %s); see .local/logs/\n' "$status" >&2
+    exit 1
+}
+
+case "${1:-up}" in
+    up) up ;;
+    down) stop_all ;;
+    venv) ensure_venv ;;
+    *) die "usage: $0 [up|down|venv]" ;;
+esac

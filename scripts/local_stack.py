@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""Local stand-ins for the stack in template.yaml, for `make dev` and manual testing.
+
+Subcommands:
+  create-table  create the DynamoDB table in an emulator from Resources.Table in template.yaml
+  create-bus    create the custom EventBridge bus
+  seed-demo     seed a small Identity Center directory (users, groups, memberships)
+  gateway       a local API Gateway HTTP API (payload format 2.0, IAM-authorized caller) that
+                routes the template's HttpApi events to `cargo lambda watch`
+  wait-for      wait until a URL answers (any HTTP status)
+  param         print the Default of one of the template's Parameters
+
+Everything about the stack (table schema, routes, bus name) is read from template.yaml; nothing
+here repeats it. Needs boto3 and PyYAML, which the project's .venv has (they come with moto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+LOCAL_ACCOUNT_ID = "000000000000"
+DEFAULT_USER_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local-admin"
+
+
+# --------------------------------------------------------------------------------------------
+# template.yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that accepts CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...)."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def _intrinsics(value: Any, where: str = "") -> list[str]:
+    """Paths of every intrinsic function (Ref / Fn::*) inside `value`."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" or key.startswith("Fn::"):
+                found.append(f"{where}.{key}" if where else key)
+            else:
+                found.extend(_intrinsics(item, f"{where}.{key}" if where else key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.extend(_intrinsics(item, f"{where}[{i}]"))
+    return found
+
+
+def table_properties(template: dict[str, Any]) -> dict[str, Any]:
+    props = template["Resources"]["Table"]["Properties"]
+    bad = _intrinsics(props)
+    if bad:
+        sys.exit(
+            "template.yaml: Resources.Table.Properties must be literal (local tools read them "
+            f"as they are), but contains intrinsic functions at: {', '.join(bad)}"
+        )
+    return props
+
+
+# --------------------------------------------------------------------------------------------
+# AWS clients against an emulator
+
+
+def _client(service: str, endpoint: str) -> Any:
+    import boto3  # imported lazily: the gateway needs no AWS SDK
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+
+
+def _error_code(err: Exception) -> str:
+    return getattr(err, "response", {}).get("Error", {}).get("Code", "")
+
+
+def _key_shape(key_schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in key_schema]
+
+
+def _index_shapes(indexes: list[dict[str, Any]] | None) -> dict[str, list[tuple[str, str]]]:
+    return {i["IndexName"]: _key_shape(i["KeySchema"]) for i in indexes or []}
+
+
+def cmd_create_table(args: argparse.Namespace) -> None:
+    props = table_properties(load_template(args.template))
+    ddb = _client("dynamodb", args.endpoint)
+
+    request: dict[str, Any] = {
+        "TableName": args.name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("LocalSecondaryIndexes"):
+        request["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
+
+    try:
+        ddb.create_table(**request)
+        created = True
+    except Exception as err:  # botocore's ClientError; kept generic to import boto3 lazily
+        if _error_code(err) != "ResourceInUseException":
+            raise
+        created = False
+    ddb.get_waiter("table_exists").wait(TableName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+    # An existing table must have the template's shape, or tests would pass against a stale one.
+    table = ddb.describe_table(TableName=args.name)["Table"]
+    want = (_key_shape(props["KeySchema"]), _index_shapes(props.get("GlobalSecondaryIndexes")))
+    have = (_key_shape(table["KeySchema"]), _index_shapes(table.get("GlobalSecondaryIndexes")))
+    if want != have:
+        sys.exit(
+            f"table {args.name} exists with another key schema or indexes than template.yaml; "
+            "restart the emulator (make dev-down) to recreate it"
+        )
+
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        current = ddb.describe_time_to_live(TableName=args.name)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            if current.get("AttributeName") != ttl["AttributeName"]:
+                sys.exit(
+                    f"table {args.name} has TTL on {current.get('AttributeName')}, template says {ttl['AttributeName']}"
+                )
+        else:
+            ddb.update_time_to_live(
+                TableName=args.name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+
+    print(json.dumps({"table": args.name, "created": created}))
+
+
+def parameter_default(template: dict[str, Any], name: str) -> str:
+    return str(template["Parameters"][name]["Default"])
+
+
+def cmd_param(args: argparse.Namespace) -> None:
+    print(parameter_default(load_template(args.template), args.name))
+
+
+def cmd_create_bus(args: argparse.Namespace) -> None:
+    name = args.name or parameter_default(load_template(args.template), "EventBusName")
+    events = _client("events", args.endpoint)
+    try:
+        events.create_event_bus(Name=name)
+        created = True
+    except Exception as err:
+        if _error_code(err) != "ResourceAlreadyExistsException":
+            raise
+        created = False
+    print(json.dumps({"eventBus": name, "created": created}))
+
+
+# A small directory: one user with no group (for direct subscriptions), one in two groups.
+DEMO_USERS = [
+    ("alice", "Alice", "Johnson"),
+    ("bob", "Bob", "Smith"),
+    ("carol", "Carol", "Diaz"),
+    ("dave", "Dave", "Kim"),
+    ("erin", "Erin", "Brown"),
+    ("frank", "Frank", "Miller"),
+]
+DEMO_GROUPS = [
+    ("engineering", "Product engineering", ["alice", "bob", "erin"]),
+    ("data-science", "Data science and analytics", ["alice", "carol"]),
+    ("contractors", "External contractors", ["dave", "erin"]),
+]
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> None:
+    ids = _client("identitystore", args.endpoint)
+    store = args.identity_store_id
+
+    def user_id(user_name: str) -> str | None:
+        try:
+            return ids.get_user_id(
+                IdentityStoreId=store,
+                AlternateIdentifier={"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user_name}},
+            )["UserId"]
+        except Exception as err:
+            if _error_code(err) != "ResourceNotFoundException":
+                raise
+            return None
+
+    def group_id(display_name: str) -> str | None:
+        try:
+            return ids.get_group_id(
+                IdentityStoreId=store,
+                AlternateIdentifier={
+                    "UniqueAttribute": {"AttributePath": "displayName", "AttributeValue": display_name}
+                },
+            )["GroupId"]
+        except Exception as err:
+            if _error_code(err) != "ResourceNotFoundException":
+                raise
+            return None
+
+    users: dict[str, str] = {}
+    for user_name, given, family in DEMO_USERS:
+        uid = user_id(user_name)
+        if uid is None:
+            uid = ids.create_user(
+                IdentityStoreId=store,
+                UserName=user_name,
+                DisplayName=f"{given} {family}",
+                Name={"GivenName": given, "FamilyName": family},
+                Emails=[{"Value": f"{user_name}@example.com", "Type": "work", "Primary": True}],
+            )["UserId"]
+        users[user_name] = uid
+
+    groups: dict[str, str] = {}
+    memberships: list[dict[str, str]] = []
+    for display_name, description, members in DEMO_GROUPS:
+        gid = group_id(display_name)
+        if gid is None:
+            gid = ids.create_group(IdentityStoreId=store, DisplayName=display_name, Description=description)["GroupId"]
+        groups[display_name] = gid
+
+        # The emulator accepts duplicate memberships, so look before adding.
+        existing: dict[str, str] = {}
+        for page in ids.get_paginator("list_group_memberships").paginate(IdentityStoreId=store, GroupId=gid):
+            for m in page["GroupMemberships"]:
+                existing[m["MemberId"]["UserId"]] = m["MembershipId"]
+        for member in members:
+            uid = users[member]
+            membership_id = existing.get(uid)
+            if membership_id is None:
+                membership_id = ids.create_group_membership(
+                    IdentityStoreId=store, GroupId=gid, MemberId={"UserId": uid}
+                )["MembershipId"]
+            memberships.append({"group": display_name, "user": member, "membershipId": membership_id})
+
+    print(
+        json.dumps({"identityStoreId": store, "users": users, "groups": groups, "memberships": memberships}, indent=2)
+    )
+
+
+def cmd_wait_for(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            urllib.request.urlopen(args.url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                sys.exit(f"{args.url} did not answer within {args.timeout:g}s")
+            time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------------------------
+# Local API Gateway HTTP API
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case, or ANY
+    path: str  # as in the template, e.g. /subscriptions/{principalType}/{principalId}
+    function: str  # cargo-lambda binary name
+    pattern: re.Pattern[str]
+    params: int  # number of path variables; fewer wins, as in API Gateway
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    parts = []
+    for segment in path.strip("/").split("/"):
+        greedy = re.fullmatch(r"\{(\w+)\+\}", segment)
+        var = re.fullmatch(r"\{(\w+)\}", segment)
+        if greedy:
+            parts.append(f"(?P<{greedy.group(1)}>.+)")
+        elif var:
+            parts.append(f"(?P<{var.group(1)}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "$")
+
+
+def load_routes(template: dict[str, Any]) -> list[Route]:
+    routes = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event.get("Properties") or {}
+            if not binary:
+                sys.exit(f"{logical_id}: an HttpApi function needs Metadata.BuildProperties.Binary")
+            path, method = props["Path"], props.get("Method", "ANY").upper()
+            routes.append(Route(method, path, binary, _path_pattern(path), path.count("{")))
+    return routes
+
+
+def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    candidates = []
+    for route in routes:
+        if route.method not in (method, "ANY"):
+            continue
+        m = route.pattern.match(path)
+        if m:
+            # API Gateway picks the most specific route: fewer variables, then an exact method.
+            candidates.append(((route.params, route.method == "ANY"), route, m.groupdict()))
+    if not candidates:
+        return None
+    _, route, params = min(candidates, key=lambda c: c[0])
+    return route, {k: urllib.parse.unquote(v) for k, v in params.items()}
+
+
+def build_event(
+    route: Route,
+    path_params: dict[str, str],
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    user_arn: str,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload format 2.0 event, as sent for an AWS_IAM-authorized route."""
+    now = datetime.now(timezone.utc)
+    request_id = str(uuid.uuid4())
+
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":
+            continue  # API Gateway moves cookies to `cookies`, which this gateway omits
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    host = merged.get("host", "localhost")
+    port = host.rsplit(":", 1)[1] if ":" in host else "80"
+    merged["x-forwarded-for"] = (
+        f"{merged['x-forwarded-for']}, {source_ip}" if "x-forwarded-for" in merged else source_ip
+    )
+    merged.setdefault("x-forwarded-port", port)
+    merged.setdefault("x-forwarded-proto", "http")
+    merged.setdefault("x-amzn-trace-id", f"Root=1-{int(now.timestamp()):08x}-{uuid.uuid4().hex[:24]}")
+
+    query: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+
+    domain = host.rsplit(":", 1)[0]
+    user_id = "AIDALOCALADMIN000000"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": "local",
+            "authorizer": {
+                "iam": {
+                    "accessKey": "AKIALOCALADMIN000000",
+                    "accountId": LOCAL_ACCOUNT_ID,
+                    "callerId": user_id,
+                    "cognitoIdentity": None,
+                    "principalOrgId": None,
+                    "userArn": user_arn,
+                    "userId": user_id,
+                }
+            },
+            "domainName": domain,
+            "domainPrefix": domain.split(".", 1)[0],
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route.key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if path_params:
+        event["pathParameters"] = path_params
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+def translate_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Turn a function's format 2.0 response into (status, headers, body), as API Gateway does."""
+    try:
+        doc = json.loads(payload) if payload else None
+    except ValueError:
+        doc = payload.decode("utf-8", "replace")
+    if not isinstance(doc, dict) or "statusCode" not in doc:
+        # Without statusCode, API Gateway assumes 200 and a JSON body of whatever was returned.
+        return 200, [("content-type", "application/json")], json.dumps(doc).encode()
+
+    headers = [(k, str(v)) for k, v in (doc.get("headers") or {}).items()]
+    for name, values in (doc.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values)
+    headers.extend(("set-cookie", c) for c in doc.get("cookies") or [])
+    body = doc.get("body")
+    if body is None:
+        raw = b""
+    elif doc.get("isBase64Encoded"):
+        raw = base64.b64decode(body)
+    else:
+        raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+    return int(doc["statusCode"]), headers, raw
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "local-apigw"
+    # set in cmd_gateway
+    routes: list[Route] = []
+    lambda_url = ""
+    user_arn = DEFAULT_USER_ARN
+    invoke_timeout = 600.0
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # one line per request is written in _handle
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        names = {k.lower() for k, _ in headers}
+        for k, v in headers:
+            if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(k, v)
+        if "content-type" not in names and body:
+            self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        status = 500
+        try:
+            status = self._route()
+        except Exception as err:  # a bug here must not leave the client hanging
+            sys.stderr.write(f"  gateway error: {err!r}\n")
+            self._send(500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}')
+        finally:
+            elapsed = (time.monotonic() - started) * 1000
+            sys.stderr.write(f"{self.command} {self.path} {status} {elapsed:.0f}ms\n")
+            sys.stderr.flush()
+
+    def _route(self) -> int:
+        split = urllib.parse.urlsplit(self.path)
+        raw_path, raw_query = split.path or "/", split.query
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+
+        found = match_route(self.routes, self.command, raw_path)
+        if found is None:
+            self._send(404, [("content-type", "application/json")], b'{"message":"Not Found"}')
+            return 404
+        route, params = found
+
+        event = build_event(
+            route,
+            params,
+            self.command,
+            raw_path,
+            raw_query,
+            list(self.headers.items()),
+            body,
+            self.client_address[0],
+            self.user_arn,
+        )
+        request_id = event["requestContext"]["requestId"]
+        url = f"{self.lambda_url}/2015-03-31/functions/{route.function}/invocations"
+        request = urllib.request.Request(
+            url, data=json.dumps(event).encode(), method="POST", headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.invoke_timeout) as resp:
+                payload = resp.read()
+            status, headers, out = translate_response(payload)
+        except urllib.error.HTTPError as err:
+            # The emulator answers a function error (or a missing function) with a non-2xx and
+            # the error document; API Gateway hides it behind a plain 500.
+            detail = err.read().decode("utf-8", "replace")
+            sys.stderr.write(f"  {route.function} failed ({err.code}): {detail}\n")
+            status, headers, out = 500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            sys.stderr.write(f"  cannot invoke {route.function} at {url}: {err}\n")
+            status, headers, out = 500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
+        headers.append(("apigw-requestid", request_id))
+        self._send(status, headers, out)
+        return status
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+def cmd_gateway(args: argparse.Namespace) -> None:
+    routes = load_routes(load_template(args.template))
+    if not routes:
+        sys.exit(f"{args.template}: no HttpApi events found")
+    _Gateway.routes = routes
+    _Gateway.lambda_url = args.lambda_url.rstrip("/")
+    _Gateway.user_arn = args.user_arn
+    _Gateway.invoke_timeout = args.invoke_timeout
+    server = ThreadingHTTPServer((args.host, args.port), _Gateway)
+    server.daemon_threads = True
+    sys.stderr.write(f"local HTTP API on http://{args.host}:{args.port} -> {_Gateway.lambda_url}\n")
+    for route in sorted(routes, key=lambda r: (r.path, r.method)):
+        sys.stderr.write(f"  {route.key:55} -> {route.function}\n")
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="SAM template (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("create-table", help="create the table from Resources.Table (idempotent)")
+    p.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
+    p.add_argument("--name", required=True, help="table name")
+    p.set_defaults(func=cmd_create_table)
+
+    p = sub.add_parser("create-bus", help="create the custom event bus (idempotent)")
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--name", help="bus name (default: the template's EventBusName default)")
+    p.set_defaults(func=cmd_create_bus)
+
+    p = sub.add_parser("seed-demo", help="seed a demo Identity Center directory (idempotent)")
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--identity-store-id", default="d-1234567890")
+    p.set_defaults(func=cmd_seed_demo)
+
+    p = sub.add_parser("gateway", help="local API Gateway HTTP API in front of cargo lambda watch")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--lambda-url", default="http://127.0.0.1:9000", help="cargo lambda watch's invoke API")
+    p.add_argument("--user-arn", default=DEFAULT_USER_ARN, help="caller recorded as authorizer.iam.userArn")
+    p.add_argument(
+        "--invoke-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for a function; the first call may include compiling it",
+    )
+    p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("wait-for", help="wait until a URL answers")
+    p.add_argument("--url", required=True)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_wait_for)
+
+    p = sub.add_parser("param", help="print a template Parameter's Default")
+    p.add_argument("name", help="e.g. EventBusName")
+    p.set_defaults(func=cmd_param)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

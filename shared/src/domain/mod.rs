@@ -1,0 +1,17 @@
+//! Pure rules of Kiro subscriptions: no SDK types, no I/O, no clock read behind the caller's back.
+
+pub mod ids;
+pub mod invalid;
+pub mod profile;
+pub mod seat;
+pub mod subscription;
+pub mod tier;
+
+pub use ids::{GroupId, IdentityStoreId, MembershipId, UserId};
+pub use invalid::Invalid;
+pub use profile::{NewProfile, Profile, ProfilePatch};
+pub use seat::{
+    CancelReason, Seat, SeatChange, SeatEvent, SeatStatus, SourceKey, SourceOp, Sources, Transition, transition,
+};
+pub use subscription::{Principal, PrincipalType, Subscription, TierChange};
+pub use tier::Tier;

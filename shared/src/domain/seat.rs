@@ -1,0 +1,488 @@
+//! Seats: what a user effectively holds, derived from their sources.
+//!
+//! A user's sources are their direct subscription and each subscribed group they belong to; the
+//! seat's tier is the highest among them. [`transition`] is the one function that computes the
+//! next seat from the current one and a change, with the event the change implies. The API,
+//! the membership events and the audit all go through it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{GroupId, Tier, UserId};
+use crate::time::{rfc3339, rfc3339_opt};
+
+/// Where a seat's tier comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKey {
+    Direct,
+    Group(GroupId),
+}
+
+/// A source as it appears in answers and events: `{"type": "DIRECT" | "GROUP", "groupId"?, "tier"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    #[serde(rename = "groupId", skip_serializing_if = "Option::is_none", default)]
+    pub group_id: Option<GroupId>,
+    pub tier: Tier,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SourceKind {
+    Direct,
+    Group,
+}
+
+pub type Sources = BTreeMap<SourceKey, Tier>;
+
+/// Sources in their wire form, direct first, then groups by id.
+pub fn sources_list(sources: &Sources) -> Vec<Source> {
+    sources
+        .iter()
+        .map(|(key, tier)| match key {
+            SourceKey::Direct => Source { kind: SourceKind::Direct, group_id: None, tier: *tier },
+            SourceKey::Group(g) => Source { kind: SourceKind::Group, group_id: Some(g.clone()), tier: *tier },
+        })
+        .collect()
+}
+
+pub fn sources_from_list(list: Vec<Source>) -> Option<Sources> {
+    list.into_iter()
+        .map(|s| match (s.kind, s.group_id) {
+            (SourceKind::Direct, None) => Some((SourceKey::Direct, s.tier)),
+            (SourceKind::Group, Some(g)) => Some((SourceKey::Group(g), s.tier)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SeatStatus {
+    Active,
+    Canceled,
+}
+
+impl SeatStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatStatus::Active => "ACTIVE",
+            SeatStatus::Canceled => "CANCELED",
+        }
+    }
+}
+
+/// Why a seat lost its last source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CancelReason {
+    Unsubscribed,
+    LeftGroup,
+    UserDeleted,
+    GroupDeleted,
+    Audit,
+}
+
+/// A user's seat, as stored. `version` increases by one with every stored change and guards
+/// every write (optimistic concurrency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    pub user_id: UserId,
+    pub user_name: Option<String>,
+    pub sources: Sources,
+    /// The effective tier while active; the last one held once canceled.
+    pub tier: Tier,
+    pub status: SeatStatus,
+    pub granted_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// The seat as the API answers it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatView<'a> {
+    pub user_id: &'a UserId,
+    pub user_name: &'a str,
+    pub tier: Tier,
+    pub status: SeatStatus,
+    pub sources: Vec<Source>,
+    #[serde(with = "rfc3339")]
+    pub granted_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub canceled_at: Option<DateTime<Utc>>,
+}
+
+impl Seat {
+    pub fn view(&self) -> SeatView<'_> {
+        SeatView {
+            user_id: &self.user_id,
+            user_name: self.user_name.as_deref().unwrap_or_default(),
+            tier: self.tier,
+            status: self.status,
+            sources: sources_list(&self.sources),
+            granted_at: self.granted_at,
+            updated_at: self.updated_at,
+            canceled_at: self.canceled_at,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == SeatStatus::Active
+    }
+}
+
+/// One change to one source of a seat. Changes are relative, so re-applying them to a fresher
+/// seat after a lost race never drops a source another writer added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceOp {
+    /// Add the source, or change its tier.
+    Set(SourceKey, Tier),
+    /// Remove the source if present.
+    Remove(SourceKey),
+}
+
+impl SourceOp {
+    pub fn key(&self) -> &SourceKey {
+        match self {
+            SourceOp::Set(k, _) | SourceOp::Remove(k) => k,
+        }
+    }
+}
+
+/// A change to a seat: source operations, and the reason to give if it ends up canceled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatChange {
+    pub ops: Vec<SourceOp>,
+    pub reason: CancelReason,
+}
+
+impl SeatChange {
+    pub fn new(ops: Vec<SourceOp>, reason: CancelReason) -> Self {
+        Self { ops, reason }
+    }
+
+    pub fn one(op: SourceOp, reason: CancelReason) -> Self {
+        Self { ops: vec![op], reason }
+    }
+
+    /// The sources after this change.
+    pub fn apply_to(&self, sources: &Sources) -> Sources {
+        let mut next = sources.clone();
+        for op in &self.ops {
+            match op {
+                SourceOp::Set(k, t) => {
+                    next.insert(k.clone(), *t);
+                }
+                SourceOp::Remove(k) => {
+                    next.remove(k);
+                }
+            }
+        }
+        next
+    }
+}
+
+/// The events a seat change emits (contract: "Events out").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatEvent {
+    Granted { user_id: UserId, tier: Tier, sources: Sources },
+    TierChanged { user_id: UserId, from: Tier, to: Tier, sources: Sources },
+    Canceled { user_id: UserId, previous_tier: Tier, reason: CancelReason },
+}
+
+impl SeatEvent {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            SeatEvent::Granted { .. } => "Seat Granted",
+            SeatEvent::TierChanged { .. } => "Seat Tier Changed",
+            SeatEvent::Canceled { .. } => "Seat Canceled",
+        }
+    }
+
+    pub fn user_id(&self) -> &UserId {
+        match self {
+            SeatEvent::Granted { user_id, .. }
+            | SeatEvent::TierChanged { user_id, .. }
+            | SeatEvent::Canceled { user_id, .. } => user_id,
+        }
+    }
+
+    pub fn detail(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            SeatEvent::Granted { user_id, tier, sources } => {
+                json!({"userId": user_id, "tier": tier, "sources": sources_list(sources)})
+            }
+            SeatEvent::TierChanged { user_id, from, to, sources } => {
+                json!({"userId": user_id, "fromTier": from, "toTier": to, "sources": sources_list(sources)})
+            }
+            SeatEvent::Canceled { user_id, previous_tier, reason } => {
+                json!({"userId": user_id, "previousTier": previous_tier, "reason": reason})
+            }
+        }
+    }
+}
+
+/// The outcome of a change that does something: the seat to store (with the next version) and
+/// the one event it implies, if it is a seat change a consumer must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub seat: Seat,
+    pub event: Option<SeatEvent>,
+}
+
+/// The next seat for `user` after `change`, or `None` when nothing changes (no write, no event).
+///
+/// - no seat or a canceled one, gaining a source → `ACTIVE`, `Seat Granted`;
+/// - active, highest tier moves → `Seat Tier Changed`; sources move but not the tier → stored, no event;
+/// - active, losing its last source → `CANCELED` with `canceledAt`, `Seat Canceled` with the reason.
+pub fn transition(
+    current: Option<&Seat>,
+    user: &UserId,
+    change: &SeatChange,
+    now: DateTime<Utc>,
+) -> Option<Transition> {
+    let empty = Sources::new();
+    let before = current.map_or(&empty, |s| &s.sources);
+    let after = change.apply_to(before);
+    if &after == before {
+        return None;
+    }
+    let highest = after.values().copied().max();
+    let version = current.map_or(1, |s| s.version + 1);
+    let was_active = current.is_some_and(Seat::is_active);
+    let base = |tier: Tier| Seat {
+        user_id: user.clone(),
+        user_name: current.and_then(|s| s.user_name.clone()),
+        sources: after.clone(),
+        tier,
+        status: SeatStatus::Active,
+        granted_at: current.map_or(now, |s| s.granted_at),
+        updated_at: now,
+        canceled_at: None,
+        version,
+    };
+    let (seat, event) = match (was_active, highest, current) {
+        (true, None, Some(cur)) => {
+            let seat = Seat { status: SeatStatus::Canceled, canceled_at: Some(now), ..base(cur.tier) };
+            let event = SeatEvent::Canceled { user_id: user.clone(), previous_tier: cur.tier, reason: change.reason };
+            (seat, Some(event))
+        }
+        (true, Some(to), Some(cur)) => {
+            let event = (to != cur.tier).then(|| SeatEvent::TierChanged {
+                user_id: user.clone(),
+                from: cur.tier,
+                to,
+                sources: after.clone(),
+            });
+            (base(to), event)
+        }
+        (false, Some(tier), _) => {
+            let seat = Seat { granted_at: now, ..base(tier) };
+            (seat, Some(SeatEvent::Granted { user_id: user.clone(), tier, sources: after.clone() }))
+        }
+        // A canceled seat (or none) that gains nothing: only possible when `after` is empty,
+        // which equals `before` and returned above; kept total for the compiler.
+        (false, None, _) | (true, _, None) => return None,
+    };
+    Some(Transition { seat, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("u", "94482488-3041-7026-18f3-be45837cd0e4").unwrap()
+    }
+
+    fn group(n: u8) -> GroupId {
+        GroupId::parse("g", &format!("a4d8e4a8-1071-70f6-1c5e-6f1a2b3c4d{n:02x}")).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::time::parse(s).unwrap()
+    }
+
+    fn apply(seat: Option<&Seat>, ops: Vec<SourceOp>, reason: CancelReason, now: &str) -> Option<Transition> {
+        transition(seat, &user(), &SeatChange::new(ops, reason), at(now))
+    }
+
+    #[test]
+    fn a_first_source_grants_the_seat() {
+        let t = apply(
+            None,
+            vec![SourceOp::Set(SourceKey::Direct, Tier::Pro)],
+            CancelReason::Unsubscribed,
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(t.seat.status, SeatStatus::Active);
+        assert_eq!((t.seat.tier, t.seat.version), (Tier::Pro, 1));
+        assert!(matches!(t.event, Some(SeatEvent::Granted { tier: Tier::Pro, .. })));
+    }
+
+    #[test]
+    fn the_highest_of_three_sources_wins_and_falls_back_as_they_go() {
+        let r = CancelReason::LeftGroup;
+        let s1 =
+            apply(None, vec![SourceOp::Set(SourceKey::Direct, Tier::Pro)], r, "2026-01-01T00:00:00Z").unwrap().seat;
+        let t2 =
+            apply(Some(&s1), vec![SourceOp::Set(SourceKey::Group(group(1)), Tier::Power)], r, "2026-01-02T00:00:00Z")
+                .unwrap();
+        assert_eq!(
+            t2.event,
+            Some(SeatEvent::TierChanged {
+                user_id: user(),
+                from: Tier::Pro,
+                to: Tier::Power,
+                sources: t2.seat.sources.clone()
+            })
+        );
+        let t3 = apply(
+            Some(&t2.seat),
+            vec![SourceOp::Set(SourceKey::Group(group(2)), Tier::ProPlus)],
+            r,
+            "2026-01-03T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (t3.seat.tier, t3.seat.sources.len(), t3.event),
+            (Tier::Power, 3, None),
+            "a lower source changes no tier"
+        );
+        let t4 = apply(Some(&t3.seat), vec![SourceOp::Remove(SourceKey::Group(group(1)))], r, "2026-01-04T00:00:00Z")
+            .unwrap();
+        assert!(matches!(t4.event, Some(SeatEvent::TierChanged { from: Tier::Power, to: Tier::ProPlus, .. })));
+        assert_eq!(t4.seat.granted_at, at("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn losing_the_last_source_cancels_and_a_new_source_reactivates() {
+        let s = apply(
+            None,
+            vec![SourceOp::Set(SourceKey::Group(group(1)), Tier::ProPlus)],
+            CancelReason::LeftGroup,
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap()
+        .seat;
+        let c = apply(
+            Some(&s),
+            vec![SourceOp::Remove(SourceKey::Group(group(1)))],
+            CancelReason::LeftGroup,
+            "2026-02-01T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(c.seat.status, SeatStatus::Canceled);
+        assert_eq!((c.seat.tier, c.seat.canceled_at), (Tier::ProPlus, Some(at("2026-02-01T00:00:00Z"))));
+        assert!(c.seat.sources.is_empty());
+        assert_eq!(
+            c.event,
+            Some(SeatEvent::Canceled {
+                user_id: user(),
+                previous_tier: Tier::ProPlus,
+                reason: CancelReason::LeftGroup
+            })
+        );
+        assert_eq!(
+            apply(
+                Some(&c.seat),
+                vec![SourceOp::Remove(SourceKey::Direct)],
+                CancelReason::Audit,
+                "2026-02-02T00:00:00Z"
+            ),
+            None
+        );
+        let r = apply(
+            Some(&c.seat),
+            vec![SourceOp::Set(SourceKey::Direct, Tier::Pro)],
+            CancelReason::Audit,
+            "2026-03-01T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.seat.status, r.seat.canceled_at, r.seat.granted_at),
+            (SeatStatus::Active, None, at("2026-03-01T00:00:00Z"))
+        );
+        assert!(matches!(r.event, Some(SeatEvent::Granted { tier: Tier::Pro, .. })));
+        assert_eq!(r.seat.version, 3);
+    }
+
+    #[test]
+    fn repeating_a_change_is_a_no_op() {
+        let ops = vec![SourceOp::Set(SourceKey::Group(group(1)), Tier::Pro)];
+        let s = apply(None, ops.clone(), CancelReason::LeftGroup, "2026-01-01T00:00:00Z").unwrap().seat;
+        assert_eq!(apply(Some(&s), ops, CancelReason::LeftGroup, "2026-01-01T00:00:01Z"), None);
+        assert_eq!(
+            apply(None, vec![SourceOp::Remove(SourceKey::Direct)], CancelReason::Unsubscribed, "2026-01-01T00:00:00Z"),
+            None
+        );
+    }
+
+    fn arb_key() -> impl Strategy<Value = SourceKey> {
+        prop_oneof![Just(SourceKey::Direct), (0u8..4).prop_map(|n| SourceKey::Group(group(n)))]
+    }
+
+    fn arb_tier() -> impl Strategy<Value = Tier> {
+        prop_oneof![Just(Tier::Pro), Just(Tier::ProPlus), Just(Tier::Power)]
+    }
+
+    fn arb_op() -> impl Strategy<Value = SourceOp> {
+        prop_oneof![
+            (arb_key(), arb_tier()).prop_map(|(k, t)| SourceOp::Set(k, t)),
+            arb_key().prop_map(SourceOp::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the sequence of changes: the seat's sources are the changes folded over the
+        /// start, its tier the highest of them, its status ACTIVE iff it has one, and exactly the
+        /// steps that move status or tier emit one event.
+        #[test]
+        fn seats_follow_their_sources(ops in proptest::collection::vec(arb_op(), 1..40)) {
+            let mut seat: Option<Seat> = None;
+            let mut expected = Sources::new();
+            for (i, op) in ops.into_iter().enumerate() {
+                let change = SeatChange::one(op, CancelReason::LeftGroup);
+                let next_expected = change.apply_to(&expected);
+                let now = at("2026-01-01T00:00:00Z") + chrono::Duration::seconds(i as i64);
+                match transition(seat.as_ref(), &user(), &change, now) {
+                    None => prop_assert_eq!(&next_expected, &expected),
+                    Some(t) => {
+                        prop_assert_eq!(&t.seat.sources, &next_expected);
+                        prop_assert_eq!(t.seat.version, seat.as_ref().map_or(1, |s| s.version + 1));
+                        let was_active = seat.as_ref().is_some_and(Seat::is_active);
+                        let old_tier = seat.as_ref().map(|s| s.tier);
+                        match next_expected.values().max() {
+                            Some(top) => {
+                                prop_assert_eq!(t.seat.status, SeatStatus::Active);
+                                prop_assert_eq!(t.seat.tier, *top);
+                                let moved = !was_active || old_tier != Some(*top);
+                                prop_assert_eq!(t.event.is_some(), moved);
+                            }
+                            None => {
+                                prop_assert_eq!(t.seat.status, SeatStatus::Canceled);
+                                prop_assert!(t.seat.canceled_at.is_some());
+                                let is_cancel = matches!(t.event, Some(SeatEvent::Canceled { .. }));
+                                prop_assert!(is_cancel);
+                            }
+                        }
+                        seat = Some(t.seat);
+                    }
+                }
+                expected = next_expected;
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! API Gateway HTTP API (payload 2.0) requests in, contract-shaped responses out.
+//! [`ApiError`] → response happens here and nowhere else.
+
+use std::future::Future;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use base64::Engine;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::BoxError;
+use crate::domain::Invalid;
+use crate::ports::StoreError;
+
+/// Bodies larger than this are refused before parsing (API Gateway itself allows 10 MB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Every way a request can fail, each with the contract's status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Validation(#[from] Invalid),
+    #[error("profiles can only be created in {}; this deployment runs in {region}", supported.join(", "))]
+    UnsupportedRegion { region: String, supported: Vec<String> },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PrincipalNotFound(String),
+    #[error("a profile already exists in this deployment; use PATCH /profile to change it")]
+    ProfileAlreadyExists,
+    #[error("no profile exists yet; create one with POST /profile first")]
+    ProfileRequired,
+    #[error("{0}")]
+    SubscriptionExists(String),
+    #[error("the request was throttled upstream and retries did not succeed; try again shortly")]
+    Throttled(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) | Self::Validation(_) | Self::UnsupportedRegion { .. } => 400,
+            Self::NotFound(_) | Self::PrincipalNotFound(_) => 404,
+            Self::ProfileAlreadyExists | Self::ProfileRequired | Self::SubscriptionExists(_) => 409,
+            Self::Throttled(_) => 429,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BadRequest",
+            Self::Validation(_) => "ValidationError",
+            Self::UnsupportedRegion { .. } => "UnsupportedRegion",
+            Self::NotFound(_) => "NotFound",
+            Self::PrincipalNotFound(_) => "PrincipalNotFound",
+            Self::ProfileAlreadyExists => "ProfileAlreadyExists",
+            Self::ProfileRequired => "ProfileRequired",
+            Self::SubscriptionExists(_) => "SubscriptionExists",
+            Self::Throttled(_) => "Throttled",
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled { .. } => Self::Throttled(e.into()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// A successful answer: status and optional JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &impl Serialize) -> Result<Self, ApiError> {
+        let body = serde_json::to_value(body).map_err(ApiError::internal)?;
+        Ok(Self { status, body: Some(body) })
+    }
+
+    pub fn no_content() -> Self {
+        Self { status: 204, body: None }
+    }
+}
+
+/// An incoming request with the parts handlers use, already decoded.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    /// Decoded path segments, stage prefix removed: `/subscriptions/USER/x` → `["subscriptions", "USER", "x"]`.
+    pub segments: Vec<String>,
+    pub request_id: String,
+    raw: ApiGatewayV2httpRequest,
+}
+
+impl Request {
+    pub fn new(raw: ApiGatewayV2httpRequest, request_id: String) -> Self {
+        let method = raw.request_context.http.method.as_str().to_owned();
+        let path = raw.raw_path.clone().or_else(|| raw.request_context.http.path.clone()).unwrap_or_default();
+        let path = strip_stage(&path, raw.request_context.stage.as_deref());
+        let segments = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+        Self { method, segments, request_id, raw }
+    }
+
+    /// The caller recorded as the actor of a change: the IAM principal, or `anonymous`.
+    pub fn actor(&self) -> String {
+        self.raw
+            .request_context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone())
+            .filter(|arn| !arn.is_empty())
+            .unwrap_or_else(|| "anonymous".to_owned())
+    }
+
+    /// A query parameter's value (API Gateway joins repeats with commas).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.raw.query_string_parameters.first(name)
+    }
+
+    /// Names of all query parameters present.
+    pub fn query_names(&self) -> impl Iterator<Item = &str> {
+        self.raw.query_string_parameters.iter().map(|(k, _)| k)
+    }
+
+    /// The body as a JSON object, or `BadRequest` saying why not.
+    pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
+        let raw = self.raw.body.as_deref().unwrap_or("");
+        let bytes = if self.raw.is_base64_encoded {
+            base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|_| ApiError::BadRequest("the body is not valid base64".into()))?
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest("a JSON object body is required".into()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
+            Err(_) => Err(ApiError::BadRequest("the body is not valid JSON".into())),
+        }
+    }
+}
+
+/// Runs `route` on the request and turns its outcome into the API Gateway response.
+/// Errors are logged here once, with their whole cause chain, and answered in the contract's shape.
+pub async fn serve<F, Fut>(event: LambdaEvent<ApiGatewayV2httpRequest>, route: F) -> ApiGatewayV2httpResponse
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let request_id = event.context.request_id.clone();
+    let request = Request::new(event.payload, request_id.clone());
+    let (method, route_name) = (request.method.clone(), request.segments.first().cloned().unwrap_or_default());
+    match route(request).await {
+        Ok(reply) => {
+            tracing::info!(%method, route = %route_name, status = reply.status, "answered");
+            response(reply.status, reply.body)
+        }
+        Err(err) => {
+            let status = err.status();
+            if status >= 500 || status == 429 {
+                tracing::error!(%method, route = %route_name, status, code = err.code(), cause = %cause_chain(&err), "request failed");
+            } else {
+                tracing::info!(%method, route = %route_name, status, code = err.code(), "request refused");
+            }
+            error_response(&err, &request_id)
+        }
+    }
+}
+
+/// The contract's error body.
+pub fn error_response(err: &ApiError, request_id: &str) -> ApiGatewayV2httpResponse {
+    let body = json!({"error": {"code": err.code(), "message": err.to_string(), "requestId": request_id}});
+    response(err.status(), Some(body))
+}
+
+fn response(status: u16, body: Option<Value>) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(status);
+    if let Some(body) = body {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        out.body = Some(Body::Text(body.to_string()));
+    }
+    out.headers = headers;
+    out
+}
+
+/// `a: b: c` — every error in the `source()` chain, for the one log line of a failure.
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}
+
+fn strip_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    match stage {
+        Some(stage) if stage != "$default" && !stage.is_empty() => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .unwrap_or(path),
+        _ => path,
+    }
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_prefix_is_removed_only_for_named_stages() {
+        assert_eq!(strip_stage("/prod/profile", Some("prod")), "/profile");
+        assert_eq!(strip_stage("/profile", Some("$default")), "/profile");
+        assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
+        assert_eq!(strip_stage("/profile", None), "/profile");
+    }
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn every_error_has_the_contract_status_and_code() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::BadRequest("x".into()), 400, "BadRequest"),
+            (Invalid::missing("name").into(), 400, "ValidationError"),
+            (ApiError::UnsupportedRegion { region: "r".into(), supported: vec![] }, 400, "UnsupportedRegion"),
+            (ApiError::NotFound("x".into()), 404, "NotFound"),
+            (ApiError::PrincipalNotFound("x".into()), 404, "PrincipalNotFound"),
+            (ApiError::ProfileAlreadyExists, 409, "ProfileAlreadyExists"),
+            (ApiError::ProfileRequired, 409, "ProfileRequired"),
+            (ApiError::SubscriptionExists("x".into()), 409, "SubscriptionExists"),
+            (ApiError::Throttled("t".into()), 429, "Throttled"),
+            (ApiError::internal("secret detail"), 500, "InternalError"),
+        ];
+        for (err, status, code) in cases {
+            let resp = error_response(&err, "req-1");
+            assert_eq!(resp.status_code, i64::from(status));
+            assert_eq!(resp.headers.get(CONTENT_TYPE).unwrap(), "application/json");
+            let Some(Body::Text(text)) = resp.body else { panic!("no body") };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["requestId"], "req-1");
+            assert!(!text.contains("secret detail"), "internal causes never reach the client");
+        }
+    }
+}

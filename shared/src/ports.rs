@@ -1,0 +1,317 @@
+//! The narrow async traits the handlers depend on. Each function's handler is generic over the
+//! ones it uses, which mirror its IAM policy in `template.yaml`; tests hand them fakes.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::BoxError;
+use crate::domain::seat::SeatStatus;
+use crate::domain::{
+    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatEvent,
+    Subscription, Tier, UserId,
+};
+
+/// What can go wrong talking to the table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item not in the expected state: already exists, lost a race.
+    /// A domain outcome, never a 500 by itself.
+    #[error("conditional write did not apply: {0}")]
+    Conflict(&'static str),
+    /// Throttling that survived the SDK's retries.
+    #[error("DynamoDB throttled {operation} beyond retries")]
+    Throttled {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("DynamoDB {operation} failed")]
+    Aws {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// An item that does not have the shape this code writes.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+    /// A `nextToken` this store did not hand out.
+    #[error("the nextToken is not valid")]
+    InvalidToken,
+}
+
+/// The deployment's one profile.
+pub trait ProfileStore: Send + Sync {
+    fn get_profile(&self) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+
+    /// Writes the profile only if none exists; [`StoreError::Conflict`] otherwise.
+    fn create_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies the patch to the existing profile; `None` when there is no profile.
+    fn update_profile(
+        &self,
+        patch: &ProfilePatch,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+}
+
+/// What can go wrong reading the Identity Store.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("Identity Store throttled {operation} beyond retries")]
+    Throttled {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("Identity Store {operation} failed")]
+    Aws {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A user as the directory describes them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub user_id: UserId,
+    pub user_name: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// A group as the directory describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryGroup {
+    pub group_id: GroupId,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One user's membership of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Membership {
+    pub membership_id: MembershipId,
+    pub group_id: GroupId,
+    pub user_id: UserId,
+}
+
+/// A page of results and the token for the next one (`None` on the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// Read-only access to the profile's Identity Store (`identitystore:Describe*`, `Get*Id`, `List*`).
+pub trait Directory: Send + Sync {
+    /// `DescribeUser`; `None` when the user does not exist.
+    fn describe_user(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<DirectoryUser>, DirectoryError>> + Send;
+
+    /// `DescribeGroup`; `None` when the group does not exist.
+    fn describe_group(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<Option<DirectoryGroup>, DirectoryError>> + Send;
+
+    /// `GetUserId` by `userName` (exact); `None` when no user has it.
+    fn user_id_by_name(
+        &self,
+        store: &IdentityStoreId,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<UserId>, DirectoryError>> + Send;
+
+    /// `GetGroupId` by `displayName` (exact); `None` when no group has it.
+    fn group_id_by_name(
+        &self,
+        store: &IdentityStoreId,
+        display_name: &str,
+    ) -> impl Future<Output = Result<Option<GroupId>, DirectoryError>> + Send;
+
+    /// One page (up to 100) of `ListGroupMemberships` for a group.
+    fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send;
+
+    /// Every group the user belongs to (`ListGroupMembershipsForMember`, all pages).
+    fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send;
+
+    /// One page (up to 100) of `ListUsers`, unfiltered.
+    fn list_users(
+        &self,
+        store: &IdentityStoreId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<DirectoryUser>, DirectoryError>> + Send;
+
+    /// One page (up to 100) of `ListGroups`, unfiltered.
+    fn list_groups(
+        &self,
+        store: &IdentityStoreId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send;
+}
+
+/// Subscriptions and the group grants index (which seats a group is a source of).
+pub trait SubscriptionStore: Send + Sync {
+    fn get_subscription(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send;
+
+    /// A page of subscriptions, ordered by type then id.
+    fn list_subscriptions(
+        &self,
+        principal_type: Option<PrincipalType>,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Subscription>, StoreError>> + Send;
+
+    /// Writes a new subscription; [`StoreError::Conflict`] when the principal already has one.
+    fn create_subscription(&self, sub: &Subscription) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces tier, pending tier and audit fields, only if the stored tier is still
+    /// `expected_tier`; [`StoreError::Conflict`] otherwise (changed or deleted meanwhile).
+    fn update_subscription(
+        &self,
+        sub: &Subscription,
+        expected_tier: Tier,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the subscription; the removed one, or `None` if there was none.
+    fn delete_subscription(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send;
+
+    /// How many seats hold `group` as a source.
+    fn count_granted(&self, group: &GroupId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A page of the users holding `group` as a source, with the membership id recorded for each.
+    fn granted_users(
+        &self,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<(UserId, Option<MembershipId>)>, StoreError>> + Send;
+
+    /// The (group, user) a membership id was recorded for when its seat was granted.
+    fn membership(
+        &self,
+        membership_id: &MembershipId,
+    ) -> impl Future<Output = Result<Option<(GroupId, UserId)>, StoreError>> + Send;
+}
+
+/// Filters of `GET /seats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeatFilter {
+    pub tier: Option<Tier>,
+    pub status: Option<SeatStatus>,
+}
+
+/// A change to one seat, guarded by the version it was computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatWrite {
+    pub seat: Seat,
+    /// The version read; `None` when the seat must not exist yet.
+    pub expected_version: Option<u64>,
+    /// Group grants index rows to add (with the membership id when known) or remove.
+    pub grants_added: Vec<(GroupId, Option<MembershipId>)>,
+    pub grants_removed: Vec<GroupId>,
+}
+
+/// The subscription a granted source comes from must still exist with this tier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionGuard {
+    pub principal: Principal,
+    pub tier: Tier,
+}
+
+/// Events waiting to be published, stored atomically with the seat changes that caused them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbox {
+    pub id: String,
+    pub events: Vec<OutEvent>,
+}
+
+/// One atomic write: all of it or none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commit {
+    pub seats: Vec<SeatWrite>,
+    pub guards: Vec<SubscriptionGuard>,
+    pub outbox: Option<Outbox>,
+}
+
+impl Commit {
+    /// Items the transaction holds (DynamoDB allows 100).
+    pub fn item_count(&self) -> usize {
+        let rows: usize = self.seats.iter().map(|w| 1 + w.grants_added.len() + w.grants_removed.len()).sum();
+        rows + self.guards.len() + usize::from(self.outbox.is_some())
+    }
+}
+
+/// Seats and the outbox.
+pub trait SeatStore: Send + Sync {
+    /// The seats that exist among `users` (at most 100), read consistently.
+    fn get_seats(&self, users: &[UserId]) -> impl Future<Output = Result<Vec<Seat>, StoreError>> + Send;
+
+    fn list_seats(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Seat>, StoreError>> + Send;
+
+    /// Applies the commit atomically; [`StoreError::Conflict`] if any seat moved past its expected
+    /// version or any guard failed.
+    fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Outboxes left behind (a crash or a failed publish after their commit), oldest first.
+    fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
+
+    /// Marks an outbox published. `remaining` keeps the events that could not be published.
+    fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What can go wrong publishing events.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("EventBridge PutEvents failed")]
+    Aws(#[source] BoxError),
+}
+
+/// An event for EventBridge (`Source` is always `kiro.subscriptions`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutEvent {
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+}
+
+impl From<&SeatEvent> for OutEvent {
+    fn from(e: &SeatEvent) -> Self {
+        Self { detail_type: e.detail_type().to_owned(), detail: e.detail() }
+    }
+}
+
+/// `events:PutEvents` on the bus named by `EVENT_BUS_NAME`.
+pub trait EventSink: Send + Sync {
+    /// Publishes the events; answers the indexes of those that failed (empty when all went out).
+    fn publish(&self, events: &[OutEvent]) -> impl Future<Output = Result<Vec<usize>, SinkError>> + Send;
+}

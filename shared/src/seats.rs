@@ -1,0 +1,415 @@
+//! Applying seat changes: the one path by which the API, membership events and the audit change
+//! seats. It reads the seats, computes each next seat with [`domain::transition`], writes seats,
+//! grant rows and the outbox in one transaction per chunk (guarded by seat versions and by the
+//! subscriptions the sources come from), then publishes the outbox.
+//!
+//! A lost race re-reads and re-applies the same relative change, re-resolving the tier of every
+//! source from its subscription, so neither writer's source is lost. Events are committed with the
+//! seats they describe, so a retried request that finds nothing to change emits nothing, and an
+//! event whose publish failed stays in the outbox for [`flush_outbox`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{self, GroupId, MembershipId, Principal, SeatChange, SourceKey, SourceOp, UserId};
+use crate::ports::{
+    Commit, DirectoryError, EventSink, OutEvent, Outbox, SeatStore, SeatWrite, StoreError, SubscriptionGuard,
+    SubscriptionStore,
+};
+
+/// DynamoDB transactions take 100 items; a seat takes up to 1 + its grant rows.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Attempts for one user after a lost race before giving up with the conflict.
+const MAX_ATTEMPTS: usize = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+impl ServiceError {
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Store(StoreError::Throttled { .. })
+                | ServiceError::Directory(DirectoryError::Throttled { .. })
+        )
+    }
+}
+
+impl From<ServiceError> for crate::http::ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(StoreError::InvalidToken) => Self::BadRequest("the nextToken is not valid".into()),
+            e if e.is_throttling() => Self::Throttled(e.into()),
+            e => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// One user's change, with the membership ids of groups it grants (for the membership map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub user: UserId,
+    pub change: SeatChange,
+    pub memberships: BTreeMap<GroupId, MembershipId>,
+    /// The user's name, stored with the seat when it is known and the seat lacks it.
+    pub user_name: Option<String>,
+}
+
+impl UserChange {
+    pub fn new(user: UserId, change: SeatChange) -> Self {
+        Self { user, change, memberships: BTreeMap::new(), user_name: None }
+    }
+}
+
+/// What a batch of changes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    pub granted: u64,
+    pub changed: u64,
+    pub canceled: u64,
+    /// Stored changes that moved sources but neither status nor tier.
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl Applied {
+    fn add(&mut self, other: Applied) {
+        self.granted += other.granted;
+        self.changed += other.changed;
+        self.canceled += other.canceled;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+
+    pub fn events(&self) -> u64 {
+        self.granted + self.changed + self.canceled
+    }
+}
+
+fn principal_of(key: &SourceKey, user: &UserId) -> Principal {
+    match key {
+        SourceKey::Direct => Principal::User(user.clone()),
+        SourceKey::Group(g) => Principal::Group(g.clone()),
+    }
+}
+
+/// The write one change makes to one seat, if any, and how to count it.
+fn plan(
+    current: Option<&domain::Seat>,
+    uc: &UserChange,
+    now: DateTime<Utc>,
+) -> Option<(SeatWrite, Vec<SubscriptionGuard>, Option<OutEvent>, Applied)> {
+    let mut t = domain::transition(current, &uc.user, &uc.change, now)?;
+    if t.seat.user_name.is_none() {
+        t.seat.user_name = uc.user_name.clone();
+    }
+    let before = current.map(|s| &s.sources);
+    let had = |k: &SourceKey| before.is_some_and(|b| b.contains_key(k));
+    let grants_added = t
+        .seat
+        .sources
+        .keys()
+        .filter(|k| !had(k))
+        .filter_map(|k| match k {
+            SourceKey::Group(g) => Some((g.clone(), uc.memberships.get(g).cloned())),
+            SourceKey::Direct => None,
+        })
+        .collect();
+    let grants_removed = before
+        .into_iter()
+        .flat_map(|b| b.keys())
+        .filter(|k| !t.seat.sources.contains_key(*k))
+        .filter_map(|k| match k {
+            SourceKey::Group(g) => Some(g.clone()),
+            SourceKey::Direct => None,
+        })
+        .collect();
+    // Every source the seat keeps from this change must still be backed by its subscription.
+    let guards = uc
+        .change
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            SourceOp::Set(k, tier) if t.seat.sources.get(k) == Some(tier) => {
+                Some(SubscriptionGuard { principal: principal_of(k, &uc.user), tier: *tier })
+            }
+            _ => None,
+        })
+        .collect();
+    let mut applied = Applied::default();
+    match &t.event {
+        Some(domain::SeatEvent::Granted { .. }) => applied.granted = 1,
+        Some(domain::SeatEvent::TierChanged { .. }) => applied.changed = 1,
+        Some(domain::SeatEvent::Canceled { .. }) => applied.canceled = 1,
+        None => applied.updated = 1,
+    }
+    let event = t.event.as_ref().map(OutEvent::from);
+    let write = SeatWrite { expected_version: current.map(|s| s.version), seat: t.seat, grants_added, grants_removed };
+    Some((write, guards, event, applied))
+}
+
+fn outbox_id(now: DateTime<Utc>) -> String {
+    format!("{}#{}", crate::time::format(&now), uuid::Uuid::new_v4())
+}
+
+/// Applies the changes (one per user; later changes for the same user are merged into the first)
+/// and publishes the events they imply.
+pub async fn apply_changes<S, E>(
+    store: &S,
+    sink: &E,
+    changes: Vec<UserChange>,
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    let mut merged: Vec<UserChange> = Vec::with_capacity(changes.len());
+    let mut index: HashMap<UserId, usize> = HashMap::new();
+    for uc in changes {
+        match index.get(&uc.user) {
+            Some(&i) => {
+                let m = &mut merged[i];
+                m.change.ops.extend(uc.change.ops);
+                m.change.reason = uc.change.reason;
+                m.memberships.extend(uc.memberships);
+                m.user_name = m.user_name.take().or(uc.user_name);
+            }
+            None => {
+                index.insert(uc.user.clone(), merged.len());
+                merged.push(uc);
+            }
+        }
+    }
+    let mut total = Applied::default();
+    // Chunks sized so that even a change touching a few groups fits one transaction.
+    for chunk in merged.chunks(45) {
+        total.add(apply_chunk(store, sink, chunk, now).await?);
+    }
+    Ok(total)
+}
+
+async fn apply_chunk<S, E>(
+    store: &S,
+    sink: &E,
+    chunk: &[UserChange],
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    let users: Vec<UserId> = chunk.iter().map(|c| c.user.clone()).collect();
+    let seats: HashMap<UserId, domain::Seat> =
+        store.get_seats(&users).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+    let mut commit = Commit::default();
+    let mut events = Vec::new();
+    let mut applied = Applied::default();
+    let mut guards: Vec<SubscriptionGuard> = Vec::new();
+    for uc in chunk {
+        match plan(seats.get(&uc.user), uc, now) {
+            None => applied.unchanged += 1,
+            Some((write, g, event, a)) => {
+                commit.seats.push(write);
+                for guard in g {
+                    if !guards.contains(&guard) {
+                        guards.push(guard);
+                    }
+                }
+                events.extend(event);
+                applied.add(a);
+            }
+        }
+    }
+    if commit.seats.is_empty() {
+        return Ok(applied);
+    }
+    commit.guards = guards;
+    if !events.is_empty() {
+        commit.outbox = Some(Outbox { id: outbox_id(now), events });
+    }
+    if commit.item_count() <= MAX_TRANSACTION_ITEMS {
+        match store.commit(&commit).await {
+            Ok(()) => {
+                publish(store, sink, commit.outbox.as_ref()).await;
+                return Ok(applied);
+            }
+            Err(StoreError::Conflict(_)) => {
+                tracing::info!(users = chunk.len(), "chunk lost a race; applying user by user");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // One user at a time: re-read, re-resolve the sources' tiers, retry on conflict.
+    let mut applied = Applied::default();
+    for uc in chunk {
+        applied.add(apply_one(store, sink, uc.clone(), now).await?);
+    }
+    Ok(applied)
+}
+
+/// Applies one user's change, retrying lost races with fresh reads.
+async fn apply_one<S, E>(store: &S, sink: &E, mut uc: UserChange, now: DateTime<Utc>) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    for attempt in 1..=MAX_ATTEMPTS {
+        let seat = store.get_seats(std::slice::from_ref(&uc.user)).await?.into_iter().next();
+        let Some((write, guards, event, applied)) = plan(seat.as_ref(), &uc, now) else {
+            return Ok(Applied { unchanged: 1, ..Applied::default() });
+        };
+        let outbox = event.map(|e| Outbox { id: outbox_id(now), events: vec![e] });
+        let commit = Commit { seats: vec![write], guards, outbox };
+        match store.commit(&commit).await {
+            Ok(()) => {
+                publish(store, sink, commit.outbox.as_ref()).await;
+                return Ok(applied);
+            }
+            Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
+                uc.change.ops = resolve_sources(store, &uc).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// A `Set` means "hold this source at its subscription's tier": after a lost race, re-read each
+/// subscription so a deleted one becomes a removal and a re-tiered one its new tier.
+async fn resolve_sources<S: SubscriptionStore>(store: &S, uc: &UserChange) -> Result<Vec<SourceOp>, StoreError> {
+    let mut ops = Vec::with_capacity(uc.change.ops.len());
+    for op in &uc.change.ops {
+        ops.push(match op {
+            SourceOp::Set(k, _) => match store.get_subscription(&principal_of(k, &uc.user)).await? {
+                Some(sub) => SourceOp::Set(k.clone(), sub.tier),
+                None => SourceOp::Remove(k.clone()),
+            },
+            remove => remove.clone(),
+        });
+    }
+    Ok(ops)
+}
+
+/// Publishes a committed outbox and settles it; a failure leaves it for [`flush_outbox`], since
+/// the seat change itself has happened.
+async fn publish<S: SeatStore, E: EventSink>(store: &S, sink: &E, outbox: Option<&Outbox>) {
+    let Some(outbox) = outbox else { return };
+    let remaining: Vec<OutEvent> = match sink.publish(&outbox.events).await {
+        Ok(failed) => failed.into_iter().filter_map(|i| outbox.events.get(i).cloned()).collect(),
+        Err(e) => {
+            tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "publishing events failed; left in the outbox");
+            return;
+        }
+    };
+    if !remaining.is_empty() {
+        tracing::warn!(outbox = %outbox.id, failed = remaining.len(), "some events were not accepted; left in the outbox");
+    }
+    if let Err(e) = store.settle_outbox(&outbox.id, &remaining).await {
+        tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "settling the outbox failed");
+    }
+}
+
+/// Publishes outboxes left behind by crashes or failed publishes. Answers how many events went out.
+pub async fn flush_outbox<S: SeatStore, E: EventSink>(store: &S, sink: &E) -> Result<u64, ServiceError> {
+    let mut sent = 0u64;
+    loop {
+        let pending = store.pending_outboxes(25).await?;
+        if pending.is_empty() {
+            return Ok(sent);
+        }
+        let mut progressed = false;
+        for outbox in &pending {
+            let failed = sink
+                .publish(&outbox.events)
+                .await
+                .map_err(|e| ServiceError::Store(StoreError::Aws { operation: "PutEvents", source: e.into() }))?;
+            let remaining: Vec<OutEvent> = failed.iter().filter_map(|&i| outbox.events.get(i).cloned()).collect();
+            sent += (outbox.events.len() - remaining.len()) as u64;
+            progressed |= remaining.len() < outbox.events.len();
+            store.settle_outbox(&outbox.id, &remaining).await?;
+        }
+        if !progressed {
+            return Ok(sent);
+        }
+    }
+}
+
+/// Grants `group` at `tier` to every current member (the subscription must already be stored):
+/// `ListGroupMemberships` pages of 100, each applied as one batch.
+pub async fn grant_group_members<S, D, E>(
+    store: &S,
+    directory: &D,
+    sink: &E,
+    identity_store: &crate::domain::IdentityStoreId,
+    group: &GroupId,
+    tier: crate::domain::Tier,
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    D: crate::ports::Directory,
+    E: EventSink,
+{
+    let mut total = Applied::default();
+    let mut token = None;
+    loop {
+        let page = directory.group_memberships(identity_store, group, token).await?;
+        let changes = page
+            .items
+            .into_iter()
+            .map(|m| UserChange {
+                change: SeatChange::one(
+                    SourceOp::Set(SourceKey::Group(group.clone()), tier),
+                    domain::CancelReason::LeftGroup,
+                ),
+                memberships: BTreeMap::from([(group.clone(), m.membership_id)]),
+                user: m.user_id,
+                user_name: None,
+            })
+            .collect();
+        total.add(apply_changes(store, sink, changes, now).await?);
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Applies `op` for `group` to every seat that holds the group as a source (the grants index),
+/// e.g. a new tier after an upgrade, or its removal when the subscription or group is deleted.
+pub async fn change_group_grants<S, E>(
+    store: &S,
+    sink: &E,
+    group: &GroupId,
+    op: SourceOp,
+    reason: domain::CancelReason,
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    let mut total = Applied::default();
+    let mut token = None;
+    loop {
+        let page = store.granted_users(group, token).await?;
+        let changes = page
+            .items
+            .into_iter()
+            .map(|(user, _)| UserChange::new(user, SeatChange::one(op.clone(), reason)))
+            .collect();
+        total.add(apply_changes(store, sink, changes, now).await?);
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(total);
+        }
+    }
+}

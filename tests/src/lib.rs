@@ -1,0 +1,312 @@
+//! The integration-test harness: one moto server per test binary (started on a free port, killed
+//! when the test process exits), a fresh table per test created from `template.yaml`'s own
+//! declaration, and API Gateway / EventBridge payloads loaded from `events/`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+pub mod template;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A sample payload from `events/`, e.g. `fixture("http/create-profile.json")`.
+pub fn fixture(relative: &str) -> Value {
+    let path = repo_root().join("events").join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// The moto server of this test process.
+pub struct Moto {
+    pub endpoint: String,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Moto {
+    /// Starts moto once per test process. `moto_server` comes from `PATH` (the Makefile puts
+    /// `.venv/bin` first) or from the project's `.venv`.
+    pub fn get() -> &'static Moto {
+        MOTO.get_or_init(Moto::start)
+    }
+
+    fn start() -> Moto {
+        let port = free_port();
+        let venv_bin = repo_root().join(".venv/bin");
+        let server = ["moto_server"]
+            .iter()
+            .map(|b| venv_bin.join(b))
+            .find(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "moto_server".to_owned());
+        let python = venv_bin.join("python");
+        let python = if python.exists() { python.display().to_string() } else { "python3".to_owned() };
+        // The server must not outlive the tests: the spawning thread lives as long as the process,
+        // and PR_SET_PDEATHSIG ends moto when that thread (so the process) is gone.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let script = "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); os.execvp(sys.argv[1], sys.argv[1:])";
+            let child = Command::new(python)
+                .args(["-c", script, &server, "-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            tx.send(child.map(|_| ())).expect("test thread waits");
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv()
+            .expect("moto thread answers")
+            .unwrap_or_else(|e| panic!("cannot start moto_server (run `make venv` first): {e}"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_until_listening(port, Duration::from_secs(30));
+        Moto { endpoint }
+    }
+
+    /// SDK configuration pointing at this moto, as `AWS_ENDPOINT_URL` would.
+    pub fn sdk_config(&self) -> SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"),
+            ))
+            .build()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+fn wait_until_listening(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "moto did not listen on {port} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A unique name for this test's resources.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// One test's world: moto, a fresh table made from the template, and SDK clients.
+pub struct World {
+    pub sdk: SdkConfig,
+    pub table: String,
+    pub dynamo: aws_sdk_dynamodb::Client,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let sdk = Moto::get().sdk_config();
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique("kiro");
+        create_table_from_template(&dynamo, &table).await;
+        World { sdk, table, dynamo }
+    }
+}
+
+/// Creates `name` with exactly the key schema, indexes, billing mode and TTL of `template.yaml`'s
+/// `Table` resource: the template is the only declaration of the table.
+pub async fn create_table_from_template(dynamo: &aws_sdk_dynamodb::Client, name: &str) {
+    let spec = template::table_spec();
+    let attr_type = |t: &str| ScalarAttributeType::from(t);
+    let key = |(name, kind): &(String, String)| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::from(kind.as_str()))
+            .build()
+            .expect("key schema element")
+    };
+    let mut req = dynamo
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(spec.billing_mode.as_str()))
+        .set_key_schema(Some(spec.key_schema.iter().map(key).collect()));
+    for (attr, kind) in &spec.attributes {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attr)
+                .attribute_type(attr_type(kind))
+                .build()
+                .expect("attribute definition"),
+        );
+    }
+    for gsi in &spec.indexes {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&gsi.name)
+                .set_key_schema(Some(gsi.key_schema.iter().map(key).collect()))
+                .projection(
+                    Projection::builder().projection_type(ProjectionType::from(gsi.projection.as_str())).build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    req.send().await.expect("CreateTable in moto");
+    if let Some(ttl) = &spec.ttl_attribute {
+        dynamo
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build().expect("ttl"),
+            )
+            .send()
+            .await
+            .expect("UpdateTimeToLive in moto");
+    }
+}
+
+/// An API Gateway request built from a fixture in `events/http/`, with its body replaced.
+pub fn http_event(fixture_name: &str, body: Option<Value>) -> LambdaEvent<ApiGatewayV2httpRequest> {
+    let mut raw = fixture(&format!("http/{fixture_name}"));
+    if let Some(body) = body {
+        raw["body"] = Value::String(body.to_string());
+        raw["isBase64Encoded"] = Value::Bool(false);
+    }
+    http_event_from(raw)
+}
+
+/// An API Gateway request from a raw payload.
+pub fn http_event_from(raw: Value) -> LambdaEvent<ApiGatewayV2httpRequest> {
+    let payload: ApiGatewayV2httpRequest = serde_json::from_value(raw).expect("an API Gateway v2 payload");
+    let mut context = Context::default();
+    context.request_id = format!("req-{}", unique("t"));
+    LambdaEvent::new(payload, context)
+}
+
+/// Status and JSON body (or `Null`) of a handler's response.
+pub fn status_and_json(resp: &ApiGatewayV2httpResponse) -> (i64, Value) {
+    let body = match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).expect("a JSON body"),
+        Some(Body::Binary(b)) => serde_json::from_slice(b).expect("a JSON body"),
+        _ => Value::Null,
+    };
+    (resp.status_code, body)
+}
+
+/// The `error.code` of an error response.
+pub fn error_code(resp: &ApiGatewayV2httpResponse) -> String {
+    let (_, body) = status_and_json(resp);
+    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// An `EventSink` that records what it is asked to publish (the EventBridge adapter has its own
+/// test against moto).
+#[derive(Default, Clone)]
+pub struct RecordingSink {
+    events: std::sync::Arc<std::sync::Mutex<Vec<kiro::ports::OutEvent>>>,
+}
+
+impl RecordingSink {
+    pub fn events(&self) -> Vec<kiro::ports::OutEvent> {
+        self.events.lock().expect("not poisoned").clone()
+    }
+
+    /// `(detail-type, userId)` of every event, in order.
+    pub fn summary(&self) -> Vec<(String, String)> {
+        self.events()
+            .iter()
+            .map(|e| (e.detail_type.clone(), e.detail["userId"].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.events.lock().expect("not poisoned").clear();
+    }
+}
+
+impl kiro::ports::EventSink for RecordingSink {
+    async fn publish(&self, events: &[kiro::ports::OutEvent]) -> Result<Vec<usize>, kiro::ports::SinkError> {
+        self.events.lock().expect("not poisoned").extend_from_slice(events);
+        Ok(Vec::new())
+    }
+}
+
+/// A demo Identity Store in moto, made through the real SDK.
+pub struct Directory {
+    pub client: aws_sdk_identitystore::Client,
+    pub store_id: String,
+}
+
+impl Directory {
+    /// A fresh, empty identity store (moto makes one per id on first use).
+    pub fn new(sdk: &SdkConfig) -> Directory {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let store_id = format!("d-{:010x}", (u64::from(std::process::id()) << 16 | u64::from(n)) & 0xff_ffff_ffff);
+        Directory { client: aws_sdk_identitystore::Client::new(sdk), store_id }
+    }
+
+    pub async fn user(&self, user_name: &str) -> String {
+        use aws_sdk_identitystore::types::{Email, Name};
+        self.client
+            .create_user()
+            .identity_store_id(&self.store_id)
+            .user_name(user_name)
+            .display_name(format!("{user_name} display"))
+            .name(Name::builder().given_name(user_name).family_name("Tester").build())
+            .emails(Email::builder().value(format!("{user_name}@example.com")).primary(true).build())
+            .send()
+            .await
+            .expect("CreateUser")
+            .user_id
+    }
+
+    pub async fn group(&self, display_name: &str) -> String {
+        self.client
+            .create_group()
+            .identity_store_id(&self.store_id)
+            .display_name(display_name)
+            .send()
+            .await
+            .expect("CreateGroup")
+            .group_id
+    }
+
+    pub async fn add(&self, group: &str, user: &str) -> String {
+        self.client
+            .create_group_membership()
+            .identity_store_id(&self.store_id)
+            .group_id(group)
+            .member_id(aws_sdk_identitystore::types::MemberId::UserId(user.to_owned()))
+            .send()
+            .await
+            .expect("CreateGroupMembership")
+            .membership_id
+    }
+
+    pub async fn remove(&self, membership: &str) {
+        self.client
+            .delete_group_membership()
+            .identity_store_id(&self.store_id)
+            .membership_id(membership)
+            .send()
+            .await
+            .expect("DeleteGroupMembership");
+    }
+}
