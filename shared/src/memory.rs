@@ -66,7 +66,7 @@ impl State {
     }
 }
 
-/// Splits the entries from `start` into one page and the token of the next.
+/// The first page of `from` (position, entry) and the token naming the position after it.
 fn page<'a, T: Clone + 'a>(mut from: impl Iterator<Item = (u64, &'a T)>) -> Page<T> {
     let items: Vec<T> = from.by_ref().take(PAGE_SIZE).map(|(_, v)| v.clone()).collect();
     Page { items, next_token: from.next().map(|(seq, _)| seq.to_string()) }

@@ -1,0 +1,101 @@
+//! The three binaries, started as Lambda starts them: a bootstrap process that reads its
+//! configuration from the environment and polls the Runtime API.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use kiro_tests::runtime_api::{Outcome, RuntimeApi};
+use kiro_tests::{Moto, World, fixture, repo_root};
+use serde_json::json;
+use tokio::process::Command;
+
+const BINARIES: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+
+/// Builds the binaries once (cargo builds library targets for the tests, not other packages' bins).
+fn binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.current_dir(repo_root()).args(["build", "--quiet"]);
+        for b in BINARIES {
+            cmd.args(["--bin", b]);
+        }
+        assert!(cmd.status().expect("cargo runs").success(), "building the binaries");
+    });
+    let target = std::env::var("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|_| repo_root().join("target"));
+    target.join("debug").join(name)
+}
+
+fn lambda_command(name: &str, runtime_api: &str) -> Command {
+    let mut cmd = Command::new(binary(name));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn each_binary_fails_fast_and_clearly_without_table_name() {
+    for name in BINARIES {
+        let api = RuntimeApi::start().await;
+        let mut cmd = lambda_command(name, &api.address);
+        let started = std::time::Instant::now();
+        let child = cmd.spawn().expect("spawn");
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not exit without TABLE_NAME"))
+            .expect("output");
+        assert!(!out.status.success(), "{name} must exit non-zero");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("TABLE_NAME is not set"), "{name} said: {text}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{name} took {:?}", started.elapsed());
+        assert!(api.first_next().is_none(), "{name} must not poll for work it cannot do");
+    }
+}
+
+#[tokio::test]
+async fn each_binary_serves_invocations_from_the_runtime_api() {
+    let world = World::new().await;
+    let endpoint = Moto::get().endpoint.clone();
+    let cases = [
+        ("create-profile", fixture("http/get-profile.json"), json!(404), "NotFound"),
+        ("assign-tier", fixture("http/list-seats.json"), json!(409), "ProfileRequired"),
+    ];
+    for (name, event, status, code) in cases {
+        let api = RuntimeApi::start().await;
+        let _child = lambda_command(name, &api.address)
+            .env("TABLE_NAME", &world.table)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .spawn()
+            .expect("spawn");
+        api.invoke("req-1", event);
+        let outcome =
+            api.outcome("req-1", Duration::from_secs(20)).await.unwrap_or_else(|| panic!("{name} answered nothing"));
+        let Outcome::Response(resp) = outcome else { panic!("{name} failed: {outcome:?}") };
+        assert_eq!(resp["statusCode"], status, "{name}: {resp}");
+        assert_eq!(resp["headers"]["content-type"], "application/json");
+        let body: serde_json::Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["requestId"], "req-1");
+    }
+
+    let api = RuntimeApi::start().await;
+    let _child = lambda_command("sync-group", &api.address)
+        .env("TABLE_NAME", &world.table)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .spawn()
+        .expect("spawn");
+    api.invoke("req-2", fixture("cloudtrail/identitystore-create-group-membership-failed.json"));
+    let outcome = api.outcome("req-2", Duration::from_secs(20)).await.expect("sync-group answered");
+    assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+    assert!(api.init_errors().is_empty());
+}
