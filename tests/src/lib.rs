@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+pub mod counting;
 pub mod runtime_api;
 pub mod template;
 

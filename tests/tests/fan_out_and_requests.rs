@@ -1,0 +1,194 @@
+//! Group fan-out at scale, AWS requests per operation (counted by an SDK interceptor), and
+//! events that survive a failed publish exactly once.
+
+use assign_tier::{Deps, handle};
+use kiro::aws::eventbridge::EventBridgeSink;
+use kiro::aws::{DynamoStore, IdentityStoreDirectory};
+use kiro::ports::{EventSink, OutEvent, SinkError};
+use kiro_tests::counting::RequestCounter;
+use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json, unique};
+use serde_json::{Value, json};
+
+async fn call<S, E>(
+    api: &Deps<DynamoStore, IdentityStoreDirectory, E>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (i64, Value)
+where
+    E: EventSink,
+    S: Sized,
+{
+    let mut raw = fixture("http/get-profile.json");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    raw["rawPath"] = json!(path);
+    raw["requestContext"]["http"]["method"] = json!(method);
+    let params: serde_json::Map<String, Value> =
+        query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    raw["queryStringParameters"] = Value::Object(params);
+    if let Some(body) = body {
+        raw["body"] = json!(body.to_string());
+    }
+    status_and_json(&handle(api, http_event_from(raw)).await.unwrap())
+}
+
+async fn with_profile(world: &World, dir: &Directory) {
+    let profile = create_profile::Deps {
+        store: DynamoStore::new(world.dynamo.clone(), &world.table),
+        region: "us-east-1".into(),
+        supported_regions: vec!["us-east-1".into()],
+    };
+    let body = json!({"name": "Test", "identityStoreId": dir.store_id});
+    let resp =
+        create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body))).await.unwrap();
+    assert_eq!(resp.status_code, 201);
+}
+
+fn line(label: &str, counter: &RequestCounter) -> String {
+    let detail: Vec<String> = counter.snapshot().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{label}: {} requests ({})", counter.total(), detail.join(", "))
+}
+
+/// Prints the requests each operation makes; run with `--nocapture` to read them.
+/// Bounds are asserted so a regression that multiplies requests fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_operation_and_a_thousand_member_fan_out() {
+    const MEMBERS: usize = 1000;
+    let world = World::new().await;
+    let dir = Directory::new(&world.sdk);
+    with_profile(&world, &dir).await;
+    let group = dir.group("everyone").await;
+    let mut users = Vec::with_capacity(MEMBERS);
+    for chunk in (0..MEMBERS).collect::<Vec<_>>().chunks(20) {
+        let made = futures_join(chunk.iter().map(|i| {
+            let dir = &dir;
+            let group = &group;
+            async move {
+                let u = dir.user(&format!("member{i}")).await;
+                dir.add(group, &u).await;
+                u
+            }
+        }))
+        .await;
+        users.extend(made);
+    }
+    let solo = dir.user("solo").await;
+
+    let counter = RequestCounter::default();
+    let (dynamo, identity, events) = counter.clients(&world.sdk);
+    let bus = unique("bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let api = Deps::new(
+        DynamoStore::new(dynamo, &world.table),
+        IdentityStoreDirectory::new(identity),
+        EventBridgeSink::new(events, &bus),
+    );
+    // Warm the profile cache, as a warm execution environment would have it.
+    call::<(), _>(&api, "GET", "/seats?limit=1", None).await;
+    let mut report = Vec::new();
+
+    counter.reset();
+    let (status, _) = call::<(), _>(
+        &api,
+        "POST",
+        "/subscriptions",
+        Some(json!({"principalType": "USER", "principalId": solo, "tier": "PRO"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    report.push(line("direct subscribe", &counter));
+    assert!(counter.total() <= 8, "{}", report.last().unwrap());
+
+    counter.reset();
+    let started = std::time::Instant::now();
+    let (status, sub) = call::<(), _>(
+        &api,
+        "POST",
+        "/subscriptions",
+        Some(json!({"principalType": "GROUP", "principalId": group, "tier": "PRO_PLUS"})),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["seats"], MEMBERS);
+    report.push(format!("{} in {elapsed:?} against moto", line(&format!("group subscribe of {MEMBERS}"), &counter)));
+    let per_seat = counter.total() as f64 / MEMBERS as f64;
+    assert!(per_seat < 0.25, "{per_seat} requests per seat: {}", report.last().unwrap());
+    for u in [&users[0], &users[499], &users[999]] {
+        let (status, seat) = call::<(), _>(&api, "GET", &format!("/seats/{u}"), None).await;
+        assert_eq!((status, seat["tier"].as_str()), (200, Some("PRO_PLUS")));
+    }
+
+    counter.reset();
+    call::<(), _>(&api, "GET", &format!("/seats/{}", users[10]), None).await;
+    report.push(line("GET seat", &counter));
+    assert_eq!(counter.total(), 1);
+
+    counter.reset();
+    let (_, page) = call::<(), _>(&api, "GET", "/seats?limit=50", None).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 50);
+    report.push(line("GET /seats page of 50", &counter));
+    assert!(counter.total() <= 2);
+
+    counter.reset();
+    call::<(), _>(&api, "GET", "/subscriptions", None).await;
+    report.push(line("GET /subscriptions page (1 user, 1 group of 1000)", &counter));
+
+    for l in &report {
+        println!("{l}");
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for f in handles {
+        out.push(f.await);
+    }
+    out
+}
+
+/// A sink that is down: every publish fails.
+#[derive(Clone, Default)]
+struct DownSink;
+
+impl EventSink for DownSink {
+    async fn publish(&self, _events: &[OutEvent]) -> Result<Vec<usize>, SinkError> {
+        Err(SinkError::Aws("EventBridge unavailable".into()))
+    }
+}
+
+/// Seats change while EventBridge is down: the change stands, its events wait in the outbox, a
+/// retried request adds none, and the flush publishes each exactly once.
+#[tokio::test]
+async fn events_of_a_failed_publish_go_out_exactly_once() {
+    let world = World::new().await;
+    let dir = Directory::new(&world.sdk);
+    with_profile(&world, &dir).await;
+    let u = dir.user("outage").await;
+    let identity = || IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
+    let store = || DynamoStore::new(world.dynamo.clone(), &world.table);
+
+    let down = Deps::new(store(), identity(), DownSink);
+    let body = json!({"principalType": "USER", "principalId": u, "tier": "PRO"});
+    let (status, _) = call::<(), _>(&down, "POST", "/subscriptions", Some(body)).await;
+    assert_eq!(status, 201, "the seat change does not wait for EventBridge");
+    let (status, _) =
+        call::<(), _>(&down, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
+    assert_eq!(status, 200);
+
+    // The client retries the PUT once EventBridge is back: nothing left to change, nothing emitted.
+    let sink = RecordingSink::default();
+    let up = Deps::new(store(), identity(), sink.clone());
+    call::<(), _>(&up, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
+    assert!(sink.events().is_empty());
+
+    let sent = kiro::seats::flush_outbox(&store(), &sink).await.unwrap();
+    assert_eq!(sent, 2);
+    assert_eq!(
+        sink.summary(),
+        vec![("Seat Granted".to_owned(), u.clone()), ("Seat Tier Changed".to_owned(), u.clone())]
+    );
+    assert_eq!(kiro::seats::flush_outbox(&store(), &sink).await.unwrap(), 0, "flushed once only");
+    assert_eq!(sink.events().len(), 2);
+}
