@@ -9,7 +9,7 @@ use kiro_tests::counting::RequestCounter;
 use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json, unique};
 use serde_json::{Value, json};
 
-async fn call<S, E>(
+async fn call<E>(
     api: &Deps<DynamoStore, IdentityStoreDirectory, E>,
     method: &str,
     path: &str,
@@ -17,7 +17,6 @@ async fn call<S, E>(
 ) -> (i64, Value)
 where
     E: EventSink,
-    S: Sized,
 {
     let mut raw = fixture("http/get-profile.json");
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -84,11 +83,11 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
         EventBridgeSink::new(events, &bus),
     );
     // Warm the profile cache, as a warm execution environment would have it.
-    call::<(), _>(&api, "GET", "/seats?limit=1", None).await;
+    call(&api, "GET", "/seats?limit=1", None).await;
     let mut report = Vec::new();
 
     counter.reset();
-    let (status, _) = call::<(), _>(
+    let (status, _) = call(
         &api,
         "POST",
         "/subscriptions",
@@ -101,7 +100,7 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
 
     counter.reset();
     let started = std::time::Instant::now();
-    let (status, sub) = call::<(), _>(
+    let (status, sub) = call(
         &api,
         "POST",
         "/subscriptions",
@@ -115,23 +114,23 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
     let per_seat = counter.total() as f64 / MEMBERS as f64;
     assert!(per_seat < 0.25, "{per_seat} requests per seat: {}", report.last().unwrap());
     for u in [&users[0], &users[499], &users[999]] {
-        let (status, seat) = call::<(), _>(&api, "GET", &format!("/seats/{u}"), None).await;
+        let (status, seat) = call(&api, "GET", &format!("/seats/{u}"), None).await;
         assert_eq!((status, seat["tier"].as_str()), (200, Some("PRO_PLUS")));
     }
 
     counter.reset();
-    call::<(), _>(&api, "GET", &format!("/seats/{}", users[10]), None).await;
+    call(&api, "GET", &format!("/seats/{}", users[10]), None).await;
     report.push(line("GET seat", &counter));
     assert_eq!(counter.total(), 1);
 
     counter.reset();
-    let (_, page) = call::<(), _>(&api, "GET", "/seats?limit=50", None).await;
+    let (_, page) = call(&api, "GET", "/seats?limit=50", None).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 50);
     report.push(line("GET /seats page of 50", &counter));
     assert!(counter.total() <= 2);
 
     counter.reset();
-    call::<(), _>(&api, "GET", "/subscriptions", None).await;
+    call(&api, "GET", "/subscriptions", None).await;
     report.push(line("GET /subscriptions page (1 user, 1 group of 1000)", &counter));
 
     for l in &report {
@@ -171,16 +170,15 @@ async fn events_of_a_failed_publish_go_out_exactly_once() {
 
     let down = Deps::new(store(), identity(), DownSink);
     let body = json!({"principalType": "USER", "principalId": u, "tier": "PRO"});
-    let (status, _) = call::<(), _>(&down, "POST", "/subscriptions", Some(body)).await;
+    let (status, _) = call(&down, "POST", "/subscriptions", Some(body)).await;
     assert_eq!(status, 201, "the seat change does not wait for EventBridge");
-    let (status, _) =
-        call::<(), _>(&down, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
+    let (status, _) = call(&down, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
     assert_eq!(status, 200);
 
     // The client retries the PUT once EventBridge is back: nothing left to change, nothing emitted.
     let sink = RecordingSink::default();
     let up = Deps::new(store(), identity(), sink.clone());
-    call::<(), _>(&up, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
+    call(&up, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
     assert!(sink.events().is_empty());
 
     let sent = kiro::seats::flush_outbox(&store(), &sink).await.unwrap();
