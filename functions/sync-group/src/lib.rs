@@ -1,20 +1,118 @@
-//! `sync-group`: Identity Center membership events and the audit.
+//! `sync-group`: Identity Center membership events and the audit (contract: "Events in").
+//!
+//! Every CloudTrail event is a hint about one user or group: the handler asks the Identity Store
+//! what is true now and moves the seats there through the same seat service `assign-tier` uses.
+//! So a duplicate changes nothing, and a late "added" after the member was removed grants nothing.
+
+mod membership;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use kiro::ports::ProfileStore;
-use lambda_runtime::LambdaEvent;
+use chrono::Utc;
+use kiro::domain::Profile;
+use kiro::domain::signal::{self, Signal};
+use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
+use kiro::seats::{Applied, ServiceError};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 
 /// What the handler needs; built once in `main`.
-pub struct Deps<S> {
+pub struct Deps<S, D, E> {
     pub store: S,
+    pub directory: D,
+    pub events: E,
+    /// `AUDIT_REVOKE_LIMIT_PERCENT`.
+    pub revoke_limit_percent: u8,
+    profile: OnceCell<Profile>,
 }
 
-pub async fn handle<S: ProfileStore>(
-    _deps: &Deps<S>,
+impl<S, D, E> Deps<S, D, E> {
+    pub fn new(store: S, directory: D, events: E, revoke_limit_percent: u8) -> Self {
+        Self { store, directory, events, revoke_limit_percent, profile: OnceCell::new() }
+    }
+}
+
+/// A failure worth a retry by EventBridge/Lambda; everything else is acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SyncError(#[from] ServiceError);
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<kiro::ports::DirectoryError> for SyncError {
+    fn from(e: kiro::ports::DirectoryError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<SyncError> for Diagnostic {
+    fn from(e: SyncError) -> Self {
+        let error_type = if e.0.is_throttling() { "Throttled" } else { "SyncFailed" };
+        Diagnostic { error_type: error_type.to_owned(), error_message: kiro::http::cause_chain(&e) }
+    }
+}
+
+pub async fn handle<S, D, E>(
+    deps: &Deps<S, D, E>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<Value, lambda_runtime::Error> {
+) -> Result<Value, SyncError>
+where
+    S: ProfileStore + SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
     let e = &event.payload;
-    tracing::info!(source = %e.source, detail_type = %e.detail_type, "event acknowledged, not handled");
-    Ok(json!({"handled": false}))
+    let signal = signal::classify(&e.source, &e.detail_type, &e.detail);
+    let kind = signal.kind();
+    if let Signal::Ignore { why } = &signal {
+        tracing::info!(source = %e.source, detail_type = %e.detail_type, why = %why, "event acknowledged, nothing to do");
+        return Ok(json!({"signal": kind, "ignored": why}));
+    }
+    let Some(profile) = profile(deps).await? else {
+        tracing::info!(signal = kind, "no profile yet; event acknowledged");
+        return Ok(json!({"signal": kind, "ignored": "no profile exists yet"}));
+    };
+    if let Some(store) = signal::identity_store_of(&e.detail) {
+        if store != profile.identity_store_id.as_str() {
+            tracing::info!(signal = kind, "event for another identity store; acknowledged");
+            return Ok(json!({"signal": kind, "ignored": "another identity store"}));
+        }
+    }
+    let now = Utc::now();
+    let applied: Applied = match signal {
+        Signal::Membership { group, user, .. } => membership::converge(deps, profile, &group, &user, now).await?,
+        Signal::MembershipDeleted { membership } => {
+            membership::membership_deleted(deps, profile, &membership, now).await?
+        }
+        Signal::GroupMembersChanged { group } => membership::resync_group(deps, profile, &group, now).await?,
+        Signal::GroupDeleted { group } => membership::group_deleted(deps, &group, now).await?,
+        Signal::UserDeleted { user } => membership::user_deleted(deps, &user, now).await?,
+        Signal::Audit { .. } => {
+            tracing::info!("audit requested; not implemented yet");
+            return Ok(json!({"signal": kind, "ignored": "the audit is not implemented yet"}));
+        }
+        Signal::Ignore { .. } => unreachable!("returned above"),
+    };
+    tracing::info!(
+        signal = kind,
+        granted = applied.granted,
+        changed = applied.changed,
+        canceled = applied.canceled,
+        "event applied"
+    );
+    Ok(json!({"signal": kind, "applied": applied}))
+}
+
+async fn profile<S: ProfileStore, D, E>(deps: &Deps<S, D, E>) -> Result<Option<&Profile>, SyncError> {
+    if let Some(p) = deps.profile.get() {
+        return Ok(Some(p));
+    }
+    match deps.store.get_profile().await? {
+        Some(p) => Ok(Some(deps.profile.get_or_init(|| async { p }).await)),
+        None => Ok(None),
+    }
 }

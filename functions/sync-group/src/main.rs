@@ -1,14 +1,21 @@
-use kiro::aws::{DynamoStore, load_sdk_config};
-use kiro::config::Config;
+use kiro::aws::eventbridge::EventBridgeSink;
+use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
+use kiro::config::{self, Config};
 use lambda_runtime::{run, service_fn, tracing};
 use sync_group::{Deps, handle};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let config = Config::from_env().and_then(|c| Ok((c, config::revoke_limit_percent(config::env_var)?)));
+    let (config, revoke_limit) = config.inspect_err(|e| tracing::error!("{e}"))?;
     let sdk = load_sdk_config().await;
-    let deps = Deps { store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name) };
+    let deps = Deps::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
+        IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        revoke_limit,
+    );
     let deps = &deps;
     run(service_fn(move |event| handle(deps, event))).await
 }

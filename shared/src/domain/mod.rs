@@ -4,6 +4,7 @@ pub mod ids;
 pub mod invalid;
 pub mod profile;
 pub mod seat;
+pub mod signal;
 pub mod subscription;
 pub mod tier;
 

@@ -1,0 +1,224 @@
+//! Converging seats on group membership, from the events that hint at a change.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use kiro::domain::{
+    CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
+};
+use kiro::ports::{Directory, EventSink, SeatStore, SubscriptionStore};
+use kiro::seats::{self, Applied, UserChange};
+
+use crate::{Deps, SyncError};
+
+/// A write made from a directory read can land after a newer write made from a newer read; after
+/// writing, re-read and converge again until the directory agrees with what was written.
+const MAX_CONVERGE_ROUNDS: usize = 4;
+
+/// `user` joined or left `group`: move the group's source on their seat to what the directory
+/// says now. Groups nobody subscribed cost one read.
+pub async fn converge<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError>
+where
+    S: SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    let principal = Principal::Group(group.clone());
+    let Some(sub) = deps.store.get_subscription(&principal).await? else {
+        return Ok(Applied::default());
+    };
+    let store_id = &profile.identity_store_id;
+    let mut membership = member_of(deps, profile, group, user).await?;
+    let mut total = Applied::default();
+    for _ in 0..MAX_CONVERGE_ROUNDS {
+        let change = match &membership {
+            Some(m) => UserChange {
+                user: user.clone(),
+                change: SeatChange::one(
+                    SourceOp::Set(SourceKey::Group(group.clone()), sub.tier),
+                    CancelReason::LeftGroup,
+                ),
+                memberships: BTreeMap::from([(group.clone(), m.clone())]),
+                user_name: None,
+            },
+            None => UserChange::new(
+                user.clone(),
+                SeatChange::one(SourceOp::Remove(SourceKey::Group(group.clone())), CancelReason::LeftGroup),
+            ),
+        };
+        let applied = seats::apply_changes(&deps.store, &deps.events, vec![change], now).await?;
+        total = total_add(total, applied);
+        if applied.unchanged == 1 {
+            return Ok(total);
+        }
+        let again = deps.directory.user_memberships(store_id, user).await?;
+        let now_member = again.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id);
+        if now_member.is_some() == membership.is_some() {
+            return Ok(total);
+        }
+        membership = now_member;
+    }
+    tracing::warn!(group = %group, user = %user, "membership kept changing while converging; the next event or the audit finishes it");
+    Ok(total)
+}
+
+fn total_add(mut a: Applied, b: Applied) -> Applied {
+    a.granted += b.granted;
+    a.changed += b.changed;
+    a.canceled += b.canceled;
+    a.updated += b.updated;
+    a.unchanged += b.unchanged;
+    a
+}
+
+async fn member_of<S, D: Directory, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    user: &UserId,
+) -> Result<Option<MembershipId>, SyncError> {
+    let memberships = deps.directory.user_memberships(&profile.identity_store_id, user).await?;
+    Ok(memberships.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id))
+}
+
+/// `DeleteGroupMembership` names only the membership: resolve it through the map recorded when
+/// the seat was granted. An unknown id can only concern a subscribed group whose map is stale,
+/// so those groups (and no others) are resynced.
+pub async fn membership_deleted<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    membership: &MembershipId,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError>
+where
+    S: SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    if let Some((group, user)) = deps.store.membership(membership).await? {
+        return converge(deps, profile, &group, &user, now).await;
+    }
+    tracing::info!(membership = %membership, "unknown membership id; resyncing the subscribed groups");
+    let mut total = Applied::default();
+    let mut token = None;
+    loop {
+        let page = deps.store.list_subscriptions(Some(PrincipalType::Group), 100, token).await?;
+        for sub in page.items {
+            if let Principal::Group(g) = &sub.principal {
+                total = total_add(total, resync_group(deps, profile, g, now).await?);
+            }
+        }
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Makes the seats a group grants match its current members (SCIM `PatchGroup`, whose members are
+/// redacted): grant the members without the source, remove it from those who left.
+pub async fn resync_group<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError>
+where
+    S: SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    let Some(sub) = deps.store.get_subscription(&Principal::Group(group.clone())).await? else {
+        return Ok(Applied::default());
+    };
+    let mut members: HashMap<UserId, MembershipId> = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = deps.directory.group_memberships(&profile.identity_store_id, group, token).await?;
+        members.extend(page.items.into_iter().map(|m| (m.user_id, m.membership_id)));
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut granted: HashMap<UserId, Option<MembershipId>> = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = deps.store.granted_users(group, token).await?;
+        granted.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let key = SourceKey::Group(group.clone());
+    let mut changes: Vec<UserChange> = members
+        .iter()
+        .filter(|(u, _)| !granted.contains_key(*u))
+        .map(|(u, m)| UserChange {
+            user: u.clone(),
+            change: SeatChange::one(SourceOp::Set(key.clone(), sub.tier), CancelReason::LeftGroup),
+            memberships: BTreeMap::from([(group.clone(), m.clone())]),
+            user_name: None,
+        })
+        .collect();
+    changes.extend(
+        granted.keys().filter(|u| !members.contains_key(*u)).map(|u| {
+            UserChange::new(u.clone(), SeatChange::one(SourceOp::Remove(key.clone()), CancelReason::LeftGroup))
+        }),
+    );
+    changes.sort_by(|a, b| a.user.cmp(&b.user));
+    Ok(seats::apply_changes(&deps.store, &deps.events, changes, now).await?)
+}
+
+/// A deleted group: its subscription goes, and every seat it granted loses it (`GROUP_DELETED`).
+pub async fn group_deleted<S, D, E>(
+    deps: &Deps<S, D, E>,
+    group: &GroupId,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    let principal = Principal::Group(group.clone());
+    if deps.store.get_subscription(&principal).await?.is_none() {
+        return Ok(Applied::default());
+    }
+    deps.store.delete_subscription(&principal).await?;
+    let key = SourceKey::Group(group.clone());
+    Ok(seats::change_group_grants(
+        &deps.store,
+        &deps.events,
+        group,
+        SourceOp::Remove(key),
+        CancelReason::GroupDeleted,
+        now,
+    )
+    .await?)
+}
+
+/// A deleted user: their direct subscription goes and their seat is canceled (`USER_DELETED`).
+pub async fn user_deleted<S, D, E>(
+    deps: &Deps<S, D, E>,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> Result<Applied, SyncError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    deps.store.delete_subscription(&Principal::User(user.clone())).await?;
+    let Some(seat) = deps.store.get_seats(std::slice::from_ref(user)).await?.into_iter().next() else {
+        return Ok(Applied::default());
+    };
+    let ops = seat.sources.keys().cloned().map(SourceOp::Remove).collect();
+    let change = UserChange::new(user.clone(), SeatChange::new(ops, CancelReason::UserDeleted));
+    Ok(seats::apply_changes(&deps.store, &deps.events, vec![change], now).await?)
+}
