@@ -6,6 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::BoxError;
+use crate::domain::audit::AuditReport;
 use crate::domain::seat::SeatStatus;
 use crate::domain::{
     GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatEvent,
@@ -314,4 +315,28 @@ impl From<&SeatEvent> for OutEvent {
 pub trait EventSink: Send + Sync {
     /// Publishes the events; answers the indexes of those that failed (empty when all went out).
     fn publish(&self, events: &[OutEvent]) -> impl Future<Output = Result<Vec<usize>, SinkError>> + Send;
+}
+
+/// Audit reports, kept for admins to read (`GET /audits`).
+pub trait AuditStore: Send + Sync {
+    fn put_audit(&self, report: &AuditReport) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_audit(&self, audit_id: &str) -> impl Future<Output = Result<Option<AuditReport>, StoreError>> + Send;
+
+    /// Newest first.
+    fn list_audits(
+        &self,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<AuditReport>, StoreError>> + Send;
+}
+
+/// Refreshes the membership id recorded on a group grant, if the grant still exists.
+pub trait MembershipMap: Send + Sync {
+    fn refresh_membership(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+        membership_id: &MembershipId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -7,7 +7,7 @@ mod subscriptions;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use kiro::domain::{Profile, UserId};
 use kiro::http::{self, ApiError, Reply, Request};
-use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, SubscriptionStore};
+use kiro::ports::{AuditStore, Directory, EventSink, ProfileStore, SeatStore, SubscriptionStore};
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
 
@@ -45,7 +45,7 @@ pub async fn handle<S, D, E>(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore,
+    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
     D: Directory,
     E: EventSink,
 {
@@ -54,12 +54,17 @@ where
 
 async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, ApiError>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore,
+    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
     D: Directory,
     E: EventSink,
 {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let not_found = || ApiError::NotFound(format!("no route for {} /{}", req.method, req.segments.join("/")));
+    match (req.method.as_str(), segments.as_slice()) {
+        ("GET", ["audits"]) => return audits_list(deps, &Query::of(&req)?).await,
+        ("GET", ["audits", id]) => return audit_get(deps, id).await,
+        _ => {}
+    }
     let known = matches!(segments.first(), Some(&"subscriptions" | &"seats" | &"directory"));
     if !known {
         return Err(not_found());
@@ -92,4 +97,21 @@ async fn seat_get<S: SeatStore, D, E>(deps: &Deps<S, D, E>, user: &str) -> Resul
     let user = UserId::parse("userId", user).map_err(|_| no_seat())?;
     let seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
     Reply::json(200, &seat.view())
+}
+
+/// `GET /audits`: the stored audit reports, newest first.
+async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, ApiError> {
+    let page = deps.store.list_audits(q.limit()?, q.next_token()).await.map_err(kiro::seats::ServiceError::from)?;
+    Reply::json(200, &query::list_body(page.items, page.next_token))
+}
+
+/// `GET /audits/{auditId}`: one report.
+async fn audit_get<S: AuditStore, D, E>(deps: &Deps<S, D, E>, id: &str) -> Result<Reply, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no audit {id}"));
+    let well_formed = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !well_formed {
+        return Err(not_found());
+    }
+    let report = deps.store.get_audit(id).await?.ok_or_else(not_found)?;
+    Reply::json(200, &report)
 }

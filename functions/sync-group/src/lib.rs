@@ -4,13 +4,16 @@
 //! what is true now and moves the seats there through the same seat service `assign-tier` uses.
 //! So a duplicate changes nothing, and a late "added" after the member was removed grants nothing.
 
+mod audit;
 mod membership;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
-use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
+use kiro::ports::{
+    AuditStore, Directory, EventSink, MembershipMap, ProfileStore, SeatStore, StoreError, SubscriptionStore,
+};
 use kiro::seats::{Applied, ServiceError};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
@@ -61,7 +64,7 @@ pub async fn handle<S, D, E>(
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, SyncError>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore,
+    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore + MembershipMap,
     D: Directory,
     E: EventSink,
 {
@@ -91,9 +94,11 @@ where
         Signal::GroupMembersChanged { group } => membership::resync_group(deps, profile, &group, now).await?,
         Signal::GroupDeleted { group } => membership::group_deleted(deps, &group, now).await?,
         Signal::UserDeleted { user } => membership::user_deleted(deps, &user, now).await?,
-        Signal::Audit { .. } => {
-            tracing::info!("audit requested; not implemented yet");
-            return Ok(json!({"signal": kind, "ignored": "the audit is not implemented yet"}));
+        Signal::Audit { mode, force } => {
+            // The audit's clock is the envelope's time (the schedule's tick), not the wall clock.
+            let clock = e.time.unwrap_or(now);
+            let report = audit::run(deps, profile, mode, force, clock).await?;
+            return Ok(serde_json::to_value(&report).unwrap_or_default());
         }
         Signal::Ignore { .. } => unreachable!("returned above"),
     };

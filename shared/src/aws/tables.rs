@@ -582,3 +582,113 @@ impl SeatStore for DynamoStore {
         Ok(())
     }
 }
+
+/// Audit reports: `AUDIT#<id>` / `AUDIT`, listed newest first through `gsi1` (`AUDITS`,
+/// `<startedAt>#<id>`), kept 90 days (TTL).
+const AUDITS: &str = "AUDITS";
+const AUDIT_RETENTION_DAYS: i64 = 90;
+
+fn audit_from(item: &Item) -> Result<crate::domain::audit::AuditReport, StoreError> {
+    serde_json::from_str(Reader::new(item, "audit").str("report")?)
+        .map_err(|_| StoreError::Corrupt("audit item: attribute 'report' is malformed".into()))
+}
+
+impl crate::ports::AuditStore for DynamoStore {
+    async fn put_audit(&self, report: &crate::domain::audit::AuditReport) -> Result<(), StoreError> {
+        let json = serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = report.finished_at + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+        let mut item = key(format!("AUDIT#{}", report.audit_id), "AUDIT");
+        item.extend([
+            ("entity".to_owned(), s("Audit")),
+            ("gsi1pk".to_owned(), s(AUDITS)),
+            ("gsi1sk".to_owned(), s(format!("{}#{}", crate::time::format(&report.started_at), report.audit_id))),
+            ("report".to_owned(), s(json)),
+            ("expiresAt".to_owned(), n(expires.timestamp())),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem(audit)", e))?;
+        Ok(())
+    }
+
+    async fn get_audit(&self, audit_id: &str) -> Result<Option<crate::domain::audit::AuditReport>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("AUDIT#{audit_id}"), "AUDIT")))
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem(audit)", e))?;
+        out.item.as_ref().map(audit_from).transpose()
+    }
+
+    async fn list_audits(
+        &self,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> Result<Page<crate::domain::audit::AuditReport>, StoreError> {
+        let start = match next_token {
+            Some(t) => {
+                let sk = decode_token(&t)?;
+                let id = sk.rsplit('#').next().ok_or(StoreError::InvalidToken)?.to_owned();
+                let mut esk = key(format!("AUDIT#{id}"), "AUDIT");
+                esk.insert("gsi1pk".to_owned(), s(AUDITS));
+                esk.insert("gsi1sk".to_owned(), s(sk));
+                Some(esk)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(AUDITS))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(50))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error("Query(audits)", e))?;
+        let items = out.items().iter().map(audit_from).collect::<Result<Vec<_>, _>>()?;
+        let next_token = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("gsi1sk"))
+            .and_then(|v| v.as_s().ok())
+            .map(|sk| encode_token(sk));
+        Ok(Page { items, next_token })
+    }
+}
+
+impl crate::ports::MembershipMap for DynamoStore {
+    async fn refresh_membership(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+        membership_id: &MembershipId,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = grant_key(group, user);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .update_expression("SET membershipId = :m, gsi1pk = :g, gsi1sk = :s")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":m", s(membership_id.as_str()))
+            .expression_attribute_values(":g", s(format!("MSHIP#{membership_id}")))
+            .expression_attribute_values(":s", s("MSHIP"))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(grant)", e)) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

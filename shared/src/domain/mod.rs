@@ -1,5 +1,6 @@
 //! Pure rules of Kiro subscriptions: no SDK types, no I/O, no clock read behind the caller's back.
 
+pub mod audit;
 pub mod ids;
 pub mod invalid;
 pub mod profile;

@@ -1,0 +1,229 @@
+//! The audit: make every seat match the subscriptions and the directory, now.
+//!
+//! It reads each subscribed group's members (pages of 100) and every direct subscription, walks
+//! the seats once (pages of 100), and changes only the seats that differ, in the same batched
+//! transactions as every other seat change. A due pending downgrade is applied first. The revoke
+//! guard withholds every removal when a repair would cancel more than the allowed share of
+//! active seats, unless forced.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use kiro::domain::audit::{self, Action, AuditReport, Finding, FindingRecord, MAX_FINDINGS};
+use kiro::domain::signal::AuditMode;
+use kiro::domain::subscription::due_downgrade;
+use kiro::domain::{GroupId, MembershipId, Principal, Profile, SeatChange, SourceKey, Sources, Subscription, UserId};
+use kiro::ports::{
+    AuditStore, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore, StoreError, SubscriptionStore,
+};
+use kiro::seats::{self, UserChange};
+
+use crate::{Deps, SyncError};
+
+pub async fn run<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    mode: AuditMode,
+    force: bool,
+    clock: DateTime<Utc>,
+) -> Result<AuditReport, SyncError>
+where
+    S: SubscriptionStore + SeatStore + AuditStore + MembershipMap,
+    D: Directory,
+    E: EventSink,
+{
+    let wall = std::time::Instant::now();
+    let repair = mode == AuditMode::Repair;
+    if repair {
+        let sent = seats::flush_outbox(&deps.store, &deps.events).await?;
+        if sent > 0 {
+            tracing::info!(sent, "published events left in the outbox");
+        }
+    }
+
+    // Subscriptions, with due downgrades applied (or, in report mode, as they would be).
+    let mut subs = all_subscriptions(&deps.store).await?;
+    let mut downgrades_due = 0;
+    for sub in &mut subs {
+        if let Some(tier) = due_downgrade(sub, clock) {
+            downgrades_due += 1;
+            let expected = sub.tier;
+            sub.tier = tier;
+            sub.pending_tier = None;
+            sub.pending_tier_effective_at = None;
+            sub.updated_at = clock;
+            sub.updated_by = "audit".to_owned();
+            if repair {
+                match deps.store.update_subscription(sub, expected).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+
+    // What every seat should hold.
+    let mut desired: HashMap<UserId, Sources> = HashMap::new();
+    let mut memberships: HashMap<(GroupId, UserId), MembershipId> = HashMap::new();
+    for sub in &subs {
+        match &sub.principal {
+            Principal::User(u) => {
+                desired.entry(u.clone()).or_default().insert(SourceKey::Direct, sub.tier);
+            }
+            Principal::Group(g) => {
+                let mut token = None;
+                loop {
+                    let page = deps.directory.group_memberships(&profile.identity_store_id, g, token).await?;
+                    for m in page.items {
+                        desired.entry(m.user_id.clone()).or_default().insert(SourceKey::Group(g.clone()), sub.tier);
+                        memberships.insert((g.clone(), m.user_id), m.membership_id);
+                    }
+                    token = page.next_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                if repair {
+                    refresh_membership_map(&deps.store, g, &memberships).await?;
+                }
+            }
+        }
+    }
+
+    // One pass over the seats: what differs.
+    let mut changes: Vec<(UserId, SeatChange, Finding)> = Vec::new();
+    let mut active_seats = 0u64;
+    let mut token = None;
+    loop {
+        let page = deps.store.list_seats(SeatFilter::default(), 100, token).await?;
+        for seat in &page.items {
+            active_seats += u64::from(seat.is_active());
+            let want = desired.remove(&seat.user_id).unwrap_or_default();
+            if let Some(change) = audit::diff(Some(seat), &want) {
+                if let Some(finding) = audit::classify(&seat.user_id, Some(seat), &change, clock) {
+                    changes.push((seat.user_id.clone(), change, finding));
+                }
+            }
+        }
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    for (user, want) in desired {
+        if let Some(change) = audit::diff(None, &want) {
+            if let Some(finding) = audit::classify(&user, None, &change, clock) {
+                changes.push((user, change, finding));
+            }
+        }
+    }
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let cancels = changes.iter().filter(|(_, _, f)| f.action == Action::Cancel).count() as u64;
+    let halted = audit::halts(cancels, active_seats, deps.revoke_limit_percent, force);
+    if halted {
+        tracing::warn!(
+            cancels,
+            active_seats,
+            limit_percent = deps.revoke_limit_percent,
+            "revoke guard: cancellations withheld"
+        );
+        changes = changes
+            .into_iter()
+            .filter_map(|(u, change, finding)| {
+                let kept = audit::without_removals(&change)?;
+                let finding = if finding.action == Action::Cancel { None } else { Some(finding) };
+                finding.map(|f| (u, kept, f))
+            })
+            .collect();
+    }
+
+    let counted = |a: Action| changes.iter().filter(|(_, _, f)| f.action == a).count() as u64;
+    let (mut granted, mut changed, mut canceled) =
+        (counted(Action::Grant), counted(Action::Change), counted(Action::Cancel));
+    let findings: Vec<FindingRecord> =
+        changes.iter().take(MAX_FINDINGS).map(|(_, _, f)| FindingRecord::from(f)).collect();
+    let findings_truncated = changes.len() > MAX_FINDINGS;
+    if repair && !changes.is_empty() {
+        let batch = changes
+            .into_iter()
+            .map(|(user, change, _)| {
+                let groups: BTreeMap<GroupId, MembershipId> = change
+                    .ops
+                    .iter()
+                    .filter_map(|op| match op.key() {
+                        SourceKey::Group(g) => {
+                            memberships.get(&(g.clone(), user.clone())).map(|m| (g.clone(), m.clone()))
+                        }
+                        SourceKey::Direct => None,
+                    })
+                    .collect();
+                UserChange { user, change, memberships: groups, user_name: None }
+            })
+            .collect();
+        let applied = seats::apply_changes(&deps.store, &deps.events, batch, clock).await?;
+        (granted, changed, canceled) = (applied.granted, applied.changed, applied.canceled);
+    }
+
+    let elapsed = chrono::Duration::from_std(wall.elapsed()).unwrap_or_default();
+    let report = AuditReport {
+        mode,
+        granted,
+        changed,
+        canceled,
+        halted,
+        started_at: clock,
+        finished_at: clock + elapsed,
+        audit_id: uuid::Uuid::new_v4().to_string(),
+        active_seats,
+        downgrades_due,
+        cancels_withheld: if halted { cancels } else { 0 },
+        findings,
+        findings_truncated,
+    };
+    deps.store.put_audit(&report).await?;
+    let detail = serde_json::to_value(&report).unwrap_or_default();
+    let event = OutEvent { detail_type: "Audit Completed".to_owned(), detail };
+    if let Err(e) = deps.events.publish(std::slice::from_ref(&event)).await {
+        tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
+    }
+    tracing::info!(audit_id = %report.audit_id, mode = ?mode, granted, changed, canceled, halted, "audit finished");
+    Ok(report)
+}
+
+async fn all_subscriptions<S: SubscriptionStore>(store: &S) -> Result<Vec<Subscription>, StoreError> {
+    let mut subs = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list_subscriptions(None, 100, token).await?;
+        subs.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(subs);
+        }
+    }
+}
+
+/// Records current membership ids on the group's grants where they are missing or stale, so a
+/// later `DeleteGroupMembership` resolves without a resync.
+async fn refresh_membership_map<S: SubscriptionStore + MembershipMap>(
+    store: &S,
+    group: &GroupId,
+    memberships: &HashMap<(GroupId, UserId), MembershipId>,
+) -> Result<(), StoreError> {
+    let mut token = None;
+    loop {
+        let page = store.granted_users(group, token).await?;
+        for (user, recorded) in page.items {
+            if let Some(current) = memberships.get(&(group.clone(), user.clone())) {
+                if recorded.as_ref() != Some(current) {
+                    store.refresh_membership(group, &user, current).await?;
+                }
+            }
+        }
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(());
+        }
+    }
+}

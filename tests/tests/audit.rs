@@ -1,0 +1,226 @@
+//! The audit against moto: repairs drift that no event reported, applies due downgrades, and
+//! never mass-revokes without `force`.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use kiro::aws::{DynamoStore, IdentityStoreDirectory};
+use kiro::domain::{Principal, SeatStatus, Subscription, Tier, UserId};
+use kiro::ports::{SeatStore, SubscriptionStore};
+use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use sync_group::{Deps, handle};
+
+struct Ctx {
+    world: World,
+    dir: Directory,
+    sink: RecordingSink,
+    sync: Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>,
+    api: assign_tier::Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>,
+}
+
+impl Ctx {
+    async fn new() -> Ctx {
+        let world = World::new().await;
+        let dir = Directory::new(&world.sdk);
+        let sink = RecordingSink::default();
+        let store = || DynamoStore::new(world.dynamo.clone(), &world.table);
+        let identity = || IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
+        let profile = create_profile::Deps {
+            store: store(),
+            region: "us-east-1".into(),
+            supported_regions: vec!["us-east-1".into()],
+        };
+        let body = json!({"name": "Test", "identityStoreId": dir.store_id});
+        assert_eq!(
+            create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body)))
+                .await
+                .unwrap()
+                .status_code,
+            201
+        );
+        let sync = Deps::new(store(), identity(), sink.clone(), 25);
+        let api = assign_tier::Deps::new(store(), identity(), sink.clone());
+        Ctx { world, dir, sink, sync, api }
+    }
+
+    fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.world.dynamo.clone(), &self.world.table)
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
+        let mut raw = fixture("http/get-profile.json");
+        raw["rawPath"] = json!(path);
+        raw["requestContext"]["http"]["method"] = json!(method);
+        if let Some(body) = body {
+            raw["body"] = json!(body.to_string());
+        }
+        status_and_json(&assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap())
+    }
+
+    async fn subscribe(&self, kind: &str, id: &str, tier: &str) {
+        let (status, body) = self
+            .api("POST", "/subscriptions", Some(json!({"principalType": kind, "principalId": id, "tier": tier})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Runs an audit the way EventBridge delivers it: on request, or as the schedule's tick at `time`.
+    async fn audit(&self, mode: &str, force: bool, time: &str) -> Value {
+        let mut raw = if mode == "scheduled" {
+            fixture("cloudtrail/scheduled-audit.json")
+        } else {
+            let mut r = fixture("cloudtrail/audit-requested-report.json");
+            r["detail"] = json!({"mode": mode, "force": force});
+            r
+        };
+        raw["time"] = json!(time);
+        let payload: EventBridgeEvent<Value> = serde_json::from_value(raw).unwrap();
+        handle(&self.sync, LambdaEvent::new(payload, Context::default())).await.unwrap()
+    }
+
+    async fn seat(&self, user: &str) -> Option<kiro::domain::Seat> {
+        self.store().get_seats(&[UserId::parse("u", user).unwrap()]).await.unwrap().into_iter().next()
+    }
+}
+
+const NOW: &str = "2026-11-26T10:00:00Z";
+
+#[tokio::test]
+async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() {
+    let ctx = Ctx::new().await;
+    let g = ctx.dir.group("eng").await;
+    let members: Vec<String> = futures_seq(&ctx, 8).await;
+    let mut memberships = Vec::new();
+    for u in &members[..6] {
+        memberships.push(ctx.dir.add(&g, u).await);
+    }
+    ctx.subscribe("GROUP", &g, "PRO").await;
+    // No events reach sync-group: one member leaves, two join.
+    ctx.dir.remove(&memberships[0]).await;
+    ctx.dir.add(&g, &members[6]).await;
+    ctx.dir.add(&g, &members[7]).await;
+    ctx.sink.clear();
+
+    let report = ctx.audit("report", false, NOW).await;
+    assert_eq!(
+        (report["mode"].as_str(), report["granted"].as_u64(), report["canceled"].as_u64()),
+        (Some("report"), Some(2), Some(1)),
+        "{report}"
+    );
+    assert_eq!(report["halted"], false);
+    assert!(ctx.seat(&members[6]).await.is_none(), "report mode changes nothing");
+    assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Active);
+    let actions: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "GRANT").count(), 2);
+    assert_eq!(ctx.sink.summary(), vec![("Audit Completed".to_owned(), String::new())]);
+
+    ctx.sink.clear();
+    let report = ctx.audit("scheduled", false, NOW).await;
+    assert_eq!(
+        (report["mode"].as_str(), report["granted"].as_u64(), report["canceled"].as_u64()),
+        (Some("repair"), Some(2), Some(1))
+    );
+    assert_eq!(report["startedAt"], "2026-11-26T10:00:00.000Z", "the audit's clock is the envelope's time");
+    assert_eq!(ctx.seat(&members[6]).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Canceled);
+    let canceled = ctx.sink.events().into_iter().find(|e| e.detail_type == "Seat Canceled").unwrap();
+    assert_eq!(canceled.detail["reason"], "AUDIT");
+    assert_eq!(ctx.sink.events().last().unwrap().detail_type, "Audit Completed");
+
+    let again = ctx.audit("repair", false, NOW).await;
+    assert_eq!(
+        (again["granted"].as_u64(), again["changed"].as_u64(), again["canceled"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+}
+
+async fn futures_seq(ctx: &Ctx, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(ctx.dir.user(&format!("member{i}")).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn due_downgrades_apply_and_early_ones_wait() {
+    let ctx = Ctx::new().await;
+    let u = ctx.dir.user("downgraded").await;
+    ctx.subscribe("USER", &u, "POWER").await;
+    let (status, sub) = ctx.api("PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "PRO"}))).await;
+    assert_eq!(status, 200);
+    let effective = sub["pendingTierEffectiveAt"].as_str().unwrap().to_owned();
+    let before = kiro::time::format(&(kiro::time::parse(&effective).unwrap() - chrono::Duration::milliseconds(1)));
+
+    let early = ctx.audit("repair", false, &before).await;
+    assert_eq!((early["downgradesDue"].as_u64(), early["changed"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(ctx.seat(&u).await.unwrap().tier, Tier::Power);
+
+    let due = ctx.audit("repair", false, &effective).await;
+    assert_eq!((due["downgradesDue"].as_u64(), due["changed"].as_u64()), (Some(1), Some(1)), "{due}");
+    assert_eq!(ctx.seat(&u).await.unwrap().tier, Tier::Pro);
+    let (_, sub) = ctx.api("GET", &format!("/subscriptions/USER/{u}"), None).await;
+    assert_eq!(sub["tier"], "PRO");
+    assert!(sub.get("pendingTier").is_none(), "{sub}");
+}
+
+#[tokio::test]
+async fn the_revoke_guard_halts_mass_cancellation_until_forced() {
+    let ctx = Ctx::new().await;
+    let g = ctx.dir.group("vanishing").await;
+    let extra = ctx.dir.group("growing").await;
+    let mut memberships = Vec::new();
+    for u in futures_seq(&ctx, 4).await {
+        memberships.push(ctx.dir.add(&g, &u).await);
+    }
+    ctx.subscribe("GROUP", &g, "PRO").await;
+    ctx.subscribe("GROUP", &extra, "POWER").await;
+    for m in &memberships {
+        ctx.dir.remove(m).await; // e.g. a broken SCIM sync empties the group
+    }
+    let newcomer = ctx.dir.user("newcomer").await;
+    ctx.dir.add(&extra, &newcomer).await;
+
+    let halted = ctx.audit("repair", false, NOW).await;
+    assert_eq!((halted["halted"].as_bool(), halted["canceled"].as_u64()), (Some(true), Some(0)), "{halted}");
+    assert_eq!(halted["granted"], 1, "grants still apply when halted");
+    assert_eq!(halted["cancelsWithheld"], 4);
+    assert_eq!(ctx.seat(&newcomer).await.unwrap().status, SeatStatus::Active);
+
+    let forced = ctx.audit("repair", true, NOW).await;
+    assert_eq!((forced["halted"].as_bool(), forced["canceled"].as_u64()), (Some(false), Some(4)), "{forced}");
+}
+
+#[tokio::test]
+async fn a_half_granted_group_is_completed_and_reports_are_readable() {
+    let ctx = Ctx::new().await;
+    let g = ctx.dir.group("half").await;
+    let members = futures_seq(&ctx, 5).await;
+    for u in &members {
+        ctx.dir.add(&g, u).await;
+    }
+    // The POST stored the subscription, then its function died before any grant.
+    let principal = Principal::Group(kiro::domain::GroupId::parse("g", &g).unwrap());
+    let now = chrono::Utc::now();
+    ctx.store()
+        .create_subscription(&Subscription::new(principal, "half".into(), Tier::ProPlus, "test", now))
+        .await
+        .unwrap();
+
+    let report = ctx.audit("repair", false, NOW).await;
+    assert_eq!(report["granted"], 5);
+    for u in &members {
+        assert_eq!(ctx.seat(u).await.unwrap().tier, Tier::ProPlus);
+    }
+    let (_, sub) = ctx.api("GET", &format!("/subscriptions/GROUP/{g}"), None).await;
+    assert_eq!(sub["seats"], 5);
+
+    let (status, list) = ctx.api("GET", "/audits", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"][0]["auditId"], report["auditId"]);
+    let (status, one) = ctx.api("GET", &format!("/audits/{}", report["auditId"].as_str().unwrap()), None).await;
+    assert_eq!((status, one["granted"].as_u64()), (200, Some(5)));
+    let (status, _) = ctx.api("GET", "/audits/00000000-0000-0000-0000-000000000000", None).await;
+    assert_eq!(status, 404);
+}
