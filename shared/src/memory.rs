@@ -3,16 +3,29 @@
 //! [`MemoryDirectory`] stands in for one Identity Store: the `store` argument of the trait calls
 //! is accepted and ignored. It pages like the service (100 per page, opaque tokens), counts the
 //! requests a caller makes, and can be told to throttle.
+//!
+//! [`MemoryStore`] stands in for the table behind [`crate::aws::DynamoStore`]: the same conditions,
+//! orders and page tokens, what a read gives back of a write, and a count of the requests
+//! DynamoStore would send. [`MemorySink`] records what is published. Both can be told to fail.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::RangeFrom;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::{Bound, RangeFrom};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{GroupId, IdentityStoreId, MembershipId, UserId};
-use crate::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Membership, Page};
+use crate::domain::{
+    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, Subscription, Tier,
+    UserId,
+};
+use crate::ports::{
+    Commit, Directory, DirectoryError, DirectoryGroup, DirectoryUser, EventSink, Membership, OutEvent, Outbox, Page,
+    ProfileStore, SeatFilter, SeatStore, SinkError, StoreError, SubscriptionStore,
+};
 
 /// The service's page size for every list call.
 const PAGE_SIZE: usize = 100;
@@ -26,6 +39,9 @@ pub struct MemoryDirectory {
     state: Mutex<State>,
     requests: AtomicU64,
     throttle_next: AtomicUsize,
+    /// When not 0, the state of a pseudo-random sequence: every call first yields to the
+    /// scheduler 1 to 4 times, so concurrent handlers interleave at uneven speeds.
+    jitter: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -334,6 +350,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 user: &UserId,
             ) -> Result<Option<DirectoryUser>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::describe_user_now(self, user)
             }
 
@@ -342,6 +359,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 group: &GroupId,
             ) -> Result<Option<DirectoryGroup>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::describe_group_now(self, group)
             }
 
@@ -350,6 +368,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 user_name: &str,
             ) -> Result<Option<UserId>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::user_id_by_name_now(self, user_name)
             }
 
@@ -358,6 +377,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 display_name: &str,
             ) -> Result<Option<GroupId>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::group_id_by_name_now(self, display_name)
             }
 
@@ -367,6 +387,7 @@ macro_rules! impl_directory {
                 group: &GroupId,
                 next_token: Option<String>,
             ) -> Result<Page<Membership>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::group_memberships_now(self, group, next_token.as_deref())
             }
 
@@ -375,6 +396,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 user: &UserId,
             ) -> Result<Vec<Membership>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::user_memberships_now(self, user)
             }
 
@@ -383,6 +405,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 next_token: Option<String>,
             ) -> Result<Page<DirectoryUser>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::list_users_now(self, next_token.as_deref())
             }
 
@@ -391,6 +414,7 @@ macro_rules! impl_directory {
                 _store: &IdentityStoreId,
                 next_token: Option<String>,
             ) -> Result<Page<DirectoryGroup>, DirectoryError> {
+                MemoryDirectory::pause(self).await;
                 MemoryDirectory::list_groups_now(self, next_token.as_deref())
             }
         }
@@ -398,6 +422,888 @@ macro_rules! impl_directory {
 }
 
 impl_directory!(MemoryDirectory, &MemoryDirectory, Arc<MemoryDirectory>);
+
+/// The `Limit` DynamoStore puts on its list queries, and the keys it sends per `BatchGetItem`.
+const QUERY_LIMIT: usize = 100;
+/// DynamoDB transactions take at most 100 items.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// A Query reads at most 1 MiB of items per request.
+const QUERY_BYTES: usize = 1 << 20;
+/// `PutEvents` takes at most 10 entries, so the EventBridge sink sends one request per 10.
+const PUT_EVENTS_ENTRIES: usize = 10;
+/// Sort key prefix of the grant rows in a group's partition.
+const MEMBER: &str = "MEMBER#";
+
+/// An in-memory table that behaves like [`crate::aws::DynamoStore`].
+///
+/// What it mirrors, beyond the port's contract:
+/// - reads give back what the table keeps: times at millisecond precision, a subscription's
+///   `seats` as 0 (it is not stored; callers count it), a pending tier only with its date;
+/// - list tokens are DynamoStore's (base64url of the last sort key answered), so a page that ends
+///   on the last item still has a token, and the next page is empty;
+/// - a transaction DynamoDB would refuse outright (over 100 items, two operations on one item) is
+///   [`StoreError::Aws`], not a conflict;
+/// - [`MemoryStore::requests`] counts the requests DynamoStore would send for each call.
+///
+/// Injected faults ([`throttle_next`](Self::throttle_next),
+/// [`fail_next_commits`](Self::fail_next_commits),
+/// [`crash_after_next_commit`](Self::crash_after_next_commit)) apply to calls that reach the
+/// table: an invalid token, an empty commit or an empty `get_seats` sends no request, so it
+/// neither consumes a fault nor counts.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    table: Mutex<Table>,
+    /// When not 0, the state of a pseudo-random sequence: every call first yields to the
+    /// scheduler 1 to 4 times, so concurrent handlers interleave at uneven speeds.
+    jitter: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    profile: Option<Profile>,
+    /// By gsi1 sort key `<TYPE>#<id>`, the order `list_subscriptions` answers in.
+    subscriptions: BTreeMap<String, Subscription>,
+    /// By user id, the order `list_seats` answers in.
+    seats: BTreeMap<String, Seat>,
+    /// The grants index: group → `MEMBER#<userId>` → grant row.
+    grants: BTreeMap<GroupId, BTreeMap<String, Grant>>,
+    /// The `MSHIP#<membershipId>` partitions of gsi1: the grant rows that recorded each id.
+    memberships: HashMap<MembershipId, BTreeSet<(GroupId, UserId)>>,
+    /// By id (`<time>#<uuid>`), so oldest first.
+    outboxes: BTreeMap<String, Vec<OutEvent>>,
+    /// Audit reports by `<startedAt>#<id>` (gsi1's order; listed newest first).
+    audits: BTreeMap<String, crate::domain::audit::AuditReport>,
+    requests: BTreeMap<&'static str, u64>,
+    throttle_next: usize,
+    fail_next_commits: usize,
+    crash_after_next_commit: bool,
+}
+
+/// One grant row: a seat holding a group as a source.
+#[derive(Debug, Clone)]
+struct Grant {
+    user: UserId,
+    membership: Option<MembershipId>,
+}
+
+impl Table {
+    /// Counts the first request of a call and fails it when throttling was injected.
+    fn request(&mut self, operation: &'static str) -> Result<(), StoreError> {
+        *self.requests.entry(operation).or_default() += 1;
+        if self.throttle_next == 0 {
+            return Ok(());
+        }
+        self.throttle_next -= 1;
+        Err(StoreError::Throttled { operation, source: "throttling injected by MemoryStore::throttle_next".into() })
+    }
+
+    /// Counts the requests of a call after its first (more pages, more chunks).
+    fn more_requests(&mut self, operation: &'static str, n: usize) {
+        if n > 0 {
+            *self.requests.entry(operation).or_default() += n as u64;
+        }
+    }
+
+    /// Every condition of the transaction, checked before anything is written.
+    fn conditions_hold(&self, commit: &Commit) -> bool {
+        let seats_hold =
+            commit.seats.iter().all(|w| match (w.expected_version, self.seats.get(w.seat.user_id.as_str())) {
+                (None, None) => true,
+                (Some(expected), Some(stored)) => stored.version == expected,
+                // `attribute_not_exists(pk)` on a stored seat, or `version = :v` on a missing one.
+                _ => false,
+            });
+        seats_hold
+            && commit
+                .guards
+                .iter()
+                .all(|g| self.subscriptions.get(&sub_key(&g.principal)).is_some_and(|s| s.tier == g.tier))
+    }
+
+    fn apply(&mut self, commit: &Commit) {
+        for w in &commit.seats {
+            let user = &w.seat.user_id;
+            self.seats.insert(user.as_str().to_owned(), stored_seat(&w.seat));
+            for (group, membership) in &w.grants_added {
+                self.put_grant(group, user, membership.clone());
+            }
+            for group in &w.grants_removed {
+                self.delete_grant(group, user);
+            }
+        }
+        if let Some(outbox) = &commit.outbox {
+            self.outboxes.insert(outbox.id.clone(), outbox.events.clone());
+        }
+    }
+
+    /// A `Put` of the row: replaces any earlier one, membership id included.
+    fn put_grant(&mut self, group: &GroupId, user: &UserId, membership: Option<MembershipId>) {
+        self.delete_grant(group, user);
+        if let Some(m) = &membership {
+            self.memberships.entry(m.clone()).or_default().insert((group.clone(), user.clone()));
+        }
+        self.grants.entry(group.clone()).or_default().insert(member_sk(user), Grant { user: user.clone(), membership });
+    }
+
+    fn delete_grant(&mut self, group: &GroupId, user: &UserId) {
+        let Some(rows) = self.grants.get_mut(group) else { return };
+        let Some(old) = rows.remove(&member_sk(user)) else { return };
+        if rows.is_empty() {
+            self.grants.remove(group);
+        }
+        if let Some(m) = old.membership {
+            if let Some(rows) = self.memberships.get_mut(&m) {
+                rows.remove(&(group.clone(), user.clone()));
+                if rows.is_empty() {
+                    self.memberships.remove(&m);
+                }
+            }
+        }
+    }
+}
+
+fn sub_key(p: &Principal) -> String {
+    format!("{}#{}", p.principal_type().as_str(), p.id())
+}
+
+fn member_sk(user: &UserId) -> String {
+    format!("{MEMBER}{user}")
+}
+
+/// DynamoStore's token: the base64url of the sort key of the last item answered.
+fn encode_token(sort_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sort_key)
+}
+
+/// Refuses what DynamoStore refuses: not base64url, not UTF-8, empty, or over 200 bytes.
+fn decode_token(token: &str) -> Result<String, StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .ok_or(StoreError::InvalidToken)
+}
+
+/// A time as the table keeps it (RFC 3339 with milliseconds).
+fn as_stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    crate::time::parse(&crate::time::format(&t)).unwrap_or(t)
+}
+
+fn stored_seat(seat: &Seat) -> Seat {
+    Seat {
+        granted_at: as_stored(seat.granted_at),
+        updated_at: as_stored(seat.updated_at),
+        canceled_at: seat.canceled_at.map(as_stored),
+        ..seat.clone()
+    }
+}
+
+/// What a read of the subscription answers once DynamoStore has written it.
+fn stored_subscription(sub: &Subscription) -> Subscription {
+    let pending = sub.pending_tier.zip(sub.pending_tier_effective_at);
+    Subscription {
+        pending_tier: pending.map(|(tier, _)| tier),
+        pending_tier_effective_at: pending.map(|(_, at)| as_stored(at)),
+        seats: 0,
+        created_at: as_stored(sub.created_at),
+        updated_at: as_stored(sub.updated_at),
+        ..sub.clone()
+    }
+}
+
+fn stored_profile(profile: &Profile) -> Profile {
+    Profile { created_at: as_stored(profile.created_at), updated_at: as_stored(profile.updated_at), ..profile.clone() }
+}
+
+/// A grant row's size as DynamoDB counts it: attribute names plus string values.
+fn grant_item_bytes(group: &GroupId, grant: &Grant) -> usize {
+    let (g, u) = (group.as_str().len(), grant.user.as_str().len());
+    let row = ("pk".len() + "GROUP#".len() + g)
+        + ("sk".len() + MEMBER.len() + u)
+        + ("entity".len() + "GroupGrant".len())
+        + ("groupId".len() + g)
+        + ("userId".len() + u);
+    let index = grant.membership.as_ref().map_or(0, |m| {
+        let m = m.as_str().len();
+        ("membershipId".len() + m) + ("gsi1pk".len() + "MSHIP#".len() + m) + ("gsi1sk".len() + "MSHIP".len())
+    });
+    row + index
+}
+
+/// What DynamoDB refuses before evaluating any condition (a `ValidationException`).
+fn transaction_refusal(commit: &Commit) -> Option<&'static str> {
+    if commit.item_count() > MAX_TRANSACTION_ITEMS {
+        return Some("ValidationException: a transaction takes at most 100 items");
+    }
+    let twice = Some("ValidationException: Transaction request cannot include multiple operations on one item");
+    let mut seats = HashSet::new();
+    let mut grants = HashSet::new();
+    for w in &commit.seats {
+        let user = &w.seat.user_id;
+        if !seats.insert(user) {
+            return twice;
+        }
+        for group in w.grants_added.iter().map(|(g, _)| g).chain(&w.grants_removed) {
+            if !grants.insert((group, user)) {
+                return twice;
+            }
+        }
+    }
+    let mut guards = HashSet::new();
+    if !commit.guards.iter().all(|g| guards.insert(&g.principal)) {
+        return twice;
+    }
+    None
+}
+
+/// DynamoStore's `gsi1_page` over one index partition, `rows` being its rows after the token in
+/// sort key order: keeps what `keep` accepts until `limit`, the token naming the last one kept.
+/// Also answers how many Queries of 100 rows that took, counting the empty one DynamoDB answers
+/// after a full read that happened to be the last.
+fn gsi1_page<'a, V: 'a, T>(
+    rows: impl Iterator<Item = (&'a String, &'a V)>,
+    limit: usize,
+    keep: impl Fn(&V) -> Option<T>,
+) -> (Page<T>, usize) {
+    let mut items = Vec::new();
+    let mut read = 0;
+    for (sort_key, row) in rows {
+        read += 1;
+        if let Some(item) = keep(row) {
+            items.push(item);
+            if items.len() == limit {
+                return (Page { items, next_token: Some(encode_token(sort_key)) }, (read - 1) / QUERY_LIMIT + 1);
+            }
+        }
+    }
+    (Page { items, next_token: None }, read / QUERY_LIMIT + 1)
+}
+
+fn after(start: Option<String>) -> (Bound<String>, Bound<String>) {
+    (start.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)
+}
+
+impl MemoryStore {
+    /// How many requests DynamoStore would have sent for the calls so far. A throttled call counts
+    /// one, where the SDK would have sent its 5 attempts.
+    pub fn requests(&self) -> u64 {
+        self.table().requests.values().sum()
+    }
+
+    /// The same, by DynamoStore's operation name (`"Query(gsi1)"`, `"TransactWriteItems"`, ...).
+    pub fn requests_by_operation(&self) -> BTreeMap<&'static str, u64> {
+        self.table().requests.clone()
+    }
+
+    pub fn reset_requests(&self) {
+        self.table().requests.clear();
+    }
+
+    /// Makes the next `n` calls fail with [`StoreError::Throttled`] at their first request, as
+    /// throttling that survived the SDK's retries would, changing nothing.
+    pub fn throttle_next(&self, n: usize) {
+        self.table().throttle_next = n;
+    }
+
+    /// Makes the next `n` commits fail with [`StoreError::Conflict`] without applying, as a lost
+    /// race (`TransactionCanceled`) would.
+    pub fn fail_next_commits(&self, n: usize) {
+        self.table().fail_next_commits = n;
+    }
+
+    /// Makes the next commit that applies answer `StoreError::Aws { operation: "crash", .. }`
+    /// anyway, as a Lambda killed between its write and what follows would see it.
+    pub fn crash_after_next_commit(&self) {
+        self.table().crash_after_next_commit = true;
+    }
+
+    pub fn profile_snapshot(&self) -> Option<Profile> {
+        self.table().profile.clone()
+    }
+
+    /// Every seat, by user id.
+    pub fn seats_snapshot(&self) -> Vec<Seat> {
+        self.table().seats.values().cloned().collect()
+    }
+
+    /// Every subscription, groups then users, each by id.
+    pub fn subscriptions_snapshot(&self) -> Vec<Subscription> {
+        self.table().subscriptions.values().cloned().collect()
+    }
+
+    /// Every grant row, by group then user.
+    pub fn grants_snapshot(&self) -> Vec<(GroupId, UserId)> {
+        let table = self.table();
+        table.grants.iter().flat_map(|(group, rows)| rows.values().map(|r| (group.clone(), r.user.clone()))).collect()
+    }
+
+    /// Every outbox, oldest first.
+    pub fn outboxes_snapshot(&self) -> Vec<Outbox> {
+        let table = self.table();
+        table.outboxes.iter().map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect()
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // Every mutation checks first and then writes without panicking, so a poisoned lock (a
+        // failed assertion elsewhere in a test) still guards a consistent table.
+        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get_profile_now(&self) -> Result<Option<Profile>, StoreError> {
+        let mut table = self.table();
+        table.request("GetItem(profile)")?;
+        Ok(table.profile.clone())
+    }
+
+    fn create_profile_now(&self, profile: &Profile) -> Result<(), StoreError> {
+        const OPERATION: &str = "PutItem(profile)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        if table.profile.is_some() {
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        table.profile = Some(stored_profile(profile));
+        Ok(())
+    }
+
+    fn update_profile_now(
+        &self,
+        patch: &ProfilePatch,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(profile)")?;
+        let Some(profile) = table.profile.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(name) = &patch.name {
+            profile.name.clone_from(name);
+        }
+        if let Some(description) = &patch.description {
+            profile.description.clone_from(description);
+        }
+        profile.updated_at = as_stored(now);
+        actor.clone_into(&mut profile.updated_by);
+        Ok(Some(profile.clone()))
+    }
+
+    fn get_subscription_now(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        let mut table = self.table();
+        table.request("GetItem(subscription)")?;
+        Ok(table.subscriptions.get(&sub_key(principal)).cloned())
+    }
+
+    fn list_subscriptions_now(
+        &self,
+        principal_type: Option<PrincipalType>,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Subscription>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
+        let prefix = principal_type.map(|t| format!("{}#", t.as_str())).unwrap_or_default();
+        let start = next_token.map(decode_token).transpose()?;
+        if start.as_ref().is_some_and(|sk| !sk.starts_with(&prefix)) {
+            return Err(StoreError::InvalidToken);
+        }
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let lower = start.map_or_else(|| Bound::Included(prefix.clone()), Bound::Excluded);
+        let rows = table.subscriptions.range((lower, Bound::Unbounded)).take_while(|(sk, _)| sk.starts_with(&prefix));
+        let (page, queries) = gsi1_page(rows, limit, |sub| Some(sub.clone()));
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
+    }
+
+    fn create_subscription_now(&self, sub: &Subscription) -> Result<(), StoreError> {
+        const OPERATION: &str = "PutItem(subscription)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let key = sub_key(&sub.principal);
+        if table.subscriptions.contains_key(&key) {
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        table.subscriptions.insert(key, stored_subscription(sub));
+        Ok(())
+    }
+
+    fn update_subscription_now(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
+        const OPERATION: &str = "PutItem(subscription)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        // A conditional `PutItem`: the whole item is replaced, not only the fields that changed.
+        match table.subscriptions.get_mut(&sub_key(&sub.principal)) {
+            Some(stored) if stored.tier == expected_tier => {
+                *stored = stored_subscription(sub);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(OPERATION)),
+        }
+    }
+
+    fn delete_subscription_now(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        let mut table = self.table();
+        table.request("DeleteItem(subscription)")?;
+        Ok(table.subscriptions.remove(&sub_key(principal)))
+    }
+
+    fn count_granted_now(&self, group: &GroupId) -> Result<u64, StoreError> {
+        const OPERATION: &str = "Query(count grants)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let (count, bytes) = table
+            .grants
+            .get(group)
+            .map_or((0, 0), |rows| (rows.len(), rows.values().map(|row| grant_item_bytes(group, row)).sum::<usize>()));
+        // A counting Query still reads its rows: one request per MiB of them.
+        table.more_requests(OPERATION, bytes / QUERY_BYTES);
+        Ok(count as u64)
+    }
+
+    fn granted_users_now(
+        &self,
+        group: &GroupId,
+        next_token: Option<&str>,
+    ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
+        let start = next_token.map(decode_token).transpose()?;
+        // Any other start key lies outside the query's `begins_with(sk, "MEMBER#")`.
+        if start.as_ref().is_some_and(|sk| !sk.starts_with(MEMBER)) {
+            return Err(StoreError::InvalidToken);
+        }
+        let mut table = self.table();
+        table.request("Query(grants)")?;
+        let Some(rows) = table.grants.get(group) else {
+            return Ok(Page { items: Vec::new(), next_token: None });
+        };
+        let read: Vec<(&String, &Grant)> = rows.range(after(start)).take(QUERY_LIMIT).collect();
+        // DynamoDB answers a `LastEvaluatedKey` whenever the Query stopped at its `Limit`.
+        let next_token = read.last().filter(|_| read.len() == QUERY_LIMIT).map(|(sk, _)| encode_token(sk));
+        let items = read.into_iter().map(|(_, row)| (row.user.clone(), row.membership.clone())).collect();
+        Ok(Page { items, next_token })
+    }
+
+    fn membership_now(&self, membership_id: &MembershipId) -> Result<Option<(GroupId, UserId)>, StoreError> {
+        let mut table = self.table();
+        table.request("Query(membership)")?;
+        Ok(table.memberships.get(membership_id).and_then(|rows| rows.first().cloned()))
+    }
+
+    /// One `BatchGetItem` per 100 users; each batch answers in user id order, not in the order
+    /// asked, since DynamoDB keeps none.
+    fn get_seats_now(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
+        const OPERATION: &str = "BatchGetItem(seats)";
+        let mut table = self.table();
+        let mut seats = Vec::with_capacity(users.len());
+        for (i, chunk) in users.chunks(QUERY_LIMIT).enumerate() {
+            if i == 0 {
+                table.request(OPERATION)?;
+            } else {
+                table.more_requests(OPERATION, 1);
+            }
+            let keys: BTreeSet<&str> = chunk.iter().map(UserId::as_str).collect();
+            if keys.len() < chunk.len() {
+                return Err(StoreError::Aws {
+                    operation: OPERATION,
+                    source: "ValidationException: Provided list of item keys contains duplicates".into(),
+                });
+            }
+            seats.extend(keys.into_iter().filter_map(|user| table.seats.get(user).cloned()));
+        }
+        Ok(seats)
+    }
+
+    fn list_seats_now(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Seat>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
+        let start = next_token.map(decode_token).transpose()?;
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        // The filters apply to the rows read, as DynamoStore applies them after each Query.
+        let (page, queries) = gsi1_page(table.seats.range(after(start)), limit, |seat| {
+            let keep = filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status);
+            keep.then(|| seat.clone())
+        });
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
+    }
+
+    fn commit_now(&self, commit: &Commit) -> Result<(), StoreError> {
+        const OPERATION: &str = "TransactWriteItems";
+        if commit.item_count() == 0 {
+            return Ok(());
+        }
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        if let Some(refusal) = transaction_refusal(commit) {
+            return Err(StoreError::Aws { operation: OPERATION, source: refusal.into() });
+        }
+        if table.fail_next_commits > 0 {
+            table.fail_next_commits -= 1;
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        if !table.conditions_hold(commit) {
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        table.apply(commit);
+        if std::mem::take(&mut table.crash_after_next_commit) {
+            return Err(StoreError::Aws {
+                operation: "crash",
+                source: "crash injected by MemoryStore::crash_after_next_commit, after the commit applied".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One Query of up to `limit` (clamped to 1..=1000) outboxes, oldest first.
+    fn pending_outboxes_now(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+        let mut table = self.table();
+        table.request("Query(outbox)")?;
+        let outboxes = table.outboxes.iter().take(limit.clamp(1, 1000));
+        Ok(outboxes.map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect())
+    }
+
+    /// Deletes the outbox, or puts it back with only `remaining` (unconditionally, as DynamoStore).
+    fn settle_outbox_now(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
+        let mut table = self.table();
+        if remaining.is_empty() {
+            table.request("DeleteItem(outbox)")?;
+            table.outboxes.remove(id);
+        } else {
+            table.request("PutItem(outbox)")?;
+            table.outboxes.insert(id.to_owned(), remaining.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// The store's traits for the store itself and for the ways tests share it with a handler.
+macro_rules! impl_store {
+    ($($ty:ty),* $(,)?) => {$(
+        impl ProfileStore for $ty {
+            async fn get_profile(&self) -> Result<Option<Profile>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::get_profile_now(self)
+            }
+
+            async fn create_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::create_profile_now(self, profile)
+            }
+
+            async fn update_profile(
+                &self,
+                patch: &ProfilePatch,
+                actor: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Profile>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::update_profile_now(self, patch, actor, now)
+            }
+        }
+
+        impl SubscriptionStore for $ty {
+            async fn get_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::get_subscription_now(self, principal)
+            }
+
+            async fn list_subscriptions(
+                &self,
+                principal_type: Option<PrincipalType>,
+                limit: usize,
+                next_token: Option<String>,
+            ) -> Result<Page<Subscription>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::list_subscriptions_now(self, principal_type, limit, next_token.as_deref())
+            }
+
+            async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::create_subscription_now(self, sub)
+            }
+
+            async fn update_subscription(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::update_subscription_now(self, sub, expected_tier)
+            }
+
+            async fn delete_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::delete_subscription_now(self, principal)
+            }
+
+            async fn count_granted(&self, group: &GroupId) -> Result<u64, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::count_granted_now(self, group)
+            }
+
+            async fn granted_users(
+                &self,
+                group: &GroupId,
+                next_token: Option<String>,
+            ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::granted_users_now(self, group, next_token.as_deref())
+            }
+
+            async fn membership(
+                &self,
+                membership_id: &MembershipId,
+            ) -> Result<Option<(GroupId, UserId)>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::membership_now(self, membership_id)
+            }
+        }
+
+        impl SeatStore for $ty {
+            async fn get_seats(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::get_seats_now(self, users)
+            }
+
+            async fn list_seats(
+                &self,
+                filter: SeatFilter,
+                limit: usize,
+                next_token: Option<String>,
+            ) -> Result<Page<Seat>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::list_seats_now(self, filter, limit, next_token.as_deref())
+            }
+
+            async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::commit_now(self, commit)
+            }
+
+            async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::pending_outboxes_now(self, limit)
+            }
+
+            async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::settle_outbox_now(self, id, remaining)
+            }
+        }
+    )*};
+}
+
+impl MemoryStore {
+    fn put_audit_now(&self, report: &crate::domain::audit::AuditReport) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("PutItem(audit)")?;
+        let key = format!("{}#{}", crate::time::format(&report.started_at), report.audit_id);
+        table.audits.insert(key, report.clone());
+        Ok(())
+    }
+
+    fn get_audit_now(&self, id: &str) -> Result<Option<crate::domain::audit::AuditReport>, StoreError> {
+        let mut table = self.table();
+        table.request("GetItem(audit)")?;
+        Ok(table.audits.values().find(|r| r.audit_id == id).cloned())
+    }
+
+    fn list_audits_now(
+        &self,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<crate::domain::audit::AuditReport>, StoreError> {
+        let before = next_token.map(decode_token).transpose()?;
+        let mut table = self.table();
+        table.request("Query(audits)")?;
+        let mut rows =
+            table.audits.iter().rev().filter(|(k, _)| before.as_ref().is_none_or(|b| k.as_str() < b.as_str()));
+        let items: Vec<_> = rows.by_ref().take(limit).map(|(k, r)| (k.clone(), r.clone())).collect();
+        let next_token = (items.len() == limit).then(|| items.last().map(|(k, _)| encode_token(k))).flatten();
+        Ok(Page { items: items.into_iter().map(|(_, r)| r).collect(), next_token })
+    }
+
+    fn refresh_membership_now(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+        membership: &MembershipId,
+    ) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(grant)")?;
+        let exists = table.grants.get(group).is_some_and(|rows| rows.contains_key(&member_sk(user)));
+        if exists {
+            table.put_grant(group, user, Some(membership.clone()));
+        }
+        Ok(())
+    }
+}
+
+macro_rules! impl_audit_store {
+    ($($ty:ty),* $(,)?) => {$(
+        impl crate::ports::AuditStore for $ty {
+            async fn put_audit(&self, report: &crate::domain::audit::AuditReport) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::put_audit_now(self, report)
+            }
+
+            async fn get_audit(&self, audit_id: &str) -> Result<Option<crate::domain::audit::AuditReport>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::get_audit_now(self, audit_id)
+            }
+
+            async fn list_audits(
+                &self,
+                limit: usize,
+                next_token: Option<String>,
+            ) -> Result<Page<crate::domain::audit::AuditReport>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::list_audits_now(self, limit, next_token.as_deref())
+            }
+        }
+
+        impl crate::ports::MembershipMap for $ty {
+            async fn refresh_membership(
+                &self,
+                group: &GroupId,
+                user: &UserId,
+                membership_id: &MembershipId,
+            ) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::refresh_membership_now(self, group, user, membership_id)
+            }
+        }
+    )*};
+}
+
+impl MemoryStore {
+    /// Makes every call first yield 1 to 4 times (a sequence seeded by `seed`; 0 turns it off):
+    /// concurrent handlers then interleave between any two calls, at uneven speeds.
+    pub fn set_jitter(&self, seed: u64) {
+        self.jitter.store(seed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn pause(&self) {
+        pause(&self.jitter).await;
+    }
+}
+
+impl MemoryDirectory {
+    /// Makes every call first yield 1 to 4 times (a sequence seeded by `seed`; 0 turns it off):
+    /// concurrent handlers then interleave between any two calls, at uneven speeds.
+    pub fn set_jitter(&self, seed: u64) {
+        self.jitter.store(seed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn pause(&self) {
+        pause(&self.jitter).await;
+    }
+}
+
+/// Yields 1 to 4 times, as the jitter sequence says (not at all when it is 0).
+async fn pause(jitter: &AtomicU64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let step = |x: u64| x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let Ok(previous) = jitter.fetch_update(Relaxed, Relaxed, |x| (x != 0).then(|| step(x).max(1))) else {
+        return;
+    };
+    for _ in 0..=(step(previous) >> 62) {
+        tokio::task::yield_now().await;
+    }
+}
+
+impl_store!(MemoryStore, &MemoryStore, Arc<MemoryStore>);
+impl_audit_store!(MemoryStore, &MemoryStore, Arc<MemoryStore>);
+
+/// An in-memory event bus: records every event it accepts, in order.
+///
+/// A failed publish ([`fail_next`](Self::fail_next)) records nothing of its call, where the
+/// EventBridge sink may already have sent the chunks of 10 before the one that failed.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    state: Mutex<SinkState>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    events: Vec<OutEvent>,
+    requests: u64,
+    fail_next: usize,
+    reject_next_entries: usize,
+}
+
+impl MemorySink {
+    /// Every event accepted so far, in order.
+    pub fn events(&self) -> Vec<OutEvent> {
+        self.state().events.clone()
+    }
+
+    /// Forgets the events accepted so far.
+    pub fn clear(&self) {
+        self.state().events.clear();
+    }
+
+    /// The `PutEvents` requests the EventBridge sink would have sent: one per 10 entries, one for
+    /// a failed call.
+    pub fn requests(&self) -> u64 {
+        self.state().requests
+    }
+
+    pub fn reset_requests(&self) {
+        self.state().requests = 0;
+    }
+
+    /// Makes the next `n` non-empty publishes fail with [`SinkError`], accepting none of their events.
+    pub fn fail_next(&self, n: usize) {
+        self.state().fail_next = n;
+    }
+
+    /// Makes the next `n` entries published be answered as failed (their indexes returned) and not
+    /// recorded, as `PutEvents` entries with an error code.
+    pub fn reject_next_entries(&self, n: usize) {
+        self.state().reject_next_entries = n;
+    }
+
+    fn state(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn publish_now(&self, events: &[OutEvent]) -> Result<Vec<usize>, SinkError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut state = self.state();
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            state.requests += 1;
+            return Err(SinkError::Aws("failure injected by MemorySink::fail_next".into()));
+        }
+        state.requests += events.len().div_ceil(PUT_EVENTS_ENTRIES) as u64;
+        let mut failed = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            if state.reject_next_entries > 0 {
+                state.reject_next_entries -= 1;
+                failed.push(i);
+            } else {
+                state.events.push(event.clone());
+            }
+        }
+        Ok(failed)
+    }
+}
+
+macro_rules! impl_sink {
+    ($($ty:ty),* $(,)?) => {$(
+        impl EventSink for $ty {
+            async fn publish(&self, events: &[OutEvent]) -> Result<Vec<usize>, SinkError> {
+                MemorySink::publish_now(self, events)
+            }
+        }
+    )*};
+}
+
+impl_sink!(MemorySink, &MemorySink, Arc<MemorySink>);
 
 #[cfg(test)]
 mod tests {

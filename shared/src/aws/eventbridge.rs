@@ -36,13 +36,18 @@ impl EventSink for EventBridgeSink {
                         .build()
                 })
                 .collect();
-            let out = self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| SinkError::Aws(Box::new(e)))?;
+            let out = match self.client.put_events().set_entries(Some(entries)).send().await {
+                Ok(out) => out,
+                // Nothing went out yet: the whole call failed.
+                Err(e) if chunk_index == 0 => return Err(SinkError::Aws(Box::new(e))),
+                // Earlier chunks were accepted: report this one and the rest as failed, so only
+                // they stay in the outbox and nothing is published twice.
+                Err(e) => {
+                    tracing::warn!(cause = %crate::http::cause_chain(&e), "PutEvents failed part-way");
+                    failed.extend(chunk_index * MAX_ENTRIES..events.len());
+                    return Ok(failed);
+                }
+            };
             if out.failed_entry_count() > 0 {
                 let base = chunk_index * MAX_ENTRIES;
                 failed.extend(
@@ -51,5 +56,53 @@ impl EventSink for EventBridgeSink {
             }
         }
         Ok(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_eventbridge::config::retry::RetryConfig;
+    use aws_sdk_eventbridge::operation::put_events::{PutEventsError, PutEventsOutput};
+    use aws_sdk_eventbridge::types::PutEventsResultEntry;
+    use aws_sdk_eventbridge::types::error::InternalException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use serde_json::json;
+
+    use super::*;
+
+    fn events(n: usize) -> Vec<OutEvent> {
+        (0..n).map(|i| OutEvent { detail_type: "Seat Granted".into(), detail: json!({"i": i}) }).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_accepted_chunks_reports_only_the_rest_as_failed() {
+        let ok = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .set_entries(Some(
+                    (0..10)
+                        .map(|i| {
+                            let e = PutEventsResultEntry::builder();
+                            if i == 3 { e.error_code("InternalFailure").build() } else { e.event_id("x").build() }
+                        })
+                        .collect(),
+                ))
+                .build()
+        });
+        let down = mock!(aws_sdk_eventbridge::Client::put_events)
+            .then_error(|| PutEventsError::InternalException(InternalException::builder().build()));
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&ok, &down], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let failed = EventBridgeSink::new(client, "bus").publish(&events(15)).await.unwrap();
+        assert_eq!(failed, [3, 10, 11, 12, 13, 14], "entry 3 rejected, the second chunk never sent");
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_anything_was_sent_is_an_error() {
+        let down = mock!(aws_sdk_eventbridge::Client::put_events)
+            .then_error(|| PutEventsError::InternalException(InternalException::builder().build()));
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&down], |c| c
+            .retry_config(RetryConfig::disabled()));
+        assert!(EventBridgeSink::new(client, "bus").publish(&events(3)).await.is_err());
     }
 }
