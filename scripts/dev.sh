@@ -21,6 +21,9 @@ PIDS="$LOCAL/pids"
 MOTO_PORT="${MOTO_PORT:-5000}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 API_PORT="${API_PORT:-3000}"
+# Loopback only: the invoke API and the gateway take unauthenticated requests. IPv4, because
+# ::1 is missing where IPv6 is disabled (some containers); `cargo lambda invoke` needs `-A`.
+LAMBDA_HOST=127.0.0.1
 TABLE_NAME="kiro-local"
 IDENTITY_STORE_ID="d-1234567890"
 REGION="us-east-1"
@@ -146,7 +149,7 @@ print_examples() {
 
 Local stack is up (logs in .local/logs/, stop with Ctrl-C):
   API Gateway (HTTP API)  $api            caller: arn:aws:iam::000000000000:user/local-admin
-  cargo lambda watch      http://127.0.0.1:$LAMBDA_PORT  (functions compile on first use)
+  cargo lambda watch      http://$LAMBDA_HOST:$LAMBDA_PORT  (functions compile on first use)
   moto                    http://127.0.0.1:$MOTO_PORT  table $TABLE_NAME, identity store $IDENTITY_STORE_ID
   demo directory ids      .local/demo-directory.json
 
@@ -159,10 +162,11 @@ Try:
   curl -s "$api/seats?tier=PRO&limit=10"
   curl -s "$api/directory/users?q=alice"
 
-Events for sync-group (the CloudTrail samples carry fixed ids, not the demo directory's):
-  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/scheduled-audit.json
-  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/audit-requested-report.json
-  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -P $LAMBDA_PORT --data-file events/cloudtrail/identitystore-create-group-membership.json
+Events for sync-group (the CloudTrail samples carry fixed ids, not the demo directory's;
+-A is needed because cargo lambda invoke defaults to [::1] and the functions listen on $LAMBDA_HOST):
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/scheduled-audit.json
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/audit-requested-report.json
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/identitystore-create-group-membership.json
 
 EOF
 }
@@ -173,6 +177,7 @@ up() {
     ensure_venv
     mkdir -p "$LOGS" "$PIDS"
 
+    rm -f "$LOCAL/down-requested"
     stop_all # whatever a previous run left behind
     for port in "$MOTO_PORT" "$LAMBDA_PORT" "$API_PORT"; do
         port_free "$port" || die "port $port is in use (override with MOTO_PORT, LAMBDA_PORT, API_PORT)"
@@ -211,10 +216,10 @@ up() {
     printf '%s\n' "${env_vars[@]}" >"$env_file" # plain KEY=VALUE lines, as documented
     # cargo finds the cargo-lambda subcommand (and cargo-lambda finds zig) on .venv/bin.
     start lambda env "PATH=$VENV/bin:$PATH" "${env_vars[@]}" \
-        cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --env-file "$env_file"
+        cargo lambda watch --invoke-address "$LAMBDA_HOST" --invoke-port "$LAMBDA_PORT" --env-file "$env_file"
 
     say "starting the local HTTP API on port $API_PORT"
-    start gateway "${stack[@]}" gateway --port "$API_PORT" --lambda-url "http://127.0.0.1:$LAMBDA_PORT"
+    start gateway "${stack[@]}" gateway --port "$API_PORT" --lambda-url "http://$LAMBDA_HOST:$LAMBDA_PORT"
     "${stack[@]}" wait-for --url "http://127.0.0.1:$API_PORT/" --timeout 15
 
     print_examples
@@ -230,13 +235,26 @@ up() {
         pids+=("$sid")
     done
     wait -n "${pids[@]}" || status=$?
+    if [[ -f "$LOCAL/down-requested" ]]; then
+        say "stopped by 'make dev-down'"
+        exit 0
+    fi
     printf 'a service stopped (exit %s); see .local/logs/\n' "$status" >&2
     exit 1
 }
 
+# `make dev-down`, possibly while `make dev` runs in another terminal: leave a note so that
+# run exits quietly instead of reporting a crashed service.
+down() {
+    if [[ -d "$LOCAL" ]]; then
+        : >"$LOCAL/down-requested"
+    fi
+    stop_all
+}
+
 case "${1:-up}" in
     up) up ;;
-    down) stop_all ;;
+    down) down ;;
     venv) ensure_venv ;;
     *) die "usage: $0 [up|down|venv]" ;;
 esac
