@@ -10,7 +10,7 @@ VENV_STAMP := $(VENV)/.dev-tools.stamp
 WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev dev-down venv test lint-template build-arm64
+.PHONY: help dev dev-down venv test test-long lint-template build-arm64
 
 help:
 	@echo "make dev            local stack: moto + cargo lambda watch + local HTTP API (Ctrl-C stops it)"
@@ -43,3 +43,7 @@ lint-template: venv
 
 build-arm64: venv
 	$(WITH_VENV) cargo lambda build --release --arm64
+
+# The long profile: every property test with 10,000 generated histories.
+test-long: venv
+	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --lib

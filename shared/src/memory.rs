@@ -471,6 +471,8 @@ struct Table {
     memberships: HashMap<MembershipId, BTreeSet<(GroupId, UserId)>>,
     /// By id (`<time>#<uuid>`), so oldest first.
     outboxes: BTreeMap<String, Vec<OutEvent>>,
+    /// Every event ever committed to an outbox, in commit order (for exactly-once checks).
+    committed_events: Vec<OutEvent>,
     /// Audit reports by `<startedAt>#<id>` (gsi1's order; listed newest first).
     audits: BTreeMap<String, crate::domain::audit::AuditReport>,
     requests: BTreeMap<&'static str, u64>,
@@ -533,6 +535,7 @@ impl Table {
         }
         if let Some(outbox) = &commit.outbox {
             self.outboxes.insert(outbox.id.clone(), outbox.events.clone());
+            self.committed_events.extend(outbox.events.iter().cloned());
         }
     }
 
@@ -739,6 +742,12 @@ impl MemoryStore {
     }
 
     /// Every outbox, oldest first.
+    /// Every event committed with a seat change so far, in commit order: what must be published,
+    /// each exactly once.
+    pub fn committed_events(&self) -> Vec<OutEvent> {
+        self.table().committed_events.clone()
+    }
+
     pub fn outboxes_snapshot(&self) -> Vec<Outbox> {
         let table = self.table();
         table.outboxes.iter().map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect()

@@ -312,10 +312,21 @@ async fn publish<S: SeatStore, E: EventSink>(store: &S, sink: &E, outbox: Option
     if !remaining.is_empty() {
         tracing::warn!(outbox = %outbox.id, failed = remaining.len(), "some events were not accepted; left in the outbox");
     }
-    if let Err(e) = store.settle_outbox(&outbox.id, &remaining).await {
-        tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "settling the outbox failed");
+    // The events are out: failing to settle now would publish them again from the outbox, so
+    // settling gets a few more tries than the SDK's own retries.
+    for attempt in 1..=SETTLE_ATTEMPTS {
+        match store.settle_outbox(&outbox.id, &remaining).await {
+            Ok(()) => return,
+            Err(e) if attempt == SETTLE_ATTEMPTS => {
+                tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "settling the outbox failed; its events may be published again");
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await,
+        }
     }
 }
+
+/// Tries at marking a published outbox settled.
+const SETTLE_ATTEMPTS: u32 = 3;
 
 /// Publishes outboxes left behind by crashes or failed publishes. Answers how many events went out.
 pub async fn flush_outbox<S: SeatStore, E: EventSink>(store: &S, sink: &E) -> Result<u64, ServiceError> {

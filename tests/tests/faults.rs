@@ -1,0 +1,361 @@
+//! Property: convergence under faults. Random admin calls (subscribe, unsubscribe, re-tier),
+//! membership changes whose events arrive duplicated, reordered and concurrently, and injected
+//! faults — throttling, lost races (TransactionCanceled), a crash right after a commit, an event
+//! bus that is down or rejects entries — followed by one audit: the seats equal the truth from
+//! the subscriptions and the directory, and the emitted events replay to exactly those seats.
+//!
+//! A failed event is retried (as Lambda/EventBridge do); a failed API call is just a failure the
+//! admin sees. `PROPTEST_CASES=10000` for the long profile (`make test-long`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use kiro::domain::{GroupId, IdentityStoreId, Principal, Profile, SeatStatus, SourceKey, Tier, UserId};
+use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
+use kiro::ports::ProfileStore;
+use kiro_tests::{fixture, http_event_from};
+use lambda_runtime::{Context, LambdaEvent};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const USERS: usize = 4;
+const GROUPS: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Fault {
+    StoreThrottle(usize),
+    DirectoryThrottle(usize),
+    LostRaces(usize),
+    CrashAfterCommit,
+    BusDown(usize),
+    BusRejects(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Toggle { group: usize, user: usize, console: bool },
+    Deliver { pick: usize, keep: bool },
+    Concurrent { a: usize, b: usize },
+    SubscribeUser { user: usize, tier: Tier },
+    SubscribeGroup { group: usize, tier: Tier },
+    Unsubscribe { group: Option<usize>, user: usize },
+    PutTier { group: Option<usize>, user: usize, tier: Tier },
+    Inject(Fault),
+}
+
+fn tier() -> impl Strategy<Value = Tier> {
+    prop_oneof![Just(Tier::Pro), Just(Tier::ProPlus), Just(Tier::Power)]
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        (1..=2usize).prop_map(Fault::StoreThrottle),
+        (1..=2usize).prop_map(Fault::DirectoryThrottle),
+        (1..=3usize).prop_map(Fault::LostRaces),
+        Just(Fault::CrashAfterCommit),
+        (1..=2usize).prop_map(Fault::BusDown),
+        (1..=3usize).prop_map(Fault::BusRejects),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..GROUPS, 0..USERS, any::<bool>()).prop_map(|(group, user, console)| Op::Toggle { group, user, console }),
+        4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, keep)| Op::Deliver { pick, keep }),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Concurrent { a, b }),
+        2 => (0..USERS, tier()).prop_map(|(user, tier)| Op::SubscribeUser { user, tier }),
+        2 => (0..GROUPS, tier()).prop_map(|(group, tier)| Op::SubscribeGroup { group, tier }),
+        1 => (proptest::option::of(0..GROUPS), 0..USERS).prop_map(|(group, user)| Op::Unsubscribe { group, user }),
+        2 => (proptest::option::of(0..GROUPS), 0..USERS, tier()).prop_map(|(group, user, tier)| Op::PutTier { group, user, tier }),
+        3 => fault().prop_map(Op::Inject),
+    ]
+}
+
+type Event = LambdaEvent<EventBridgeEvent<Value>>;
+
+struct World {
+    directory: Arc<MemoryDirectory>,
+    store: Arc<MemoryStore>,
+    sink: Arc<MemorySink>,
+    sync: sync_group::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
+    api: assign_tier::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
+    users: Vec<UserId>,
+    groups: Vec<GroupId>,
+    identity_store: IdentityStoreId,
+}
+
+fn envelope(detail_type: &str, source: &str, detail: Value) -> Event {
+    let raw = json!({
+        "version": "0", "id": "e", "detail-type": detail_type, "source": source,
+        "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": detail
+    });
+    LambdaEvent::new(serde_json::from_value(raw).expect("envelope"), Context::default())
+}
+
+impl World {
+    async fn new(jitter: u64) -> World {
+        let directory = Arc::new(MemoryDirectory::default());
+        let store = Arc::new(MemoryStore::default());
+        let sink = Arc::new(MemorySink::default());
+        let identity_store = IdentityStoreId::parse("id", "d-1234567890").unwrap();
+        let now = Utc::now();
+        store
+            .create_profile(&Profile {
+                profile_id: "p".into(),
+                name: "p".into(),
+                description: String::new(),
+                region: "us-east-1".into(),
+                identity_store_id: identity_store.clone(),
+                created_at: now,
+                updated_at: now,
+                updated_by: "test".into(),
+            })
+            .await
+            .unwrap();
+        let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
+        let groups = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
+        store.set_jitter(jitter);
+        directory.set_jitter(jitter.rotate_left(17) | 1);
+        let sync = sync_group::Deps::new(store.clone(), directory.clone(), sink.clone(), 25);
+        let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink.clone());
+        World { directory, store, sink, sync, api, users, groups, identity_store }
+    }
+
+    fn toggle(&self, group: usize, user: usize, console: bool) -> Event {
+        let (g, u) = (&self.groups[group], &self.users[user]);
+        let store = self.identity_store.as_str();
+        let ct = |source: &str, name: &str, params: Value, response: Value| {
+            envelope(
+                "AWS API Call via CloudTrail",
+                "aws.identitystore",
+                json!({"eventSource": source, "eventName": name, "requestParameters": params, "responseElements": response}),
+            )
+        };
+        match self.directory.remove_user_from_group(g, u) {
+            Some(_) if console => ct(
+                "sso-directory.amazonaws.com",
+                "RemoveMemberFromGroup",
+                json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
+                Value::Null,
+            ),
+            Some(m) => ct(
+                "identitystore.amazonaws.com",
+                "DeleteGroupMembership",
+                json!({"identityStoreId": store, "membershipId": m}),
+                Value::Null,
+            ),
+            None => {
+                let m = self.directory.add_member(g, u);
+                if console {
+                    ct(
+                        "sso-directory.amazonaws.com",
+                        "AddMemberToGroup",
+                        json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
+                        Value::Null,
+                    )
+                } else {
+                    ct(
+                        "identitystore.amazonaws.com",
+                        "CreateGroupMembership",
+                        json!({"identityStoreId": store, "groupId": g, "memberId": {"userId": u}}),
+                        json!({"membershipId": m}),
+                    )
+                }
+            }
+        }
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> i64 {
+        let mut raw = fixture("http/get-profile.json");
+        raw["rawPath"] = json!(path);
+        raw["requestContext"]["http"]["method"] = json!(method);
+        if let Some(body) = body {
+            raw["body"] = json!(body.to_string());
+        }
+        assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap().status_code
+    }
+
+    fn principal(&self, group: Option<usize>, user: usize) -> (&'static str, String) {
+        match group {
+            Some(g) => ("GROUP", self.groups[g].to_string()),
+            None => ("USER", self.users[user].to_string()),
+        }
+    }
+
+    fn inject(&self, f: &Fault) {
+        match f {
+            Fault::StoreThrottle(n) => self.store.throttle_next(*n),
+            Fault::DirectoryThrottle(n) => self.directory.set_throttle_next(*n),
+            Fault::LostRaces(n) => self.store.fail_next_commits(*n),
+            Fault::CrashAfterCommit => self.store.crash_after_next_commit(),
+            Fault::BusDown(n) => self.sink.fail_next(*n),
+            Fault::BusRejects(n) => self.sink.reject_next_entries(*n),
+        }
+    }
+
+    /// What each user should hold: their direct subscription and their subscribed groups.
+    fn truth(&self) -> BTreeMap<UserId, Tier> {
+        let mut top: BTreeMap<UserId, Tier> = BTreeMap::new();
+        let mut raise = |u: UserId, t: Tier| {
+            let e = top.entry(u).or_insert(t);
+            *e = (*e).max(t);
+        };
+        for sub in self.store.subscriptions_snapshot() {
+            match &sub.principal {
+                Principal::User(u) => raise(u.clone(), sub.tier),
+                Principal::Group(g) => {
+                    for m in self.directory.memberships_of_group(g) {
+                        raise(m.user_id, sub.tier);
+                    }
+                }
+            }
+        }
+        top
+    }
+}
+
+fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async move {
+        let w = World::new(jitter).await;
+        let mut pending: Vec<(Event, bool)> = Vec::new();
+        let deliver = |e: Event| {
+            let w = &w;
+            async move { sync_group::handle(&w.sync, e).await }
+        };
+        for op in ops {
+            match op {
+                Op::Toggle { group, user, console } => pending.push((w.toggle(group, user, console), true)),
+                Op::Deliver { pick, keep } if !pending.is_empty() => {
+                    let i = pick % pending.len();
+                    let e = clone(&pending[i].0);
+                    if deliver(e).await.is_ok() {
+                        if keep {
+                            pending[i].1 = false;
+                        } else {
+                            pending.remove(i);
+                        }
+                    }
+                }
+                Op::Concurrent { a, b } if !pending.is_empty() => {
+                    let (i, j) = (a % pending.len(), b % pending.len());
+                    let (ra, rb) = tokio::join!(deliver(clone(&pending[i].0)), deliver(clone(&pending[j].0)));
+                    if ra.is_ok() {
+                        pending[i].1 = false;
+                    }
+                    if rb.is_ok() {
+                        pending[j].1 = false;
+                    }
+                }
+                Op::SubscribeUser { user, tier } => {
+                    let body = json!({"principalType": "USER", "principalId": w.users[user], "tier": tier});
+                    w.api("POST", "/subscriptions", Some(body)).await;
+                }
+                Op::SubscribeGroup { group, tier } => {
+                    let body = json!({"principalType": "GROUP", "principalId": w.groups[group], "tier": tier});
+                    w.api("POST", "/subscriptions", Some(body)).await;
+                }
+                Op::Unsubscribe { group, user } => {
+                    let (kind, id) = w.principal(group, user);
+                    w.api("DELETE", &format!("/subscriptions/{kind}/{id}"), None).await;
+                }
+                Op::PutTier { group, user, tier } => {
+                    let (kind, id) = w.principal(group, user);
+                    w.api("PUT", &format!("/subscriptions/{kind}/{id}"), Some(json!({"tier": tier}))).await;
+                }
+                Op::Inject(f) => w.inject(&f),
+                _ => {}
+            }
+        }
+        // The faults pass; every event not yet handled is delivered (retried until it succeeds).
+        w.store.throttle_next(0);
+        w.store.fail_next_commits(0);
+        w.directory.set_throttle_next(0);
+        w.sink.fail_next(0);
+        w.sink.reject_next_entries(0);
+        for (e, undelivered) in pending.into_iter().rev() {
+            if undelivered {
+                let mut tries = 0;
+                while deliver(clone(&e)).await.is_err() {
+                    tries += 1;
+                    prop_assert!(tries < 5, "an event kept failing without faults");
+                }
+            }
+        }
+        // One audit: repairs what API failures left half done, publishes what the outbox kept.
+        let audit = envelope("Audit Requested", "kiro.subscriptions", json!({"mode": "repair", "force": true}));
+        let mut tries = 0;
+        while deliver(clone(&audit)).await.is_err() {
+            tries += 1;
+            prop_assert!(tries < 5, "the audit kept failing without faults");
+        }
+        prop_assert!(w.store.outboxes_snapshot().is_empty(), "events left unpublished");
+
+        let truth = w.truth();
+        let seats = w.store.seats_snapshot();
+        let active: BTreeMap<UserId, Tier> =
+            seats.iter().filter(|s| s.status == SeatStatus::Active).map(|s| (s.user_id.clone(), s.tier)).collect();
+        prop_assert_eq!(&active, &truth, "seats differ from the truth");
+        for s in &seats {
+            let direct = s.sources.contains_key(&SourceKey::Direct);
+            let subscribed =
+                w.store.subscriptions_snapshot().iter().any(|sub| sub.principal == Principal::User(s.user_id.clone()));
+            prop_assert_eq!(direct, subscribed, "direct source without its subscription, or the reverse");
+        }
+
+        // Exactly once: what was published is what was committed, no event lost, none doubled.
+        let key = |e: &kiro::ports::OutEvent| (e.detail_type.clone(), e.detail.to_string());
+        let mut published: Vec<_> =
+            w.sink.events().iter().filter(|e| e.detail_type != "Audit Completed").map(key).collect();
+        let mut committed: Vec<_> = w.store.committed_events().iter().map(key).collect();
+        published.sort();
+        committed.sort();
+        prop_assert_eq!(&published, &committed, "published events differ from committed ones");
+
+        // The events replay to the seats. EventBridge does not keep order (and an outbox flushed
+        // late arrives after newer events), so per user the events must chain from no seat to the
+        // final one in some order: every tier is entered as often as it is left.
+        let mut balance: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let none = "NONE".to_owned();
+        for e in w.sink.events().iter().filter(|e| e.detail_type != "Audit Completed") {
+            let user = e.detail["userId"].as_str().unwrap().to_owned();
+            let text = |k: &str| e.detail[k].as_str().unwrap_or_default().to_owned();
+            let (from, to) = match e.detail_type.as_str() {
+                "Seat Granted" => (none.clone(), text("tier")),
+                "Seat Tier Changed" => (text("fromTier"), text("toTier")),
+                "Seat Canceled" => (text("previousTier"), none.clone()),
+                other => return Err(TestCaseError::fail(format!("unexpected event {other}"))),
+            };
+            *balance.entry((user.clone(), from)).or_default() -= 1;
+            *balance.entry((user, to)).or_default() += 1;
+        }
+        for ((user, node), net) in balance {
+            let uid = UserId::parse("u", &user).unwrap();
+            let final_tier = truth.get(&uid).map(|t| t.as_str().to_owned()).unwrap_or_else(|| none.clone());
+            let expected = i64::from(node == final_tier) - i64::from(node == none);
+            prop_assert_eq!(net, expected, "events of {} do not chain to its seat at {}", user, node);
+        }
+        Ok(())
+    })
+}
+
+fn clone(e: &Event) -> Event {
+    LambdaEvent::new(e.payload.clone(), e.context.clone())
+}
+
+/// 256 by default; `PROPTEST_CASES` for the long profile.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn seats_converge_under_faults(jitter in 1..u64::MAX, ops in proptest::collection::vec(op(), 1..50)) {
+        run(jitter, ops)?;
+    }
+}
