@@ -28,14 +28,23 @@ use crate::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Mem
 const PAGE_SIZE: i32 = 100;
 
 /// [`Directory`] backed by the Identity Store API.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IdentityStoreDirectory {
     client: Client,
+    pacer: super::pace::Pacer,
 }
+
+/// Identity Store's documented limit: 20 requests per second per API.
+pub const REQUESTS_PER_SECOND: u32 = 20;
 
 impl IdentityStoreDirectory {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self::with_rate(client, REQUESTS_PER_SECOND)
+    }
+
+    /// A directory that sends at most `per_second` requests a second from this process.
+    pub fn with_rate(client: Client, per_second: u32) -> Self {
+        Self { client, pacer: super::pace::Pacer::per_second(per_second) }
     }
 }
 
@@ -174,6 +183,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         user: &UserId,
     ) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.pacer.wait().await;
         let result = self.client.describe_user().identity_store_id(store.as_str()).user_id(user.as_str()).send().await;
         match result {
             // The id answered is the one asked; ours is already parsed.
@@ -189,6 +199,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         group: &GroupId,
     ) -> Result<Option<DirectoryGroup>, DirectoryError> {
+        self.pacer.wait().await;
         let result =
             self.client.describe_group().identity_store_id(store.as_str()).group_id(group.as_str()).send().await;
         match result {
@@ -208,6 +219,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         user_name: &str,
     ) -> Result<Option<UserId>, DirectoryError> {
+        self.pacer.wait().await;
         const OPERATION: &str = "GetUserId";
         let result = self
             .client
@@ -228,6 +240,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         display_name: &str,
     ) -> Result<Option<GroupId>, DirectoryError> {
+        self.pacer.wait().await;
         const OPERATION: &str = "GetGroupId";
         let result = self
             .client
@@ -250,6 +263,7 @@ impl Directory for IdentityStoreDirectory {
         group: &GroupId,
         next_token: Option<String>,
     ) -> Result<Page<Membership>, DirectoryError> {
+        self.pacer.wait().await;
         let out = self
             .client
             .list_group_memberships()
@@ -272,6 +286,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         user: &UserId,
     ) -> Result<Vec<Membership>, DirectoryError> {
+        self.pacer.wait().await;
         // The SDK's paginator follows NextToken and stops if the service repeats a token.
         let mut pages = self
             .client
@@ -295,6 +310,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         next_token: Option<String>,
     ) -> Result<Page<DirectoryUser>, DirectoryError> {
+        self.pacer.wait().await;
         let out = self
             .client
             .list_users()
@@ -313,6 +329,7 @@ impl Directory for IdentityStoreDirectory {
         store: &IdentityStoreId,
         next_token: Option<String>,
     ) -> Result<Page<DirectoryGroup>, DirectoryError> {
+        self.pacer.wait().await;
         let out = self
             .client
             .list_groups()

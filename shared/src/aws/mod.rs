@@ -4,6 +4,7 @@
 pub mod dynamo;
 pub mod eventbridge;
 pub mod identitystore;
+mod pace;
 mod item;
 mod tables;
 
