@@ -1090,6 +1090,11 @@ macro_rules! impl_store {
                 MemoryStore::commit_now(self, commit)
             }
 
+            async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::set_user_name_now(self, user, user_name)
+            }
+
             async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
                 MemoryStore::pause(self).await;
                 MemoryStore::pending_outboxes_now(self, limit)
@@ -1131,6 +1136,15 @@ impl MemoryStore {
         let items: Vec<_> = rows.by_ref().take(limit).map(|(k, r)| (k.clone(), r.clone())).collect();
         let next_token = (items.len() == limit).then(|| items.last().map(|(k, _)| encode_token(k))).flatten();
         Ok(Page { items: items.into_iter().map(|(_, r)| r).collect(), next_token })
+    }
+
+    fn set_user_name_now(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(seat name)")?;
+        if let Some(seat) = table.seats.get_mut(user.as_str()) {
+            seat.user_name = Some(user_name.to_owned());
+        }
+        Ok(())
     }
 
     fn refresh_membership_now(

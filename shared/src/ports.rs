@@ -286,6 +286,9 @@ pub trait SeatStore: Send + Sync {
     /// Outboxes left behind (a crash or a failed publish after their commit), oldest first.
     fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
 
+    /// Records the user's name on their seat (display only: no version change), if the seat exists.
+    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Marks an outbox published. `remaining` keeps the events that could not be published.
     fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

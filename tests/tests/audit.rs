@@ -124,6 +124,8 @@ async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() 
     assert_eq!(report["startedAt"], "2026-11-26T10:00:00.000Z", "the audit's clock is the envelope's time");
     assert_eq!(ctx.seat(&members[6]).await.unwrap().status, SeatStatus::Active);
     assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Canceled);
+    assert_eq!(report["namesFilled"], 7, "the group's seats (5 kept, 2 granted) are named from the directory");
+    assert_eq!(ctx.seat(&members[6]).await.unwrap().user_name.as_deref(), Some("member6"));
     let canceled = ctx.sink.events().into_iter().find(|e| e.detail_type == "Seat Canceled").unwrap();
     assert_eq!(canceled.detail["reason"], "AUDIT");
     assert_eq!(ctx.sink.events().last().unwrap().detail_type, "Audit Completed");

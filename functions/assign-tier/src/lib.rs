@@ -59,7 +59,13 @@ where
     E: EventSink,
 {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let not_found = || ApiError::NotFound(format!("no route for {} /{}", req.method, req.segments.join("/")));
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no route for {} /{}",
+            http::excerpt(&req.method),
+            http::excerpt(&req.segments.join("/"))
+        ))
+    };
     match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["audits"]) => return audits_list(deps, &Query::of(&req)?).await,
         ("GET", ["audits", id]) => return audit_get(deps, id).await,
@@ -77,7 +83,7 @@ where
         ("PUT", ["subscriptions", kind, id]) => subscriptions::update(deps, profile, &req, kind, id).await,
         ("DELETE", ["subscriptions", kind, id]) => subscriptions::delete(deps, profile, kind, id).await,
         ("GET", ["seats"]) => seats_list(deps, &Query::of(&req)?).await,
-        ("GET", ["seats", user]) => seat_get(deps, user).await,
+        ("GET", ["seats", user]) => seat_get(deps, profile, user).await,
         ("GET", ["directory", "users"]) => directory::users(deps, profile, &Query::of(&req)?).await,
         ("GET", ["directory", "groups"]) => directory::groups(deps, profile, &Query::of(&req)?).await,
         _ => Err(not_found()),
@@ -92,10 +98,19 @@ async fn seats_list<S: SeatStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> 
     Reply::json(200, &query::list_body(items, page.next_token))
 }
 
-async fn seat_get<S: SeatStore, D, E>(deps: &Deps<S, D, E>, user: &str) -> Result<Reply, ApiError> {
-    let no_seat = || ApiError::NotFound(format!("no seat for user {user}"));
+async fn seat_get<S: SeatStore, D: Directory, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    user: &str,
+) -> Result<Reply, ApiError> {
+    let no_seat = || ApiError::NotFound(format!("no seat for user {}", http::excerpt(user)));
     let user = UserId::parse("userId", user).map_err(|_| no_seat())?;
-    let seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
+    let mut seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
+    if seat.user_name.is_none() {
+        // Granted through a group and not yet named by the audit: ask the directory.
+        let found = deps.directory.describe_user(&profile.identity_store_id, &user).await;
+        seat.user_name = found.map_err(kiro::seats::ServiceError::from)?.map(|u| u.user_name);
+    }
     Reply::json(200, &seat.view())
 }
 
@@ -107,7 +122,7 @@ async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -
 
 /// `GET /audits/{auditId}`: one report.
 async fn audit_get<S: AuditStore, D, E>(deps: &Deps<S, D, E>, id: &str) -> Result<Reply, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no audit {id}"));
+    let not_found = || ApiError::NotFound(format!("no audit {}", http::excerpt(id)));
     let well_formed = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if !well_formed {
         return Err(not_found());

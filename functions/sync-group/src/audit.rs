@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use kiro::domain::audit::{self, Action, AuditReport, Finding, FindingRecord, MAX_FINDINGS};
+use kiro::domain::audit::{self, Action, AuditReport, Finding, FindingRecord, MAX_FINDINGS, MAX_NAMES_PER_AUDIT};
 use kiro::domain::signal::AuditMode;
 use kiro::domain::subscription::due_downgrade;
 use kiro::domain::{GroupId, MembershipId, Principal, Profile, SeatChange, SourceKey, Sources, Subscription, UserId};
@@ -93,11 +93,15 @@ where
     // One pass over the seats: what differs.
     let mut changes: Vec<(UserId, SeatChange, Finding)> = Vec::new();
     let mut active_seats = 0u64;
+    let mut nameless: Vec<UserId> = Vec::new();
     let mut token = None;
     loop {
         let page = deps.store.list_seats(SeatFilter::default(), 100, token).await?;
         for seat in &page.items {
             active_seats += u64::from(seat.is_active());
+            if seat.is_active() && seat.user_name.is_none() && nameless.len() < MAX_NAMES_PER_AUDIT {
+                nameless.push(seat.user_id.clone());
+            }
             let want = desired.remove(&seat.user_id).unwrap_or_default();
             if let Some(change) = audit::diff(Some(seat), &want) {
                 if let Some(finding) = audit::classify(&seat.user_id, Some(seat), &change, clock) {
@@ -138,6 +142,13 @@ where
             .collect();
     }
 
+    // Seats this repair grants have no name yet either; those it cancels need none.
+    let canceling: std::collections::HashSet<&UserId> =
+        changes.iter().filter(|(_, _, f)| f.action == Action::Cancel).map(|(u, _, _)| u).collect();
+    nameless.retain(|u| !canceling.contains(u));
+    let granting = changes.iter().filter(|(_, _, f)| f.action == Action::Grant).map(|(u, _, _)| u.clone());
+    nameless.extend(granting.take(MAX_NAMES_PER_AUDIT.saturating_sub(nameless.len())));
+
     let counted = |a: Action| changes.iter().filter(|(_, _, f)| f.action == a).count() as u64;
     let (mut granted, mut changed, mut canceled) =
         (counted(Action::Grant), counted(Action::Change), counted(Action::Cancel));
@@ -165,6 +176,18 @@ where
         (granted, changed, canceled) = (applied.granted, applied.changed, applied.canceled);
     }
 
+    // Seats granted through a group carry no name (ListGroupMemberships has none): fill them here,
+    // off the request path.
+    let mut names_filled = 0;
+    if repair {
+        for user in &nameless {
+            if let Some(u) = deps.directory.describe_user(&profile.identity_store_id, user).await? {
+                deps.store.set_user_name(user, &u.user_name).await?;
+                names_filled += 1;
+            }
+        }
+    }
+
     let elapsed = chrono::Duration::from_std(wall.elapsed()).unwrap_or_default();
     let report = AuditReport {
         mode,
@@ -178,6 +201,7 @@ where
         active_seats,
         downgrades_due,
         cancels_withheld: if halted { cancels } else { 0 },
+        names_filled,
         findings,
         findings_truncated,
     };

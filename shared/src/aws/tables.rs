@@ -57,6 +57,33 @@ fn decode_token(token: &str) -> Result<String, StoreError> {
         .ok_or(StoreError::InvalidToken)
 }
 
+/// A token is a key this list itself answered: anything else (another list's token, a forged
+/// position) is [`StoreError::InvalidToken`], never a query from an arbitrary key.
+fn decode_token_of(token: &str, is_key: impl Fn(&str) -> bool) -> Result<String, StoreError> {
+    decode_token(token).ok().filter(|sk| is_key(sk)).ok_or(StoreError::InvalidToken)
+}
+
+/// `<TYPE>#<id>`, the gsi1sk of a subscription.
+fn is_subscription_key(sk: &str) -> bool {
+    sk.split_once('#').is_some_and(|(kind, id)| {
+        PrincipalType::parse("principalType", kind)
+            .and_then(|t| Principal::parse(t, "principalId", id))
+            .is_ok_and(|p| p.id() == id)
+    })
+}
+
+/// `<userId>`, the gsi1sk of a seat.
+fn is_seat_key(sk: &str) -> bool {
+    UserId::parse("userId", sk).is_ok_and(|u| u.as_str() == sk)
+}
+
+/// `<startedAt>#<auditId>`, the gsi1sk of an audit report.
+fn is_audit_key(sk: &str) -> bool {
+    sk.split_once('#').is_some_and(|(at, id)| {
+        crate::time::parse(at).is_some() && id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    })
+}
+
 fn source_attr(key: &SourceKey) -> String {
     match key {
         SourceKey::Direct => "DIRECT".to_owned(),
@@ -197,11 +224,12 @@ impl DynamoStore {
         next_token: Option<String>,
         table_pk: impl Fn(&str) -> String,
         table_sk: &str,
+        is_key: fn(&str) -> bool,
         convert: impl Fn(&Item) -> Result<Option<T>, StoreError>,
     ) -> Result<Page<T>, StoreError> {
         let mut start = match next_token {
             Some(token) => {
-                let sk = decode_token(&token)?;
+                let sk = decode_token_of(&token, is_key)?;
                 if prefix.is_some_and(|p| !sk.starts_with(p)) {
                     return Err(StoreError::InvalidToken);
                 }
@@ -276,6 +304,7 @@ impl SubscriptionStore for DynamoStore {
             next_token,
             |sk| format!("SUB#{sk}"),
             "SUB",
+            is_subscription_key,
             |item| subscription_from(item).map(Some),
         )
         .await
@@ -451,6 +480,7 @@ impl SeatStore for DynamoStore {
             next_token,
             |sk| format!("SEAT#{sk}"),
             "SEAT",
+            is_seat_key,
             |item| {
                 let seat = seat_from(item)?;
                 let keep =
@@ -546,6 +576,23 @@ impl SeatStore for DynamoStore {
         }
     }
 
+    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(seat_pk(user), "SEAT")))
+            .update_expression("SET userName = :name")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":name", s(user_name))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(seat name)", e)) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         let out = self
             .client
@@ -634,7 +681,7 @@ impl crate::ports::AuditStore for DynamoStore {
     ) -> Result<Page<crate::domain::audit::AuditReport>, StoreError> {
         let start = match next_token {
             Some(t) => {
-                let sk = decode_token(&t)?;
+                let sk = decode_token_of(&t, is_audit_key)?;
                 let id = sk.rsplit('#').next().ok_or(StoreError::InvalidToken)?.to_owned();
                 let mut esk = key(format!("AUDIT#{id}"), "AUDIT");
                 esk.insert("gsi1pk".to_owned(), s(AUDITS));

@@ -92,6 +92,9 @@ pub struct AuditReport {
     pub downgrades_due: u64,
     /// Cancellations withheld by the revoke guard.
     pub cancels_withheld: u64,
+    /// Seats whose missing `userName` was filled from the directory (repair only).
+    #[serde(default)]
+    pub names_filled: u64,
     /// The seats changed (or, in `report`, that would change); the first [`MAX_FINDINGS`].
     pub findings: Vec<FindingRecord>,
     pub findings_truncated: bool,
@@ -124,6 +127,9 @@ impl From<&Finding> for FindingRecord {
 
 /// Findings kept in a report: keeps the stored item well under DynamoDB's 400 KB.
 pub const MAX_FINDINGS: usize = 1000;
+
+/// Names an audit fills at most: `DescribeUser` one by one at 20 requests/s is 2.5 minutes.
+pub const MAX_NAMES_PER_AUDIT: usize = 3000;
 
 #[cfg(test)]
 mod tests {
