@@ -1,6 +1,7 @@
 //! API Gateway HTTP API (payload 2.0) requests in, contract-shaped responses out.
 //! [`ApiError`] → response happens here and nowhere else.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -9,10 +10,12 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
 use base64::Engine;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
 use crate::BoxError;
 use crate::domain::Invalid;
+pub use crate::domain::invalid::excerpt;
 use crate::ports::StoreError;
 
 /// Bodies larger than this are refused before parsing (API Gateway itself allows 10 MB).
@@ -77,6 +80,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::InvalidToken => Self::BadRequest("the nextToken is not valid".into()),
             StoreError::Throttled { .. } => Self::Throttled(e.into()),
             other => Self::Internal(other.into()),
         }
@@ -108,6 +112,10 @@ pub struct Request {
     /// Decoded path segments, stage prefix removed: `/subscriptions/USER/x` → `["subscriptions", "USER", "x"]`.
     pub segments: Vec<String>,
     pub request_id: String,
+    /// Query parameters as the client sent them. `aws_lambda_events` splits API Gateway's
+    /// comma-joined values apart again; joined back, `q=Doe, Jane` stays one search and
+    /// `tier=PRO&tier=POWER` is the one unknown value `PRO,POWER`, not silently `PRO`.
+    query: BTreeMap<String, String>,
     raw: ApiGatewayV2httpRequest,
 }
 
@@ -117,7 +125,17 @@ impl Request {
         let path = raw.raw_path.clone().or_else(|| raw.request_context.http.path.clone()).unwrap_or_default();
         let path = strip_stage(&path, raw.request_context.stage.as_deref());
         let segments = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
-        Self { method, segments, request_id, raw }
+        let mut query = BTreeMap::<String, String>::new();
+        for (name, value) in raw.query_string_parameters.iter() {
+            query
+                .entry(name.to_owned())
+                .and_modify(|joined| {
+                    joined.push(',');
+                    joined.push_str(value);
+                })
+                .or_insert_with(|| value.to_owned());
+        }
+        Self { method, segments, request_id, query, raw }
     }
 
     /// The caller recorded as the actor of a change: the IAM principal, or `anonymous`.
@@ -132,14 +150,14 @@ impl Request {
             .unwrap_or_else(|| "anonymous".to_owned())
     }
 
-    /// A query parameter's value (API Gateway joins repeats with commas).
+    /// A query parameter's value as sent (API Gateway joins repeats with commas).
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.raw.query_string_parameters.first(name)
+        self.query.get(name).map(String::as_str)
     }
 
     /// Names of all query parameters present.
     pub fn query_names(&self) -> impl Iterator<Item = &str> {
-        self.raw.query_string_parameters.iter().map(|(k, _)| k)
+        self.query.keys().map(String::as_str)
     }
 
     /// The body as a JSON object, or `BadRequest` saying why not.
@@ -158,11 +176,84 @@ impl Request {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest("a JSON object body is required".into()));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
+        match serde_json::from_slice::<Strict>(&bytes) {
+            Ok(Strict(Value::Object(map))) => Ok(map),
             Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
+            // A data error is the one `Strict` raises; everything else is syntax.
+            Err(e) if e.is_data() => {
+                Err(ApiError::BadRequest("the body repeats a key; each key may appear once".into()))
+            }
             Err(_) => Err(ApiError::BadRequest("the body is not valid JSON".into())),
         }
+    }
+}
+
+/// A JSON value whose objects, at any depth, have no duplicate keys. `serde_json::Value` keeps the
+/// last of two equal keys; a proxy or a WAF in front may have read the first, so such a body is
+/// ambiguous and refused whole.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -271,6 +362,23 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    fn body(text: &str) -> Request {
+        let mut raw = ApiGatewayV2httpRequest::default();
+        raw.body = Some(text.to_owned());
+        Request::new(raw, "r".into())
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert!(body(r#"{"a": 1, "b": {"c": [1, {"d": 2}]}}"#).json_object().is_ok());
+        for text in [r#"{"a": 1, "a": 1}"#, r#"{"a": {"b": 1, "b": 2}}"#, r#"{"a": [{"b": 1, "b": 2}]}"#] {
+            let err = body(text).json_object().unwrap_err();
+            assert_eq!((err.code(), err.to_string().contains("repeats a key")), ("BadRequest", true), "{text}");
+        }
+        let err = body(r#"{"a": 1"#).json_object().unwrap_err();
+        assert_eq!(err.to_string(), "the body is not valid JSON");
     }
 
     #[test]

@@ -520,6 +520,7 @@ impl Table {
                 .guards
                 .iter()
                 .all(|g| self.subscriptions.get(&sub_key(&g.principal)).is_some_and(|s| s.tier == g.tier))
+            && commit.absent.iter().all(|p| !self.subscriptions.contains_key(&sub_key(p)))
     }
 
     fn apply(&mut self, commit: &Commit) {
@@ -654,7 +655,7 @@ fn transaction_refusal(commit: &Commit) -> Option<&'static str> {
         }
     }
     let mut guards = HashSet::new();
-    if !commit.guards.iter().all(|g| guards.insert(&g.principal)) {
+    if !commit.guards.iter().map(|g| &g.principal).chain(&commit.absent).all(|p| guards.insert(p)) {
         return twice;
     }
     None

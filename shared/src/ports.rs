@@ -256,6 +256,8 @@ pub struct Outbox {
 pub struct Commit {
     pub seats: Vec<SeatWrite>,
     pub guards: Vec<SubscriptionGuard>,
+    /// Subscriptions that must not exist (a source removed because its subscription is gone).
+    pub absent: Vec<Principal>,
     pub outbox: Option<Outbox>,
 }
 
@@ -263,7 +265,7 @@ impl Commit {
     /// Items the transaction holds (DynamoDB allows 100).
     pub fn item_count(&self) -> usize {
         let rows: usize = self.seats.iter().map(|w| 1 + w.grants_added.len() + w.grants_removed.len()).sum();
-        rows + self.guards.len() + usize::from(self.outbox.is_some())
+        rows + self.guards.len() + self.absent.len() + usize::from(self.outbox.is_some())
     }
 }
 

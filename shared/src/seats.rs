@@ -100,11 +100,33 @@ fn principal_of(key: &SourceKey, user: &UserId) -> Principal {
 }
 
 /// The write one change makes to one seat, if any, and how to count it.
+/// Conditions a seat write carries: subscriptions that must exist with a tier, and ones that must not.
+#[derive(Debug, Default)]
+struct Conditions {
+    guards: Vec<SubscriptionGuard>,
+    absent: Vec<Principal>,
+}
+
+impl Conditions {
+    fn merge(&mut self, other: Conditions) {
+        for g in other.guards {
+            if !self.guards.contains(&g) {
+                self.guards.push(g);
+            }
+        }
+        for p in other.absent {
+            if !self.absent.contains(&p) {
+                self.absent.push(p);
+            }
+        }
+    }
+}
+
 fn plan(
     current: Option<&domain::Seat>,
     uc: &UserChange,
     now: DateTime<Utc>,
-) -> Option<(SeatWrite, Vec<SubscriptionGuard>, Option<OutEvent>, Applied)> {
+) -> Option<(SeatWrite, Conditions, Option<OutEvent>, Applied)> {
     let mut t = domain::transition(current, &uc.user, &uc.change, now)?;
     if t.seat.user_name.is_none() {
         t.seat.user_name = uc.user_name.clone();
@@ -130,18 +152,20 @@ fn plan(
             SourceKey::Direct => None,
         })
         .collect();
-    // Every source the seat keeps from this change must still be backed by its subscription.
-    let guards = uc
-        .change
-        .ops
-        .iter()
-        .filter_map(|op| match op {
+    // Every source the seat keeps from this change must still be backed by its subscription, and
+    // every source dropped for a gone subscription must still have none.
+    let mut conditions = Conditions::default();
+    for op in &uc.change.ops {
+        match op {
             SourceOp::Set(k, tier) if t.seat.sources.get(k) == Some(tier) => {
-                Some(SubscriptionGuard { principal: principal_of(k, &uc.user), tier: *tier })
+                conditions.guards.push(SubscriptionGuard { principal: principal_of(k, &uc.user), tier: *tier });
             }
-            _ => None,
-        })
-        .collect();
+            SourceOp::Unsubscribed(k) if had(k) && !t.seat.sources.contains_key(k) => {
+                conditions.absent.push(principal_of(k, &uc.user));
+            }
+            _ => {}
+        }
+    }
     let mut applied = Applied::default();
     match &t.event {
         Some(domain::SeatEvent::Granted { .. }) => applied.granted = 1,
@@ -151,7 +175,7 @@ fn plan(
     }
     let event = t.event.as_ref().map(OutEvent::from);
     let write = SeatWrite { expected_version: current.map(|s| s.version), seat: t.seat, grants_added, grants_removed };
-    Some((write, guards, event, applied))
+    Some((write, conditions, event, applied))
 }
 
 fn outbox_id(now: DateTime<Utc>) -> String {
@@ -211,17 +235,13 @@ where
     let mut commit = Commit::default();
     let mut events = Vec::new();
     let mut applied = Applied::default();
-    let mut guards: Vec<SubscriptionGuard> = Vec::new();
+    let mut conditions = Conditions::default();
     for uc in chunk {
         match plan(seats.get(&uc.user), uc, now) {
             None => applied.unchanged += 1,
-            Some((write, g, event, a)) => {
+            Some((write, c, event, a)) => {
                 commit.seats.push(write);
-                for guard in g {
-                    if !guards.contains(&guard) {
-                        guards.push(guard);
-                    }
-                }
+                conditions.merge(c);
                 events.extend(event);
                 applied.add(a);
             }
@@ -230,7 +250,7 @@ where
     if commit.seats.is_empty() {
         return Ok(applied);
     }
-    commit.guards = guards;
+    (commit.guards, commit.absent) = (conditions.guards, conditions.absent);
     if !events.is_empty() {
         commit.outbox = Some(Outbox { id: outbox_id(now), events });
     }
@@ -262,11 +282,11 @@ where
 {
     for attempt in 1..=MAX_ATTEMPTS {
         let seat = store.get_seats(std::slice::from_ref(&uc.user)).await?.into_iter().next();
-        let Some((write, guards, event, applied)) = plan(seat.as_ref(), &uc, now) else {
+        let Some((write, conditions, event, applied)) = plan(seat.as_ref(), &uc, now) else {
             return Ok(Applied { unchanged: 1, ..Applied::default() });
         };
         let outbox = event.map(|e| Outbox { id: outbox_id(now), events: vec![e] });
-        let commit = Commit { seats: vec![write], guards, outbox };
+        let commit = Commit { seats: vec![write], guards: conditions.guards, absent: conditions.absent, outbox };
         match store.commit(&commit).await {
             Ok(()) => {
                 publish(store, sink, commit.outbox.as_ref()).await;
@@ -282,17 +302,20 @@ where
     unreachable!("the last attempt returns")
 }
 
-/// A `Set` means "hold this source at its subscription's tier": after a lost race, re-read each
-/// subscription so a deleted one becomes a removal and a re-tiered one its new tier.
+/// `Set` and `Unsubscribed` both mean "make this source follow its subscription": after a lost
+/// race, re-read each subscription, so a deleted one becomes a removal, a re-tiered one its new
+/// tier, and one created again meanwhile a `Set`.
 async fn resolve_sources<S: SubscriptionStore>(store: &S, uc: &UserChange) -> Result<Vec<SourceOp>, StoreError> {
     let mut ops = Vec::with_capacity(uc.change.ops.len());
     for op in &uc.change.ops {
         ops.push(match op {
-            SourceOp::Set(k, _) => match store.get_subscription(&principal_of(k, &uc.user)).await? {
-                Some(sub) => SourceOp::Set(k.clone(), sub.tier),
-                None => SourceOp::Remove(k.clone()),
-            },
-            remove => remove.clone(),
+            SourceOp::Set(k, _) | SourceOp::Unsubscribed(k) => {
+                match store.get_subscription(&principal_of(k, &uc.user)).await? {
+                    Some(sub) => SourceOp::Set(k.clone(), sub.tier),
+                    None => SourceOp::Unsubscribed(k.clone()),
+                }
+            }
+            remove @ SourceOp::Remove(_) => remove.clone(),
         });
     }
     Ok(ops)

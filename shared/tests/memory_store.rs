@@ -112,6 +112,7 @@ async fn a_failing_guard_applies_nothing_of_the_commit() {
         seats: vec![first, write(seat(&user(2), Tier::Power, 1), None)],
         guards: vec![SubscriptionGuard { principal: alice, tier: Tier::Power }],
         outbox: Some(outbox("2026-01-01T00:00:00.000Z#1", vec![event(1)])),
+        ..Commit::default()
     };
     let err = store.commit(&commit).await.unwrap_err();
 
@@ -128,7 +129,8 @@ async fn a_guard_on_a_deleted_subscription_fails_and_a_matching_one_passes() {
     let store = MemoryStore::default();
     let team = Principal::Group(group(1));
     let guard = |tier| vec![SubscriptionGuard { principal: team.clone(), tier }];
-    let commit = |tier| Commit { seats: vec![write(seat(&user(1), tier, 1), None)], guards: guard(tier), outbox: None };
+    let commit =
+        |tier| Commit { seats: vec![write(seat(&user(1), tier, 1), None)], guards: guard(tier), ..Commit::default() };
 
     assert!(matches!(store.commit(&commit(Tier::Pro)).await, Err(StoreError::Conflict(_))), "no subscription");
     store.create_subscription(&subscription(team.clone(), Tier::Pro)).await.unwrap();

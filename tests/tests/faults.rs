@@ -34,14 +34,33 @@ enum Fault {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
-    Toggle { group: usize, user: usize, console: bool },
-    Deliver { pick: usize, keep: bool },
-    Concurrent { a: usize, b: usize },
+enum ApiOp {
     SubscribeUser { user: usize, tier: Tier },
     SubscribeGroup { group: usize, tier: Tier },
     Unsubscribe { group: Option<usize>, user: usize },
     PutTier { group: Option<usize>, user: usize, tier: Tier },
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Toggle {
+        group: usize,
+        user: usize,
+        console: bool,
+    },
+    Deliver {
+        pick: usize,
+        keep: bool,
+    },
+    Concurrent {
+        a: usize,
+        b: usize,
+    },
+    Api(ApiOp),
+    /// Two admin calls at once (e.g. unsubscribe and subscribe the same user).
+    RaceApi(ApiOp, ApiOp),
+    /// An admin call while a pending event is handled.
+    RaceApiEvent(ApiOp, usize),
     Inject(Fault),
 }
 
@@ -65,11 +84,19 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..GROUPS, 0..USERS, any::<bool>()).prop_map(|(group, user, console)| Op::Toggle { group, user, console }),
         4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, keep)| Op::Deliver { pick, keep }),
         2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Concurrent { a, b }),
-        2 => (0..USERS, tier()).prop_map(|(user, tier)| Op::SubscribeUser { user, tier }),
-        2 => (0..GROUPS, tier()).prop_map(|(group, tier)| Op::SubscribeGroup { group, tier }),
-        1 => (proptest::option::of(0..GROUPS), 0..USERS).prop_map(|(group, user)| Op::Unsubscribe { group, user }),
-        2 => (proptest::option::of(0..GROUPS), 0..USERS, tier()).prop_map(|(group, user, tier)| Op::PutTier { group, user, tier }),
+        5 => api_op().prop_map(Op::Api),
+        2 => (api_op(), api_op()).prop_map(|(a, b)| Op::RaceApi(a, b)),
+        2 => (api_op(), any::<usize>()).prop_map(|(a, pick)| Op::RaceApiEvent(a, pick)),
         3 => fault().prop_map(Op::Inject),
+    ]
+}
+
+fn api_op() -> impl Strategy<Value = ApiOp> {
+    prop_oneof![
+        2 => (0..USERS, tier()).prop_map(|(user, tier)| ApiOp::SubscribeUser { user, tier }),
+        2 => (0..GROUPS, tier()).prop_map(|(group, tier)| ApiOp::SubscribeGroup { group, tier }),
+        2 => (proptest::option::of(0..GROUPS), 0..USERS).prop_map(|(group, user)| ApiOp::Unsubscribe { group, user }),
+        2 => (proptest::option::of(0..GROUPS), 0..USERS, tier()).prop_map(|(group, user, tier)| ApiOp::PutTier { group, user, tier }),
     ]
 }
 
@@ -185,6 +212,27 @@ impl World {
         }
     }
 
+    async fn call(&self, op: &ApiOp) -> i64 {
+        match op {
+            ApiOp::SubscribeUser { user, tier } => {
+                let body = json!({"principalType": "USER", "principalId": self.users[*user], "tier": tier});
+                self.api("POST", "/subscriptions", Some(body)).await
+            }
+            ApiOp::SubscribeGroup { group, tier } => {
+                let body = json!({"principalType": "GROUP", "principalId": self.groups[*group], "tier": tier});
+                self.api("POST", "/subscriptions", Some(body)).await
+            }
+            ApiOp::Unsubscribe { group, user } => {
+                let (kind, id) = self.principal(*group, *user);
+                self.api("DELETE", &format!("/subscriptions/{kind}/{id}"), None).await
+            }
+            ApiOp::PutTier { group, user, tier } => {
+                let (kind, id) = self.principal(*group, *user);
+                self.api("PUT", &format!("/subscriptions/{kind}/{id}"), Some(json!({"tier": tier}))).await
+            }
+        }
+    }
+
     fn inject(&self, f: &Fault) {
         match f {
             Fault::StoreThrottle(n) => self.store.throttle_next(*n),
@@ -222,6 +270,7 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     rt.block_on(async move {
         let w = World::new(jitter).await;
         let mut pending: Vec<(Event, bool)> = Vec::new();
+        let faultless = !ops.iter().any(|op| matches!(op, Op::Inject(_)));
         let deliver = |e: Event| {
             let w = &w;
             async move { sync_group::handle(&w.sync, e).await }
@@ -250,21 +299,18 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         pending[j].1 = false;
                     }
                 }
-                Op::SubscribeUser { user, tier } => {
-                    let body = json!({"principalType": "USER", "principalId": w.users[user], "tier": tier});
-                    w.api("POST", "/subscriptions", Some(body)).await;
+                Op::Api(a) => {
+                    w.call(&a).await;
                 }
-                Op::SubscribeGroup { group, tier } => {
-                    let body = json!({"principalType": "GROUP", "principalId": w.groups[group], "tier": tier});
-                    w.api("POST", "/subscriptions", Some(body)).await;
+                Op::RaceApi(a, b) => {
+                    tokio::join!(w.call(&a), w.call(&b));
                 }
-                Op::Unsubscribe { group, user } => {
-                    let (kind, id) = w.principal(group, user);
-                    w.api("DELETE", &format!("/subscriptions/{kind}/{id}"), None).await;
-                }
-                Op::PutTier { group, user, tier } => {
-                    let (kind, id) = w.principal(group, user);
-                    w.api("PUT", &format!("/subscriptions/{kind}/{id}"), Some(json!({"tier": tier}))).await;
+                Op::RaceApiEvent(a, pick) if !pending.is_empty() => {
+                    let i = pick % pending.len();
+                    let (_, r) = tokio::join!(w.call(&a), deliver(clone(&pending[i].0)));
+                    if r.is_ok() {
+                        pending[i].1 = false;
+                    }
                 }
                 Op::Inject(f) => w.inject(&f),
                 _ => {}
@@ -284,6 +330,17 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert!(tries < 5, "an event kept failing without faults");
                 }
             }
+        }
+        // Without faults nothing is left half done: the seats already match, before any audit.
+        if faultless {
+            let active: BTreeMap<UserId, Tier> = w
+                .store
+                .seats_snapshot()
+                .into_iter()
+                .filter(|s| s.status == SeatStatus::Active)
+                .map(|s| (s.user_id.clone(), s.tier))
+                .collect();
+            prop_assert_eq!(&active, &w.truth(), "without faults, seats differ from the truth before the audit");
         }
         // One audit: repairs what API failures left half done, publishes what the outbox kept.
         let audit = envelope("Audit Requested", "kiro.subscriptions", json!({"mode": "repair", "force": true}));
@@ -357,5 +414,22 @@ proptest! {
     #[test]
     fn seats_converge_under_faults(jitter in 1..u64::MAX, ops in proptest::collection::vec(op(), 1..50)) {
         run(jitter, ops)?;
+    }
+}
+
+/// An unsubscribe racing a new subscription of the same user: whatever the timing, the seat
+/// ends holding exactly what the subscriptions say (the removal is guarded by the subscription
+/// still being gone).
+#[test]
+fn an_unsubscribe_racing_a_resubscribe_never_strips_the_new_source() {
+    for jitter in 1..300u64 {
+        let ops = vec![
+            Op::Api(ApiOp::SubscribeUser { user: 0, tier: Tier::Pro }),
+            Op::RaceApi(
+                ApiOp::Unsubscribe { group: None, user: 0 },
+                ApiOp::SubscribeUser { user: 0, tier: Tier::Power },
+            ),
+        ];
+        run(jitter * 104_729, ops).unwrap_or_else(|e| panic!("jitter {jitter}: {e}"));
     }
 }

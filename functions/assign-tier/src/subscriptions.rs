@@ -5,7 +5,7 @@ use kiro::domain::subscription::tier_change;
 use kiro::domain::{
     CancelReason, Invalid, Principal, PrincipalType, Profile, SeatChange, SourceOp, Subscription, Tier, TierChange,
 };
-use kiro::http::{ApiError, Reply, Request};
+use kiro::http::{ApiError, Reply, Request, excerpt};
 use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
 use kiro::seats::{self, ServiceError, UserChange};
 use serde_json::{Map, Value};
@@ -77,7 +77,7 @@ impl NewSubscription {
 
 /// A principal from the path, or `NotFound` (a malformed id names no subscription).
 fn path_principal(kind: &str, id: &str) -> Result<Principal, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no subscription for {kind} {id}"));
+    let not_found = || ApiError::NotFound(format!("no subscription for {} {}", excerpt(kind), excerpt(id)));
     let principal_type = PrincipalType::parse("principalType", kind).map_err(|_| not_found())?;
     Principal::parse(principal_type, "principalId", id).map_err(|_| not_found())
 }
@@ -309,7 +309,7 @@ where
     let principal = path_principal(kind, id)?;
     deps.store.delete_subscription(&principal).await?.ok_or_else(|| no_subscription(&principal))?;
     let now = Utc::now();
-    let op = SourceOp::Remove(principal.source_key());
+    let op = SourceOp::Unsubscribed(principal.source_key());
     let applied = match &principal {
         Principal::User(u) => {
             seats::apply_changes(

@@ -62,6 +62,8 @@ where
         }
     }
 
+    let subscribed: std::collections::HashSet<Principal> = subs.iter().map(|s| s.principal.clone()).collect();
+
     // What every seat should hold.
     let mut desired: HashMap<UserId, Sources> = HashMap::new();
     let mut memberships: HashMap<(GroupId, UserId), MembershipId> = HashMap::new();
@@ -103,7 +105,9 @@ where
                 nameless.push(seat.user_id.clone());
             }
             let want = desired.remove(&seat.user_id).unwrap_or_default();
-            if let Some(change) = audit::diff(Some(seat), &want) {
+            if let Some(change) =
+                audit::diff(Some(seat), &want).map(|c| follow_subscriptions(c, &seat.user_id, &subscribed))
+            {
                 if let Some(finding) = audit::classify(&seat.user_id, Some(seat), &change, clock) {
                     changes.push((seat.user_id.clone(), change, finding));
                 }
@@ -115,7 +119,7 @@ where
         }
     }
     for (user, want) in desired {
-        if let Some(change) = audit::diff(None, &want) {
+        if let Some(change) = audit::diff(None, &want).map(|c| follow_subscriptions(c, &user, &subscribed)) {
             if let Some(finding) = audit::classify(&user, None, &change, clock) {
                 changes.push((user, change, finding));
             }
@@ -250,4 +254,25 @@ async fn refresh_membership_map<S: SubscriptionStore + MembershipMap>(
             return Ok(());
         }
     }
+}
+
+/// A source whose subscription is gone is removed only while it stays gone (`Unsubscribed`), so
+/// a subscription created while the audit runs keeps the source it grants.
+fn follow_subscriptions(
+    mut change: SeatChange,
+    user: &UserId,
+    subscribed: &std::collections::HashSet<Principal>,
+) -> SeatChange {
+    for op in &mut change.ops {
+        if let kiro::domain::SourceOp::Remove(k) = op {
+            let principal = match k {
+                SourceKey::Direct => Principal::User(user.clone()),
+                SourceKey::Group(g) => Principal::Group(g.clone()),
+            };
+            if !subscribed.contains(&principal) {
+                *op = kiro::domain::SourceOp::Unsubscribed(k.clone());
+            }
+        }
+    }
+    change
 }

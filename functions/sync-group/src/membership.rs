@@ -197,7 +197,7 @@ where
         &deps.store,
         &deps.events,
         group,
-        SourceOp::Remove(key),
+        SourceOp::Unsubscribed(key),
         CancelReason::GroupDeleted,
         now,
     )

@@ -539,6 +539,15 @@ impl SeatStore for DynamoStore {
                 .map_err(build)?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
         }
+        for p in &commit.absent {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(sub_pk(p), "SUB")))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
         if let Some(outbox) = &commit.outbox {
             let put = Put::builder()
                 .table_name(&self.table)

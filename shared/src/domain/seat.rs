@@ -145,14 +145,17 @@ impl Seat {
 pub enum SourceOp {
     /// Add the source, or change its tier.
     Set(SourceKey, Tier),
-    /// Remove the source if present.
+    /// Remove the source if present (the user left the group, was deleted, …).
     Remove(SourceKey),
+    /// Remove the source because its subscription is gone; applies only while it stays gone, so
+    /// an unsubscribe racing a new subscribe never strips the new one's source.
+    Unsubscribed(SourceKey),
 }
 
 impl SourceOp {
     pub fn key(&self) -> &SourceKey {
         match self {
-            SourceOp::Set(k, _) | SourceOp::Remove(k) => k,
+            SourceOp::Set(k, _) | SourceOp::Remove(k) | SourceOp::Unsubscribed(k) => k,
         }
     }
 }
@@ -181,7 +184,7 @@ impl SeatChange {
                 SourceOp::Set(k, t) => {
                     next.insert(k.clone(), *t);
                 }
-                SourceOp::Remove(k) => {
+                SourceOp::Remove(k) | SourceOp::Unsubscribed(k) => {
                     next.remove(k);
                 }
             }
@@ -442,6 +445,7 @@ mod tests {
         prop_oneof![
             (arb_key(), arb_tier()).prop_map(|(k, t)| SourceOp::Set(k, t)),
             arb_key().prop_map(SourceOp::Remove),
+            arb_key().prop_map(SourceOp::Unsubscribed),
         ]
     }
 

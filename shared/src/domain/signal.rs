@@ -102,7 +102,9 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
             let force = detail.get("force").and_then(Value::as_bool).unwrap_or(false);
             return Signal::Audit { mode, force };
         }
-        (_, CLOUDTRAIL) => {}
+        // EventBridge refuses `PutEvents` with a source starting `aws.`: anything else calling
+        // itself CloudTrail was put by someone in the account, and must not delete subscriptions.
+        (source, CLOUDTRAIL) if source.starts_with("aws.") => {}
         _ => return ignore(format!("unhandled detail-type {detail_type:?} from {source:?}")),
     }
     if detail.get("errorCode").is_some_and(|e| !e.is_null()) {
@@ -202,6 +204,8 @@ mod tests {
             Signal::Ignore { .. }
         ));
         assert!(matches!(ct(CONSOLE, "DeleteUser", json!({})), Signal::Ignore { .. }));
+        let forged = json!({"eventSource": CONSOLE, "eventName": "DeleteUser", "requestParameters": {"userId": U}});
+        assert!(matches!(classify("attacker.example", CLOUDTRAIL, &forged), Signal::Ignore { .. }));
         assert!(matches!(
             classify("aws.ec2", "EC2 Instance State-change Notification", &json!({})),
             Signal::Ignore { .. }
