@@ -10,14 +10,24 @@ VENV_STAMP := $(VENV)/.dev-tools.stamp
 WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev dev-down venv test test-long lint-template build-arm64
+# The SAM CLI lives in its own venv: its pins (boto3, click, ...) would move moto's. It sits under
+# .venv so that git ignores it, and shares the cfn-lint pin of requirements-dev.txt.
+SAM_VENV := $(VENV)/sam
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := $(shell sed -n 's/^cfn-lint==//p' scripts/requirements-dev.txt)
+SAM_STAMP := $(SAM_VENV)/.aws-sam-cli-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VERSION).stamp
+# `sam validate` resolves ARNs for a Region; it needs no credentials.
+SAM_REGION := $${AWS_REGION:-us-east-1}
+
+.PHONY: help dev dev-down venv venv-sam test test-long lint-template lint-sam build-arm64
 
 help:
 	@echo "make dev            local stack: moto + cargo lambda watch + local HTTP API (Ctrl-C stops it)"
 	@echo "make dev-down       stop whatever a previous 'make dev' left running"
 	@echo "make venv           .venv with the pinned dev tools (scripts/requirements-dev.txt)"
 	@echo "make test           fmt check, clippy, template lint, all tests (what CI runs)"
-	@echo "make lint-template  cfn-lint template.yaml"
+	@echo "make lint-template  cfn-lint template.yaml, before and after the SAM transform; validate openapi.yaml"
+	@echo "make lint-sam       sam validate --lint (the SAM CLI in its own venv, .venv/sam)"
 	@echo "make build-arm64    release build of the three functions for Lambda arm64"
 
 dev:
@@ -32,14 +42,28 @@ $(VENV_STAMP): scripts/requirements-dev.txt
 	scripts/dev.sh venv
 	touch $@
 
-test: venv
+venv-sam: $(SAM_STAMP)
+
+$(SAM_STAMP): scripts/requirements-dev.txt
+	rm -rf $(SAM_VENV)
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	touch $@
+
+test: venv lint-template lint-sam
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/cfn-lint template.yaml
 	$(WITH_VENV) cargo test --workspace
 
+# cfn-lint with the informational rules, on the template and on its SAM transform (where the
+# functions' IAM policies are checked); the OpenAPI document against the 3.0 schema.
 lint-template: venv
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python scripts/check_template.py template.yaml
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
+
+lint-sam: venv-sam
+	AWS_REGION=$(SAM_REGION) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 
 build-arm64: venv
 	$(WITH_VENV) cargo lambda build --release --arm64
@@ -47,3 +71,9 @@ build-arm64: venv
 # The long profile: every property test with 10,000 generated histories.
 test-long: venv
 	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --lib
+
+# Fuzz every route of openapi.yaml with schemathesis against a local stack of its own; not part
+# of `make test` (minutes). FUZZ_MAX_EXAMPLES, FUZZ_MAX_TIME, FUZZ_SEED, FUZZ_CHECKS tune it.
+.PHONY: fuzz-api
+fuzz-api: venv
+	scripts/schemathesis.sh

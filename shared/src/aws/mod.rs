@@ -4,8 +4,8 @@
 pub mod dynamo;
 pub mod eventbridge;
 pub mod identitystore;
-mod pace;
 mod item;
+mod pace;
 mod tables;
 
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};

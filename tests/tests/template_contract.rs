@@ -1,0 +1,1274 @@
+//! `template.yaml` against the contract and against the code.
+//!
+//! The contract's routes and CloudTrail channels are written out here: they are the contract.
+//! Everything else is derived from the Rust sources, so that code which starts to call a new AWS
+//! operation, read a new variable or answer a new route fails here until the template follows:
+//!
+//! - routes: the `("METHOD", [segments])` arms of each function's router;
+//! - environment: the names the function's `main` reads through `kiro::config`;
+//! - IAM: the SDK calls (`client.<operation>()`) in the adapters of `shared/src/aws`, restricted
+//!   to the port methods the function's code calls, for the ports its `handle` is generic over.
+//!
+//! The scan is textual (comments and string contents masked, `#[cfg(test)]` items dropped), so
+//! it over-approximates rather than misses: a port method is "called" when `.name(` appears in
+//! the function's crate or in the shared service code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+
+use kiro_tests::{repo_root, template};
+use serde_json::Value as Json;
+use serde_yaml::Value;
+
+const FUNCTIONS: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+
+/// The contract's HTTP routes (tables "Profile" and "Subscriptions and seats") plus the audit
+/// reports, with the function that answers each.
+const ROUTES: &[(&str, &str, &str)] = &[
+    ("create-profile", "POST", "/profile"),
+    ("create-profile", "GET", "/profile"),
+    ("create-profile", "PATCH", "/profile"),
+    ("assign-tier", "POST", "/subscriptions"),
+    ("assign-tier", "GET", "/subscriptions"),
+    ("assign-tier", "GET", "/subscriptions/{principalType}/{principalId}"),
+    ("assign-tier", "PUT", "/subscriptions/{principalType}/{principalId}"),
+    ("assign-tier", "DELETE", "/subscriptions/{principalType}/{principalId}"),
+    ("assign-tier", "GET", "/seats"),
+    ("assign-tier", "GET", "/seats/{userId}"),
+    ("assign-tier", "GET", "/directory/users"),
+    ("assign-tier", "GET", "/directory/groups"),
+    ("assign-tier", "GET", "/audits"),
+    ("assign-tier", "GET", "/audits/{auditId}"),
+];
+
+/// The contract's configuration table: the least each function must be able to read.
+const CONTRACT_ENV: &[(&str, &[&str])] = &[
+    ("create-profile", &["TABLE_NAME", "EVENT_BUS_NAME", "SUPPORTED_REGIONS"]),
+    ("assign-tier", &["TABLE_NAME", "EVENT_BUS_NAME"]),
+    ("sync-group", &["TABLE_NAME", "EVENT_BUS_NAME", "AUDIT_REVOKE_LIMIT_PERCENT"]),
+];
+
+/// The contract's "Events in": the three channels of an Identity Center membership change.
+const CHANNELS: &[(&str, &[&str])] = &[
+    ("identitystore.amazonaws.com", &["CreateGroupMembership", "DeleteGroupMembership", "DeleteGroup", "DeleteUser"]),
+    ("sso-directory.amazonaws.com", &["AddMemberToGroup", "RemoveMemberFromGroup", "DeleteGroup", "DeleteUser"]),
+    ("identitystore-scim.amazonaws.com", &["PatchGroup", "DeleteGroup", "DeleteUser"]),
+];
+
+const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
+
+/// Resource types each Identity Store action requires, from the Service Authorization Reference
+/// (prefix `identitystore`). An action missing here fails the test: look it up and add it.
+const IDENTITYSTORE_RESOURCES: &[(&str, &[&str])] = &[
+    ("DescribeUser", &["identitystore/*", "user/*"]),
+    ("GetUserId", &["identitystore/*", "user/*"]),
+    ("ListUsers", &["identitystore/*", "user/*"]),
+    ("DescribeGroup", &["identitystore/*", "group/*"]),
+    ("GetGroupId", &["identitystore/*", "group/*"]),
+    ("ListGroups", &["identitystore/*", "group/*"]),
+    ("ListGroupMemberships", &["identitystore/*", "group/*", "membership/*"]),
+    ("ListGroupMembershipsForMember", &["identitystore/*", "user/*", "membership/*"]),
+];
+
+// ------------------------------------------------------------------------------------------------
+// Rust sources, read as text.
+
+/// A Rust file. `code` has the same byte offsets as `text`, with comments and the contents of
+/// string and char literals blanked, and `#[cfg(test)]` items removed.
+struct Source {
+    path: String,
+    text: String,
+    code: String,
+}
+
+impl Source {
+    fn read(relative: &str) -> Source {
+        let path = repo_root().join(relative);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let mut code = mask(&text).into_bytes();
+        drop_test_items(&mut code);
+        let code = String::from_utf8(code).expect("the mask is ASCII where it changed anything");
+        Source { path: relative.to_owned(), text, code }
+    }
+
+    fn dir(relative: &str) -> Vec<Source> {
+        let mut names: Vec<String> = std::fs::read_dir(repo_root().join(relative))
+            .unwrap_or_else(|e| panic!("listing {relative}: {e}"))
+            .map(|e| e.expect("a directory entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".rs"))
+            .collect();
+        names.sort();
+        names.iter().map(|n| Source::read(&format!("{relative}/{n}"))).collect()
+    }
+
+    /// String literals inside `range`, as written.
+    fn literals(&self, range: Range<usize>) -> Vec<&str> {
+        let bytes = self.code.as_bytes();
+        let mut out = Vec::new();
+        let mut i = range.start;
+        while i < range.end {
+            if bytes[i] == b'"' {
+                let end = i + 1 + self.code[i + 1..].find('"').expect("a closing quote");
+                out.push(&self.text[i + 1..end]);
+                i = end + 1;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Blanks comments and literal contents (keeping the quotes of string literals).
+fn mask(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let blank = |out: &mut Vec<u8>, r: Range<usize>| {
+        for c in &mut out[r] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+    };
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                let end = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                blank(&mut out, i..end);
+                i = end;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let (mut depth, mut j) = (1, i + 2);
+                while depth > 0 && j < b.len() {
+                    if b[j..].starts_with(b"/*") {
+                        depth += 1;
+                        j += 2;
+                    } else if b[j..].starts_with(b"*/") {
+                        depth -= 1;
+                        j += 2;
+                    } else {
+                        j += 1;
+                    }
+                }
+                blank(&mut out, i..j);
+                i = j;
+            }
+            b'r' if !is_ident(b.get(i.wrapping_sub(1)).copied().unwrap_or(b' '))
+                && matches!(b.get(i + 1), Some(b'"' | b'#')) =>
+            {
+                let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
+                if b.get(i + 1 + hashes) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let open = i + 1 + hashes;
+                let close_seq = format!("\"{}", "#".repeat(hashes));
+                let close = open + 1 + text[open + 1..].find(&close_seq).expect("a closed raw string");
+                blank(&mut out, open + 1..close);
+                out[open] = b'"';
+                out[close] = b'"';
+                i = close + close_seq.len();
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                blank(&mut out, i + 1..j);
+                i = j + 1;
+            }
+            b'\'' => {
+                // A char literal ('x', '\n', '→'), or a lifetime ('a) which stays.
+                let rest = &text[i + 1..];
+                // `len` is the offset of the closing quote in `rest`.
+                let len = if rest.starts_with('\\') {
+                    rest.get(2..).and_then(|r| r.find('\'')).map(|n| n + 2)
+                } else {
+                    rest.chars().next().map(char::len_utf8).filter(|&n| rest[n..].starts_with('\''))
+                };
+                match len {
+                    Some(n) => {
+                        blank(&mut out, i..i + n + 2);
+                        i += n + 2;
+                    }
+                    None => i += 1,
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    // Blanked multi-byte characters became spaces; what is left outside literals and comments
+    // is source code, ASCII in this workspace.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes every `#[cfg(test)]` item (the unit-test modules) from `code`.
+fn drop_test_items(code: &mut [u8]) {
+    let attr = b"#[cfg(test)]";
+    let mut from = 0;
+    while let Some(at) = find_bytes(&code[from..], attr).map(|n| n + from) {
+        let after = at + attr.len();
+        let end = match code[after..].iter().position(|c| *c == b'{' || *c == b';') {
+            Some(n) if code[after + n] == b'{' => matching(code, after + n) + 1,
+            Some(n) => after + n + 1,
+            None => code.len(),
+        };
+        for c in &mut code[at..end] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+        from = end;
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// The index of the bracket closing the one at `open`.
+fn matching(code: &[u8], open: usize) -> usize {
+    let (o, c) = match code[open] {
+        b'{' => (b'{', b'}'),
+        b'[' => (b'[', b']'),
+        b'(' => (b'(', b')'),
+        other => panic!("no bracket at {open}: {:?}", other as char),
+    };
+    let mut depth = 0;
+    for (i, &ch) in code.iter().enumerate().skip(open) {
+        if ch == o {
+            depth += 1;
+        } else if ch == c {
+            depth -= 1;
+            if depth == 0 {
+                return i;
+            }
+        }
+    }
+    panic!("unbalanced brackets from {open}")
+}
+
+/// Offsets of `word` in `code` as a whole identifier.
+fn words<'a>(code: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let b = code.as_bytes();
+    code.match_indices(word).map(|(i, _)| i).filter(move |&i| {
+        let before = i.checked_sub(1).map(|j| b[j]);
+        let after = b.get(i + word.len()).copied();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+fn ident_at(code: &str, at: usize) -> &str {
+    let len = code.as_bytes()[at..].iter().take_while(|c| is_ident(**c)).count();
+    &code[at..at + len]
+}
+
+fn skip_ws(code: &str, at: usize) -> usize {
+    at + code.as_bytes()[at..].iter().take_while(|c| c.is_ascii_whitespace()).count()
+}
+
+/// A function with a body: its name and the range of its body (braces included).
+#[derive(Clone)]
+struct FnItem {
+    name: String,
+    body: Range<usize>,
+}
+
+/// Every `fn name(..) { .. }` in `range` (declarations without a body are skipped).
+fn fn_items(code: &str, range: Range<usize>) -> Vec<FnItem> {
+    let mut out = Vec::new();
+    for at in words(code, "fn").filter(|i| range.contains(i)) {
+        let name_at = skip_ws(code, at + 2);
+        let name = ident_at(code, name_at);
+        if name.is_empty() {
+            continue; // a `fn(..)` pointer type
+        }
+        let Some(open) = code[name_at..range.end].find(['{', ';']).map(|n| n + name_at) else { continue };
+        if code.as_bytes()[open] == b'{' {
+            out.push(FnItem { name: name.to_owned(), body: open..matching(code.as_bytes(), open) + 1 });
+        }
+    }
+    out
+}
+
+/// An `impl [Trait for] Type { .. }` block at the start of a line.
+struct ImplBlock {
+    trait_name: Option<String>,
+    self_ty: String,
+    body: Range<usize>,
+}
+
+fn last_segment(path: &str) -> String {
+    let path = path.split('<').next().unwrap_or_default().trim();
+    path.rsplit("::").next().unwrap_or_default().trim().to_owned()
+}
+
+fn impl_blocks(code: &str) -> Vec<ImplBlock> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    for at in words(code, "impl") {
+        let line_start = code[..at].rfind('\n').map_or(0, |n| n + 1);
+        if !code[line_start..at].trim().is_empty() {
+            continue; // `impl Trait` in a signature
+        }
+        let open = at + code[at..].find('{').expect("an impl body");
+        let mut header = code[at + 4..open].trim();
+        if header.starts_with('<') {
+            let mut depth = 0;
+            let end = header
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '<' => 1,
+                        '>' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(0, |(i, _)| i + 1);
+            header = header[end..].trim();
+        }
+        let (trait_name, self_ty) = match header.split_once(" for ") {
+            Some((t, ty)) => (Some(last_segment(t)), last_segment(ty)),
+            None => (None, last_segment(header)),
+        };
+        out.push(ImplBlock { trait_name, self_ty, body: open..matching(b, open) + 1 });
+    }
+    out
+}
+
+/// Names called in `range`: `name(` not preceded by `.`, plus `self.name(`.
+fn calls(code: &str, range: Range<usize>) -> BTreeSet<String> {
+    let b = code.as_bytes();
+    let mut out = BTreeSet::new();
+    let mut i = range.start;
+    while i < range.end {
+        if is_ident(b[i]) && (i == 0 || !is_ident(b[i - 1])) {
+            let name = ident_at(code, i);
+            let next = skip_ws(code, i + name.len());
+            let before = code[..i].trim_end();
+            let method = before.ends_with('.');
+            if b.get(next) == Some(&b'(') && (!method || before.ends_with("self.")) {
+                out.insert(name.to_owned());
+            }
+            i += name.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `.name(` anywhere in `code`: the method is called.
+fn calls_method(code: &str, name: &str) -> bool {
+    words(code, name).any(|i| {
+        code[..i].trim_end().ends_with('.') && code.as_bytes().get(skip_ws(code, i + name.len())) == Some(&b'(')
+    })
+}
+
+// ------------------------------------------------------------------------------------------------
+// What the code calls.
+
+/// The adapters of `shared/src/aws`: port implementations and the SDK calls behind them.
+struct Adapters {
+    files: Vec<Source>,
+    /// (file, fn) for every function, inherent and trait methods included.
+    fns: Vec<(usize, FnItem)>,
+    /// port trait → (adapter type, file, methods).
+    ports: BTreeMap<String, (String, usize, Vec<FnItem>)>,
+    /// adapter type → IAM service prefix of its SDK client.
+    service: BTreeMap<String, &'static str>,
+    /// `const NAME: &str = "value"` of the adapters.
+    consts: BTreeMap<String, String>,
+}
+
+impl Adapters {
+    fn load() -> Adapters {
+        let files = Source::dir("shared/src/aws");
+        let mut fns = Vec::new();
+        let mut ports = BTreeMap::new();
+        let mut service = BTreeMap::new();
+        let mut consts = BTreeMap::new();
+        for (f, src) in files.iter().enumerate() {
+            fns.extend(fn_items(&src.code, 0..src.code.len()).into_iter().map(|item| (f, item)));
+            for block in impl_blocks(&src.code) {
+                if let Some(t) = block.trait_name {
+                    let methods = fn_items(&src.code, block.body.clone());
+                    ports.insert(t, (block.self_ty, f, methods));
+                }
+            }
+            let sdk = words(&src.code, "use")
+                .filter_map(|at| {
+                    let path = src.code[at + 3..].split(';').next().unwrap_or_default().trim();
+                    path.strip_prefix("aws_sdk_")?.strip_suffix("::Client").map(str::to_owned)
+                })
+                .next();
+            for at in words(&src.code, "struct") {
+                let name = ident_at(&src.code, skip_ws(&src.code, at + 6)).to_owned();
+                if let Some(sdk) = &sdk {
+                    let prefix = match sdk.as_str() {
+                        "dynamodb" => "dynamodb",
+                        "identitystore" => "identitystore",
+                        "eventbridge" => "events",
+                        other => panic!("{}: IAM prefix of aws_sdk_{other}? add it here", src.path),
+                    };
+                    service.insert(name, prefix);
+                }
+            }
+            for at in words(&src.code, "const") {
+                let decl = &src.code[at..at + src.code[at..].find(';').unwrap_or(0)];
+                if decl.contains("&str") {
+                    let name = ident_at(&src.code, skip_ws(&src.code, at + 5)).to_owned();
+                    if let Some(value) = src.literals(at..at + decl.len()).first() {
+                        consts.insert(name, (*value).to_owned());
+                    }
+                }
+            }
+        }
+        Adapters { files, fns, ports, service, consts }
+    }
+
+    /// Every function body `method` runs, following calls within the adapters.
+    fn closure(&self, file: usize, method: &FnItem) -> Vec<(usize, Range<usize>)> {
+        let mut seen: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut todo = vec![(file, method.body.clone())];
+        let mut out = Vec::new();
+        while let Some((f, body)) = todo.pop() {
+            if !seen.insert((f, body.start)) {
+                continue;
+            }
+            for name in calls(&self.files[f].code, body.clone()) {
+                for (g, item) in self.fns.iter().filter(|(_, i)| i.name == name) {
+                    todo.push((*g, item.body.clone()));
+                }
+            }
+            out.push((f, body));
+        }
+        out
+    }
+
+    /// The IAM actions and resources `method` of the adapter `ty` needs.
+    fn needs(&self, ty: &str, file: usize, method: &FnItem) -> BTreeSet<(String, String)> {
+        let prefix = *self.service.get(ty).unwrap_or_else(|| panic!("{ty}: no SDK client found for it"));
+        let bodies = self.closure(file, method);
+        let mut out = BTreeSet::new();
+        for (f, body) in &bodies {
+            let code = &self.files[*f].code;
+            for at in words(code, "client").filter(|i| body.contains(i)) {
+                let dot = skip_ws(code, at + 6);
+                if code.as_bytes().get(dot) != Some(&b'.') {
+                    continue;
+                }
+                let op_at = skip_ws(code, dot + 1);
+                let op = ident_at(code, op_at);
+                let after = skip_ws(code, op_at + op.len());
+                if !code[after..].starts_with("()") && !code[after..].starts_with("( )") {
+                    continue;
+                }
+                let chain_end = code[after..].find(".send(").map_or(body.end, |n| after + n);
+                let chain = &code[after..chain_end];
+                for action in iam_actions(prefix, op, &bodies, &self.files) {
+                    let resource = match prefix {
+                        "dynamodb" => match chain.find(".index_name(") {
+                            Some(n) => format!("index/{}", self.index_name(*f, after + n)),
+                            None => "table".to_owned(),
+                        },
+                        "events" => "bus".to_owned(),
+                        _ => "identity-store".to_owned(),
+                    };
+                    out.insert((format!("{prefix}:{action}"), resource));
+                }
+            }
+        }
+        out
+    }
+
+    fn index_name(&self, file: usize, at: usize) -> String {
+        let src = &self.files[file];
+        let open = at + src.code[at..].find('(').expect("index_name(");
+        let arg = &src.code[open + 1..matching(src.code.as_bytes(), open)];
+        match src.literals(open..open + arg.len() + 1).first() {
+            Some(literal) => (*literal).to_owned(),
+            None => {
+                let name = arg.trim();
+                self.consts.get(name).cloned().unwrap_or_else(|| panic!("{}: index name {name}?", src.path))
+            }
+        }
+    }
+}
+
+/// IAM actions of one SDK operation. DynamoDB has no IAM action for a transaction: it needs
+/// the action of each kind of item in it.
+fn iam_actions(prefix: &str, op: &str, bodies: &[(usize, Range<usize>)], files: &[Source]) -> Vec<String> {
+    let pascal: String = op
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect();
+    let transaction_items = |kinds: &[(&str, &str)]| -> Vec<String> {
+        let found: Vec<String> = kinds
+            .iter()
+            .filter(|(builder, _)| bodies.iter().any(|(f, r)| files[*f].code[r.clone()].contains(builder)))
+            .map(|(_, action)| (*action).to_owned())
+            .collect();
+        assert!(!found.is_empty(), "{op}: no item builders found next to it");
+        found
+    };
+    match (prefix, op) {
+        ("dynamodb", "transact_write_items") => transaction_items(&[
+            ("Put::builder", "PutItem"),
+            ("Update::builder", "UpdateItem"),
+            ("Delete::builder", "DeleteItem"),
+            ("ConditionCheck::builder", "ConditionCheckItem"),
+        ]),
+        ("dynamodb", "transact_get_items") => transaction_items(&[("Get::builder", "GetItem")]),
+        _ => vec![pascal],
+    }
+}
+
+/// What one function's code needs: the ports it is generic over, the adapter methods it calls.
+struct FunctionCode {
+    /// (IAM action, resource key) pairs.
+    needs: BTreeSet<(String, String)>,
+    /// Environment variables read (the runtime's `AWS_*` excluded).
+    env: BTreeSet<String>,
+    /// (method, path with `{}` for each parameter) of the router's arms.
+    routes: BTreeSet<(String, String)>,
+}
+
+fn function_code(name: &str, adapters: &Adapters) -> FunctionCode {
+    let own = Source::dir(&format!("functions/{name}/src"));
+    let lib = own.iter().find(|s| s.path.ends_with("/lib.rs")).expect("a lib.rs");
+    let main = own.iter().find(|s| s.path.ends_with("/main.rs")).expect("a main.rs");
+    // The shared service code the handlers call into (the in-memory fake excluded).
+    let shared: Vec<Source> = Source::dir("shared/src")
+        .into_iter()
+        .chain(Source::dir("shared/src/domain"))
+        .filter(|s| !s.path.ends_with("/memory.rs"))
+        .collect();
+    let reachable: Vec<&Source> = own.iter().chain(shared.iter()).collect();
+
+    let handle = words(&lib.code, "handle")
+        .find(|&i| lib.code[..i].trim_end().ends_with("fn"))
+        .unwrap_or_else(|| panic!("{name}: no `fn handle` in lib.rs"));
+    let signature = &lib.code[handle..handle + lib.code[handle..].find('{').expect("a body")];
+    let mut needs = BTreeSet::new();
+    let mut bounds = Vec::new();
+    for (port, (ty, file, methods)) in &adapters.ports {
+        if words(signature, port).next().is_none() {
+            continue;
+        }
+        bounds.push(port.clone());
+        assert!(
+            words(&main.code, ty).next().is_some(),
+            "{name}: handle is generic over {port}, but main.rs never builds its adapter {ty}"
+        );
+        for m in methods.iter().filter(|m| reachable.iter().any(|s| calls_method(&s.code, &m.name))) {
+            needs.extend(adapters.needs(ty, *file, m));
+        }
+    }
+    assert!(!bounds.is_empty(), "{name}: found no port trait in `{signature}`");
+
+    FunctionCode { needs, env: env_read(main), routes: router_arms(lib) }
+}
+
+/// Variables `main` reads: its own literals, and those of the `kiro::config` readers it calls.
+fn env_read(main: &Source) -> BTreeSet<String> {
+    let config = Source::read("shared/src/config.rs");
+    let readers = fn_items(&config.code, 0..config.code.len());
+    let is_var = |s: &&str| s.len() > 2 && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+    let mut out: BTreeSet<String> =
+        main.literals(0..main.code.len()).into_iter().filter(is_var).map(str::to_owned).collect();
+    let mut todo: Vec<String> = calls(&main.code, 0..main.code.len()).into_iter().collect();
+    let mut seen = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        for f in readers.iter().filter(|f| f.name == name) {
+            out.extend(config.literals(f.body.clone()).into_iter().filter(is_var).map(str::to_owned));
+            todo.extend(calls(&config.code, f.body.clone()));
+        }
+    }
+    out.retain(|v| !v.starts_with("AWS_"));
+    out
+}
+
+/// `("GET", ["seats", user])` arms → `("GET", "/seats/{}")`.
+fn router_arms(lib: &Source) -> BTreeSet<(String, String)> {
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let b = lib.code.as_bytes();
+    let mut out = BTreeSet::new();
+    for (at, _) in lib.code.match_indices("(\"") {
+        let Some(method) = lib.literals(at + 1..at + 2).first().copied() else { continue };
+        if !methods.contains(&method) {
+            continue;
+        }
+        let after = at + 2 + method.len() + 1;
+        let rest = lib.code[after..].trim_start();
+        let Some(rest) = rest.strip_prefix(',') else { continue };
+        if !rest.trim_start().starts_with('[') {
+            continue;
+        }
+        let open = after + lib.code[after..].find('[').expect("a slice pattern");
+        let close = matching(b, open);
+        let mut path = String::new();
+        let mut part_at = open + 1;
+        for part in lib.code[open + 1..close].split(',') {
+            let seg = part.trim();
+            let seg_at = part_at + (part.len() - part.trim_start().len());
+            part_at += part.len() + 1;
+            if seg.is_empty() {
+                continue;
+            }
+            path.push('/');
+            if seg.starts_with('"') {
+                path.push_str(lib.literals(seg_at..seg_at + seg.len())[0]);
+            } else {
+                path.push_str("{}");
+            }
+        }
+        out.insert((method.to_owned(), path));
+    }
+    out
+}
+
+fn routes_of(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// The template.
+
+/// An intrinsic function in short (`!GetAtt x`) or long (`{"Fn::GetAtt": x}`) form.
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((t.tag.to_string().trim_start_matches('!').to_owned(), &t.value)),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k == "Ref" || k.starts_with("Fn::")).then(|| (k.trim_start_matches("Fn::").to_owned(), v))
+        }
+        _ => None,
+    }
+}
+
+fn ref_of(v: &Value) -> Option<&str> {
+    match intrinsic(v)? {
+        (name, target) if name == "Ref" => target.as_str(),
+        _ => None,
+    }
+}
+
+/// `!GetAtt X.Arn` / `!GetAtt [X, Arn]` → (X, Arn).
+fn get_att(v: &Value) -> Option<(String, String)> {
+    let (name, arg) = intrinsic(v)?;
+    if name != "GetAtt" {
+        return None;
+    }
+    match arg {
+        Value::String(s) => s.split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())),
+        Value::Sequence(s) if s.len() == 2 => Some((s[0].as_str()?.to_owned(), s[1].as_str()?.to_owned())),
+        _ => None,
+    }
+}
+
+fn sub_of(v: &Value) -> Option<&str> {
+    match intrinsic(v)? {
+        (name, Value::String(s)) if name == "Sub" => Some(s),
+        _ => None,
+    }
+}
+
+fn list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Sequence(s) => s.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn strs(v: &Value) -> BTreeSet<String> {
+    list(v).into_iter().map(|s| s.as_str().unwrap_or_else(|| panic!("a string, not {s:?}")).to_owned()).collect()
+}
+
+struct Template {
+    root: Value,
+}
+
+impl Template {
+    fn load() -> Template {
+        Template { root: template::load() }
+    }
+
+    fn resources(&self) -> &serde_yaml::Mapping {
+        self.root["Resources"].as_mapping().expect("Resources")
+    }
+
+    fn resource(&self, id: &str) -> &Value {
+        let r = &self.root["Resources"][id];
+        assert!(!r.is_null(), "template: no resource {id}");
+        r
+    }
+
+    fn of_type(&self, ty: &str) -> Vec<(String, &Value)> {
+        self.resources()
+            .iter()
+            .filter(|(_, r)| r["Type"] == ty)
+            .map(|(k, r)| (k.as_str().expect("a logical id").to_owned(), r))
+            .collect()
+    }
+
+    /// Logical id of the function whose binary is `binary`.
+    fn function_id(&self, binary: &str) -> String {
+        let found: Vec<String> = self
+            .of_type("AWS::Serverless::Function")
+            .into_iter()
+            .filter(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == binary)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(found.len(), 1, "template: exactly one function builds binary {binary}, found {found:?}");
+        found[0].clone()
+    }
+
+    fn function(&self, binary: &str) -> &Value {
+        self.resource(&self.function_id(binary))
+    }
+
+    /// A function property, or the Globals default.
+    fn function_prop(&self, binary: &str, prop: &str) -> &Value {
+        let own = &self.function(binary)["Properties"][prop];
+        if own.is_null() { &self.root["Globals"]["Function"][prop] } else { own }
+    }
+
+    /// The environment of a function: Globals merged with its own.
+    fn env(&self, binary: &str) -> BTreeMap<String, Value> {
+        let mut vars = BTreeMap::new();
+        for source in [&self.root["Globals"]["Function"], &self.function(binary)["Properties"]] {
+            if let Some(m) = source["Environment"]["Variables"].as_mapping() {
+                for (k, v) in m {
+                    vars.insert(k.as_str().expect("a variable name").to_owned(), v.clone());
+                }
+            }
+        }
+        vars
+    }
+
+    /// Logical id of the table the functions use: `TABLE_NAME`'s `!Ref`.
+    fn table_id(&self) -> String {
+        let env = self.env("assign-tier");
+        let table = ref_of(&env["TABLE_NAME"]).expect("TABLE_NAME is a !Ref of the table").to_owned();
+        assert_eq!(self.resource(&table)["Type"], "AWS::DynamoDB::Table", "TABLE_NAME names a table");
+        table
+    }
+
+    /// Logical id of the bus named by `EVENT_BUS_NAME`.
+    fn bus_id(&self) -> String {
+        let env = self.env("assign-tier");
+        let bus_name = env["EVENT_BUS_NAME"].clone();
+        let buses: Vec<String> = self
+            .of_type("AWS::Events::EventBus")
+            .into_iter()
+            .filter(|(_, b)| b["Properties"]["Name"] == bus_name)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(buses.len(), 1, "one AWS::Events::EventBus is named like EVENT_BUS_NAME ({bus_name:?})");
+        buses[0].clone()
+    }
+
+    /// (action, resource key) pairs a function's policy allows.
+    fn granted(&self, binary: &str) -> BTreeSet<(String, String)> {
+        let (table, bus) = (self.table_id(), self.bus_id());
+        let resource_key = |r: &Value| -> String {
+            if let Some((id, attr)) = get_att(r) {
+                if attr == "Arn" && id == table {
+                    return "table".into();
+                }
+                if attr == "Arn" && id == bus {
+                    return "bus".into();
+                }
+            }
+            if let Some(s) = sub_of(r) {
+                if let Some(index) = s.strip_prefix(&format!("${{{table}.Arn}}/index/")) {
+                    return format!("index/{index}");
+                }
+                let store = "arn:${AWS::Partition}:identitystore::${AWS::AccountId}:identitystore/*";
+                if s == store {
+                    return "identitystore/*".into();
+                }
+                if let Some(kind) = s.strip_prefix("arn:${AWS::Partition}:identitystore:::") {
+                    return kind.to_owned();
+                }
+            }
+            format!("unrecognised resource {r:?}")
+        };
+        let mut out = BTreeSet::new();
+        for policy in list(&self.function(binary)["Properties"]["Policies"]) {
+            let statements = &policy["Statement"];
+            assert!(
+                statements.is_sequence(),
+                "{binary}: only inline statements, so that this test sees every grant: {policy:?}"
+            );
+            for st in list(statements) {
+                assert_eq!(st["Effect"], "Allow", "{binary}: {st:?}");
+                for key in ["NotAction", "NotResource"] {
+                    assert!(st[key].is_null(), "{binary}: {key} grants more than it names: {st:?}");
+                }
+                for action in strs(&st["Action"]) {
+                    assert!(!action.contains('*'), "{binary}: wildcard action {action}");
+                    for r in list(&st["Resource"]) {
+                        out.insert((action.clone(), resource_key(r)));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The code's needs with Identity Store reads expanded to the resource types they require.
+fn expand(needs: &BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (action, resource) in needs {
+        match action.strip_prefix("identitystore:") {
+            Some(a) => {
+                let (_, types) = IDENTITYSTORE_RESOURCES.iter().find(|(n, _)| *n == a).unwrap_or_else(|| {
+                    panic!("identitystore:{a}: add its resource types (Service Authorization Reference)")
+                });
+                out.extend(types.iter().map(|t| (action.clone(), (*t).to_owned())));
+            }
+            None => {
+                out.insert((action.clone(), resource.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn show(set: &BTreeSet<(String, String)>) -> String {
+    set.iter().map(|(a, r)| format!("\n    {a} on {r}")).collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// (a) Routes.
+
+#[test]
+fn every_contract_route_is_an_iam_authorized_route_of_its_function_and_there_are_no_others() {
+    let t = Template::load();
+    let apis = t.of_type("AWS::Serverless::HttpApi");
+    assert_eq!(apis.len(), 1, "one HTTP API");
+    let (api_id, api) = &apis[0];
+    assert!(t.of_type("AWS::Serverless::Api").is_empty(), "no REST API next to the HTTP API");
+    assert_eq!(api["Properties"]["Auth"]["DefaultAuthorizer"], "AWS_IAM");
+    assert_eq!(api["Properties"]["Auth"]["EnableIamAuthorizer"], true);
+    let throttling = &api["Properties"]["DefaultRouteSettings"];
+    for key in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        assert!(throttling[key].is_u64(), "HttpApi DefaultRouteSettings.{key} is set");
+    }
+
+    let mut declared = BTreeSet::new();
+    for (fid, f) in t.of_type("AWS::Serverless::Function") {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or(&fid).to_owned();
+        for (name, event) in f["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"] != "HttpApi" {
+                continue;
+            }
+            let p = &event["Properties"];
+            assert_eq!(ref_of(&p["ApiId"]), Some(api_id.as_str()), "{fid}.{name:?} is on the HTTP API");
+            let authorizer = &p["Auth"]["Authorizer"];
+            assert!(authorizer.is_null() || *authorizer == "AWS_IAM", "{fid}.{name:?} keeps AWS_IAM");
+            let payload = &p["PayloadFormatVersion"];
+            assert!(payload.is_null() || *payload == "2.0", "{fid}.{name:?} uses payload format 2.0");
+            let (method, path) = (p["Method"].as_str().expect("Method"), p["Path"].as_str().expect("Path"));
+            assert!(
+                declared.insert((binary.clone(), method.to_uppercase(), path.to_owned())),
+                "{method} {path} declared twice"
+            );
+        }
+    }
+    let contract: BTreeSet<(String, String, String)> =
+        ROUTES.iter().map(|(f, m, p)| ((*f).to_owned(), (*m).to_owned(), (*p).to_owned())).collect();
+    let missing: Vec<_> = contract.difference(&declared).collect();
+    let extra: Vec<_> = declared.difference(&contract).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "routes missing from the template: {missing:?}; not in the contract: {extra:?}"
+    );
+}
+
+#[test]
+fn each_route_is_answered_by_the_router_of_its_function() {
+    let adapters = Adapters::load();
+    for binary in FUNCTIONS {
+        let code = function_code(binary, &adapters).routes;
+        let contract: BTreeSet<(String, String)> =
+            ROUTES.iter().filter(|(f, _, _)| *f == binary).map(|(_, m, p)| ((*m).to_owned(), routes_of(p))).collect();
+        assert_eq!(code, contract, "{binary}: the router's arms (left) against the contract's routes (right)");
+    }
+}
+
+#[test]
+fn every_http_fixture_is_a_declared_route() {
+    let dir = repo_root().join("events/http");
+    let routes: BTreeSet<String> = ROUTES.iter().map(|(_, m, p)| format!("{m} {p}")).collect();
+    for entry in std::fs::read_dir(&dir).expect("events/http") {
+        let path = entry.expect("an entry").path();
+        let raw: Json = serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("JSON");
+        let key = raw["routeKey"].as_str().unwrap_or_default();
+        assert!(routes.contains(key), "{}: routeKey {key:?} is not a route", path.display());
+        assert_eq!(raw["version"], "2.0", "{}", path.display());
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// (b) Environment.
+
+#[test]
+fn every_variable_the_code_reads_is_set_on_its_function_and_nothing_else_is() {
+    let t = Template::load();
+    let adapters = Adapters::load();
+    for (binary, contract) in CONTRACT_ENV {
+        let read = function_code(binary, &adapters).env;
+        for v in *contract {
+            assert!(read.contains(*v), "{binary}: the scan of main.rs/config.rs did not find {v} (found {read:?})");
+        }
+        let set: BTreeSet<String> = t.env(binary).into_keys().collect();
+        assert_eq!(set, read, "{binary}: variables set in the template (left) against those its code reads (right)");
+    }
+
+    // And each is bound to what the contract says it means.
+    let params = &t.root["Parameters"];
+    let env = t.env("create-profile");
+    assert_eq!(
+        ref_of(&env["SUPPORTED_REGIONS"]).map(|p| &params[p]["Default"]),
+        Some(&Value::from("us-east-1,eu-central-1"))
+    );
+    let env = t.env("sync-group");
+    let limit = ref_of(&env["AUDIT_REVOKE_LIMIT_PERCENT"]).expect("a parameter");
+    assert_eq!(params[limit]["Default"], 25);
+    assert_eq!((params[limit]["MinValue"].as_u64(), params[limit]["MaxValue"].as_u64()), (Some(0), Some(100)));
+    t.table_id();
+    t.bus_id();
+    let schedule = &t.function("sync-group")["Properties"]["Events"]["ScheduledAudit"]["Properties"]["Schedule"];
+    assert!(ref_of(schedule).is_some_and(|p| !params[p].is_null()), "the audit schedule is a parameter");
+}
+
+// ------------------------------------------------------------------------------------------------
+// (c) Permissions.
+
+#[test]
+fn each_function_may_do_exactly_what_its_code_calls() {
+    let t = Template::load();
+    let adapters = Adapters::load();
+    let mut report = String::new();
+    for binary in FUNCTIONS {
+        let needs = function_code(binary, &adapters).needs;
+        assert!(!needs.is_empty(), "{binary}: the scan found no AWS call at all");
+        let needs = expand(&needs);
+        let granted = t.granted(binary);
+        let missing: BTreeSet<_> = needs.difference(&granted).cloned().collect();
+        let extra: BTreeSet<_> = granted.difference(&needs).cloned().collect();
+        if !missing.is_empty() {
+            report += &format!("\n{binary}: the code calls, the policy does not allow:{}", show(&missing));
+        }
+        if !extra.is_empty() {
+            report +=
+                &format!("\n{binary}: the policy allows, the code never calls (least privilege):{}", show(&extra));
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn the_scan_sees_the_calls_we_know_about() {
+    // Pins the scanner itself: if these stop being found, the scan broke, not the code.
+    let adapters = Adapters::load();
+    let create = function_code("create-profile", &adapters).needs;
+    let assign = function_code("assign-tier", &adapters).needs;
+    let sync = function_code("sync-group", &adapters).needs;
+    let pair = |a: &str, r: &str| (a.to_owned(), r.to_owned());
+    for (a, r) in [("dynamodb:GetItem", "table"), ("dynamodb:PutItem", "table"), ("dynamodb:UpdateItem", "table")] {
+        assert!(create.contains(&pair(a, r)), "create-profile: {a}");
+    }
+    assert!(create.iter().all(|(a, _)| a.starts_with("dynamodb:")), "create-profile only touches the table");
+    for needs in [&assign, &sync] {
+        for (a, r) in [
+            ("dynamodb:ConditionCheckItem", "table"),
+            ("dynamodb:BatchGetItem", "table"),
+            ("dynamodb:Query", "index/gsi1"),
+            ("events:PutEvents", "bus"),
+            ("identitystore:ListGroupMemberships", "identity-store"),
+        ] {
+            assert!(needs.contains(&pair(a, r)), "{a} on {r}");
+        }
+    }
+    assert!(assign.contains(&pair("identitystore:GetUserId", "identity-store")));
+    assert!(sync.contains(&pair("identitystore:ListGroupMembershipsForMember", "identity-store")));
+    assert!(sync.contains(&pair("dynamodb:UpdateItem", "table")), "membership map refresh");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The table, the functions, the events.
+
+#[test]
+fn the_table_keeps_its_data() {
+    let t = Template::load();
+    let table = t.resource(&t.table_id());
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    let p = &table["Properties"];
+    assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(p["DeletionProtectionEnabled"], true);
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    let ttl = p["TimeToLiveSpecification"]["AttributeName"].as_str().expect("a TTL attribute");
+    let written = Source::dir("shared/src/aws").iter().any(|s| s.literals(0..s.code.len()).contains(&ttl));
+    assert!(written, "the code never writes the TTL attribute {ttl}");
+    let adapters = Adapters::load();
+    let indexes: BTreeSet<String> = list(&p["GlobalSecondaryIndexes"])
+        .into_iter()
+        .map(|g| g["IndexName"].as_str().expect("IndexName").to_owned())
+        .collect();
+    for binary in FUNCTIONS {
+        for (_, r) in function_code(binary, &adapters).needs {
+            if let Some(index) = r.strip_prefix("index/") {
+                assert!(indexes.contains(index), "{binary} queries index {index}, which the table does not declare");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_functions_are_arm64_cargo_lambda_builds_of_their_binaries() {
+    let t = Template::load();
+    assert_eq!(t.of_type("AWS::Serverless::Function").len(), FUNCTIONS.len());
+    for binary in FUNCTIONS {
+        let f = t.function(binary);
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{binary}");
+        assert_eq!(t.function_prop(binary, "Runtime"), "provided.al2023", "{binary}");
+        assert_eq!(t.function_prop(binary, "Handler"), "bootstrap", "{binary}");
+        assert_eq!(t.function_prop(binary, "Architectures"), &Value::from(vec!["arm64"]), "{binary}");
+        // cargo-lambda builds from the workspace root, where Cargo.toml lists the members.
+        assert_eq!(t.function_prop(binary, "CodeUri"), ".", "{binary}");
+        assert_eq!(t.function_prop(binary, "LoggingConfig")["LogFormat"], "JSON", "{binary}");
+        let manifest = std::fs::read_to_string(repo_root().join(format!("functions/{binary}/Cargo.toml")))
+            .expect("the function's Cargo.toml");
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "package {binary} builds binary {binary}");
+        assert!(Path::new(&repo_root().join(format!("functions/{binary}/src/main.rs"))).exists());
+    }
+}
+
+#[test]
+fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retries_and_a_dlq() {
+    let t = Template::load();
+    let fid = t.function_id("sync-group");
+    let f = t.function("sync-group");
+    let events = f["Properties"]["Events"].as_mapping().expect("sync-group has events");
+    let dlq = &f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"];
+    let (dlq_id, _) = get_att(dlq).expect("failed invocations go to a queue");
+    assert_eq!(t.resource(&dlq_id)["Type"], "AWS::SQS::Queue");
+
+    let mut channels = BTreeSet::new();
+    let (mut schedules, mut requests) = (0, 0);
+    let mut rule_ids = BTreeSet::new();
+    for (name, e) in events {
+        let name = name.as_str().expect("an event name");
+        let p = &e["Properties"];
+        assert!(p["RetryPolicy"]["MaximumRetryAttempts"].is_u64(), "{name}: RetryPolicy");
+        assert!(p["RetryPolicy"]["MaximumEventAgeInSeconds"].is_u64(), "{name}: RetryPolicy");
+        assert_eq!(get_att(&p["DeadLetterConfig"]["Arn"]), Some((dlq_id.clone(), "Arn".into())), "{name}: DLQ");
+        rule_ids.insert(format!("{fid}{name}"));
+        match e["Type"].as_str() {
+            Some("Schedule") => {
+                schedules += 1;
+                assert!(p["Input"].is_null(), "{name}: the function needs the Scheduled Event envelope");
+                assert_ne!(p["Enabled"], false, "{name}");
+            }
+            Some("EventBridgeRule") if p["Pattern"]["detail-type"] == Value::from(vec![CLOUDTRAIL]) => {
+                assert!(p["EventBusName"].is_null(), "{name}: CloudTrail events arrive on the default bus");
+                let d = &p["Pattern"]["detail"];
+                let source = strs(&d["eventSource"]);
+                assert_eq!(source.len(), 1, "{name}: one channel per rule");
+                let source = source.into_iter().next().expect("one");
+                let (_, names) = CHANNELS
+                    .iter()
+                    .find(|(s, _)| *s == source)
+                    .unwrap_or_else(|| panic!("{name}: {source} is not a channel of the contract"));
+                let expected: BTreeSet<String> = names.iter().map(|n| (*n).to_owned()).collect();
+                assert_eq!(strs(&d["eventName"]), expected, "{name}: the contract's event names");
+                let no_error = serde_json::json!([{"exists": false}]);
+                assert_eq!(
+                    serde_json::to_value(&d["errorCode"]).expect("JSON"),
+                    no_error,
+                    "{name}: failed calls filtered"
+                );
+                assert!(channels.insert(source), "{name}: channel declared twice");
+            }
+            Some("EventBridgeRule") => {
+                requests += 1;
+                assert_eq!(ref_of(&p["EventBusName"]), Some(t.bus_id().as_str()), "{name}: on the custom bus");
+                assert_eq!(strs(&p["Pattern"]["source"]), BTreeSet::from(["kiro.subscriptions".to_owned()]));
+                assert_eq!(strs(&p["Pattern"]["detail-type"]), BTreeSet::from(["Audit Requested".to_owned()]));
+            }
+            other => panic!("sync-group.{name}: unexpected event type {other:?}"),
+        }
+    }
+    assert_eq!(channels.len(), CHANNELS.len(), "every channel has a rule");
+    assert_eq!((schedules, requests), (1, 1), "one schedule, one Audit Requested rule");
+
+    // EventBridge may deliver to the DLQ only from these rules, and someone hears about it.
+    let policies = t.of_type("AWS::SQS::QueuePolicy");
+    let policy = policies
+        .iter()
+        .find(|(_, p)| list(&p["Properties"]["Queues"]).iter().any(|q| ref_of(q) == Some(dlq_id.as_str())))
+        .expect("a queue policy for the DLQ");
+    let statement = &policy.1["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    let sources: BTreeSet<String> = list(&statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+        .into_iter()
+        .map(|a| get_att(a).expect("a rule Arn").0)
+        .collect();
+    assert_eq!(sources, rule_ids, "the DLQ policy names exactly sync-group's rules");
+    let alarmed = t.of_type("AWS::CloudWatch::Alarm").iter().any(|(_, a)| {
+        list(&a["Properties"]["Dimensions"]).iter().any(|d| get_att(&d["Value"]).is_some_and(|(id, _)| id == dlq_id))
+    });
+    assert!(alarmed, "an alarm watches the DLQ");
+
+    // No other function is triggered by anything but its routes.
+    for binary in ["create-profile", "assign-tier"] {
+        for (name, e) in t.function(binary)["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            assert_eq!(e["Type"], "HttpApi", "{binary}.{name:?}");
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The sample events against the rule patterns.
+
+/// EventBridge pattern matching for the subset the template uses: nested objects, lists of
+/// exact values, and `exists`. Anything else panics, so the matcher is extended, not bypassed.
+fn pattern_matches(pattern: &Json, event: &Json) -> bool {
+    let pattern = pattern.as_object().expect("a pattern is an object");
+    pattern.iter().all(|(key, p)| {
+        let value = event.get(key);
+        match p {
+            Json::Object(_) => value.is_some_and(|v| v.is_object() && pattern_matches(p, v)),
+            Json::Array(alternatives) => alternatives.iter().any(|alt| match alt {
+                Json::Object(op) => match (op.len(), op.get("exists")) {
+                    (1, Some(Json::Bool(exists))) => value.is_some() == *exists,
+                    _ => panic!("pattern operator {alt} is not supported by this matcher: extend it"),
+                },
+                exact => match value {
+                    Some(Json::Array(values)) => values.contains(exact),
+                    Some(v) => v == exact,
+                    None => false,
+                },
+            }),
+            other => panic!("pattern value {other} for {key}: EventBridge wants a list or an object"),
+        }
+    })
+}
+
+#[test]
+fn the_pattern_matcher_follows_eventbridge() {
+    let p = serde_json::json!({"detail": {"a": ["x", "y"], "e": [{"exists": false}]}});
+    assert!(pattern_matches(&p, &serde_json::json!({"detail": {"a": "y"}})));
+    assert!(pattern_matches(&p, &serde_json::json!({"detail": {"a": ["z", "x"]}})));
+    assert!(!pattern_matches(&p, &serde_json::json!({"detail": {"a": "y", "e": "Boom"}})));
+    assert!(!pattern_matches(&p, &serde_json::json!({"detail": {"b": "x"}})));
+    assert!(!pattern_matches(&p, &serde_json::json!({"detail": "x"})));
+}
+
+#[test]
+fn each_cloudtrail_sample_matches_exactly_one_rule_and_a_failed_call_none() {
+    let t = Template::load();
+    let f = t.function("sync-group");
+    let rules: Vec<(String, Json)> = f["Properties"]["Events"]
+        .as_mapping()
+        .expect("events")
+        .iter()
+        .filter(|(_, e)| e["Type"] == "EventBridgeRule")
+        .map(|(n, e)| {
+            let name = n.as_str().expect("a name").to_owned();
+            (name, serde_json::to_value(&e["Properties"]["Pattern"]).expect("a JSON pattern"))
+        })
+        .collect();
+    let dir = repo_root().join("events/cloudtrail");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("events/cloudtrail").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    let mut used = BTreeSet::new();
+    let mut heard = BTreeSet::new();
+    for path in files {
+        let file = path.file_name().expect("a name").to_string_lossy().into_owned();
+        let event: Json = serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("JSON");
+        let hits: Vec<&str> =
+            rules.iter().filter(|(_, p)| pattern_matches(p, &event)).map(|(n, _)| n.as_str()).collect();
+        used.extend(hits.iter().map(|h| (*h).to_owned()));
+        match event["detail-type"].as_str() {
+            Some(CLOUDTRAIL) if event["detail"].get("errorCode").is_some() => {
+                assert!(hits.is_empty(), "{file}: a failed call must match no rule, matched {hits:?}");
+            }
+            Some(CLOUDTRAIL) => {
+                assert_eq!(hits.len(), 1, "{file}: matched {hits:?}");
+                let d = &event["detail"];
+                heard.insert((
+                    d["eventSource"].as_str().unwrap_or_default().to_owned(),
+                    d["eventName"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+            Some("Audit Requested") => assert_eq!(hits, ["AuditRequested"], "{file}"),
+            // Delivered by the Schedule event, which has no pattern.
+            Some("Scheduled Event") => assert!(hits.is_empty(), "{file}: matched {hits:?}"),
+            other => panic!("{file}: a sample of unknown kind {other:?}"),
+        }
+    }
+    let unused: Vec<_> = rules.iter().map(|(n, _)| n).filter(|n| !used.contains(*n)).collect();
+    assert!(unused.is_empty(), "rules no sample exercises: {unused:?}");
+    let channels: BTreeSet<(String, String)> =
+        CHANNELS.iter().flat_map(|(s, names)| names.iter().map(move |n| ((*s).to_owned(), (*n).to_owned()))).collect();
+    let unheard: Vec<_> = channels.difference(&heard).collect();
+    assert!(unheard.is_empty(), "contract events without a sample in events/cloudtrail: {unheard:?}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The scanner's own rules.
+
+#[test]
+fn the_source_mask_hides_comments_and_literals_but_keeps_offsets() {
+    let text = "let a = \"{ // }\"; // x { y\nlet c = '{'; /* { */ fn f<'a>(s: &'a str) { r#\"}\"# }";
+    let code = mask(text);
+    assert_eq!(code.len(), text.len());
+    assert_eq!(code.matches('{').count(), 1, "{code}");
+    assert_eq!(code.matches('}').count(), 1, "{code}");
+    let fns = fn_items(&code, 0..code.len());
+    assert_eq!(fns.len(), 1);
+    assert_eq!(fns[0].name, "f");
+    let mut with_test = b"fn a() {}\n#[cfg(test)]\nmod tests { fn b() { } }\nfn c() {}".to_vec();
+    drop_test_items(&mut with_test);
+    let names: Vec<String> = fn_items(std::str::from_utf8(&with_test).expect("ASCII"), 0..with_test.len())
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+}
