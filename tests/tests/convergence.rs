@@ -103,6 +103,19 @@ impl World {
     fn toggle(&self, group: usize, user: usize, console: bool) -> LambdaEvent<EventBridgeEvent<Value>> {
         let (g, u) = (&self.groups[group], &self.users[user]);
         let store = self.identity_store.as_str();
+        if scim_channel(group, user) {
+            // An external IdP's SCIM PatchGroup: which member changed is redacted.
+            if self.directory.remove_user_from_group(g, u).is_none() {
+                self.directory.add_member(g, u);
+            }
+            let raw = json!({
+                "version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail", "source": "aws.identitystore-scim",
+                "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": {"eventSource": "identitystore-scim.amazonaws.com", "eventName": "PatchGroup",
+                           "requestParameters": {"id": format!("arn:aws:identitystore:::group/{g}")}}
+            });
+            return LambdaEvent::new(serde_json::from_value(raw).expect("envelope"), Context::default());
+        }
         match self.directory.remove_user_from_group(g, u) {
             Some(_) if console => envelope(
                 "sso-directory.amazonaws.com",
@@ -249,6 +262,11 @@ fn run(subscribed: [Option<Tier>; GROUPS], jitter: u64, steps: Vec<Step>) -> Res
         prop_assert_eq!(replayed, expected, "events do not replay to the seats");
         Ok(())
     })
+}
+
+/// One (group, user) pair in three changes through SCIM, the rest through the API or the console.
+fn scim_channel(group: usize, user: usize) -> bool {
+    (group + user) % 3 == 0
 }
 
 fn clone_event(e: &LambdaEvent<EventBridgeEvent<Value>>) -> LambdaEvent<EventBridgeEvent<Value>> {

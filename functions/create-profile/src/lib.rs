@@ -29,7 +29,11 @@ async fn route<S: ProfileStore>(deps: &Deps<S>, req: Request) -> Result<Reply, A
         ("POST", ["profile"]) => create(deps, &req).await,
         ("GET", ["profile"]) => get(deps).await,
         ("PATCH", ["profile"]) => update(deps, &req).await,
-        _ => Err(ApiError::NotFound(format!("no route for {} /{}", req.method, req.segments.join("/")))),
+        _ => Err(ApiError::NotFound(format!(
+            "no route for {} /{}",
+            http::excerpt(&req.method),
+            http::excerpt(&req.segments.join("/"))
+        ))),
     }
 }
 

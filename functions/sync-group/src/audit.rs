@@ -159,6 +159,14 @@ where
     let findings: Vec<FindingRecord> =
         changes.iter().take(MAX_FINDINGS).map(|(_, _, f)| FindingRecord::from(f)).collect();
     let findings_truncated = changes.len() > MAX_FINDINGS;
+    let touched_groups: std::collections::BTreeSet<GroupId> = changes
+        .iter()
+        .flat_map(|(_, change, _)| change.ops.iter())
+        .filter_map(|op| match op.key() {
+            SourceKey::Group(g) if subscribed.contains(&Principal::Group(g.clone())) => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
     if repair && !changes.is_empty() {
         let batch = changes
             .into_iter()
@@ -176,7 +184,17 @@ where
                 UserChange { user, change, memberships: groups, user_name: None }
             })
             .collect();
-        let applied = seats::apply_changes(&deps.store, &deps.events, batch, clock).await?;
+        let mut applied = seats::apply_changes(&deps.store, &deps.events, batch, clock).await?;
+        // The members were read before these writes: re-read each group the repair touched and
+        // undo what went stale meanwhile (a member removed, or added, while the audit ran).
+        if !halted {
+            for g in &touched_groups {
+                let fixed = crate::membership::resync_group(deps, profile, g, clock).await?;
+                applied.granted += fixed.granted;
+                applied.changed += fixed.changed;
+                applied.canceled += fixed.canceled;
+            }
+        }
         (granted, changed, canceled) = (applied.granted, applied.changed, applied.canceled);
     }
 

@@ -122,7 +122,9 @@ where
 }
 
 /// Makes the seats a group grants match its current members (SCIM `PatchGroup`, whose members are
-/// redacted): grant the members without the source, remove it from those who left.
+/// redacted): grant the members without the source, remove it from those who left. Like
+/// [`converge`], it reads again after writing and repeats until a round changes nothing, so a
+/// decision made on a read that went stale meanwhile is undone.
 pub async fn resync_group<S, D, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
@@ -134,24 +136,48 @@ where
     D: Directory,
     E: EventSink,
 {
-    let Some(sub) = deps.store.get_subscription(&Principal::Group(group.clone())).await? else {
-        return Ok(Applied::default());
-    };
-    let mut members: HashMap<UserId, MembershipId> = HashMap::new();
-    let mut token = None;
-    loop {
-        let page = deps.directory.group_memberships(&profile.identity_store_id, group, token).await?;
-        members.extend(page.items.into_iter().map(|m| (m.user_id, m.membership_id)));
-        token = page.next_token;
-        if token.is_none() {
-            break;
+    let mut total = Applied::default();
+    for _ in 0..MAX_CONVERGE_ROUNDS {
+        let Some(sub) = deps.store.get_subscription(&Principal::Group(group.clone())).await? else {
+            return Ok(total);
+        };
+        let changes = group_diff(deps, profile, group, sub.tier).await?;
+        if changes.is_empty() {
+            return Ok(total);
         }
+        total = total_add(total, seats::apply_changes(&deps.store, &deps.events, changes, now).await?);
     }
+    tracing::warn!(group = %group, "group kept changing while resyncing; the next event or the audit finishes it");
+    Ok(total)
+}
+
+/// The changes that make the group's grants match its members as the directory lists them now.
+async fn group_diff<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    tier: kiro::domain::Tier,
+) -> Result<Vec<UserChange>, SyncError>
+where
+    S: SubscriptionStore,
+    D: Directory,
+{
+    // Grants first, members second: a member added after the member read has its own event.
     let mut granted: HashMap<UserId, Option<MembershipId>> = HashMap::new();
     let mut token = None;
     loop {
         let page = deps.store.granted_users(group, token).await?;
         granted.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut members: HashMap<UserId, MembershipId> = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = deps.directory.group_memberships(&profile.identity_store_id, group, token).await?;
+        members.extend(page.items.into_iter().map(|m| (m.user_id, m.membership_id)));
         token = page.next_token;
         if token.is_none() {
             break;
@@ -163,7 +189,7 @@ where
         .filter(|(u, _)| !granted.contains_key(*u))
         .map(|(u, m)| UserChange {
             user: u.clone(),
-            change: SeatChange::one(SourceOp::Set(key.clone(), sub.tier), CancelReason::LeftGroup),
+            change: SeatChange::one(SourceOp::Set(key.clone(), tier), CancelReason::LeftGroup),
             memberships: BTreeMap::from([(group.clone(), m.clone())]),
             user_name: None,
         })
@@ -174,7 +200,7 @@ where
         }),
     );
     changes.sort_by(|a, b| a.user.cmp(&b.user));
-    Ok(seats::apply_changes(&deps.store, &deps.events, changes, now).await?)
+    Ok(changes)
 }
 
 /// A deleted group: its subscription goes, and every seat it granted loses it (`GROUP_DELETED`).
