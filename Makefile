@@ -29,6 +29,7 @@ help:
 	@echo "make lint-template  cfn-lint template.yaml, before and after the SAM transform; validate openapi.yaml"
 	@echo "make lint-sam       sam validate --lint (the SAM CLI in its own venv, .venv/sam)"
 	@echo "make build-arm64    release build of the three functions for Lambda arm64"
+	@echo "make bench          cold start, memory, AWS requests per operation, CPU per event (BENCHMARKS.md)"
 
 dev:
 	scripts/dev.sh
@@ -67,6 +68,16 @@ lint-sam: venv-sam
 
 build-arm64: venv
 	$(WITH_VENV) cargo lambda build --release --arm64
+
+# BENCHMARKS.md: cold start, peak RSS and first invocation of the host release binaries, AWS
+# requests per operation with the in-memory fakes, then criterion's CPU per event (short runs).
+# The three functions build on their own so their features resolve as `cargo lambda build`
+# resolves them, not unified with the bench's test harness.
+.PHONY: bench
+bench: venv
+	cargo build --release -p create-profile -p assign-tier -p sync-group
+	$(WITH_VENV) cargo bench -p kiro-bench --bench figures
+	cargo bench -p kiro-bench --bench cpu -- --warm-up-time 0.5 --measurement-time 1
 
 # The long profile: every property test with 10,000 generated histories.
 test-long: venv

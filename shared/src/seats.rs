@@ -20,6 +20,8 @@ use crate::ports::{
 
 /// DynamoDB transactions take 100 items; a seat takes up to 1 + its grant rows.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// `BatchGetItem` reads 100 keys.
+const MAX_BATCH_GET: usize = 100;
 /// Attempts for one user after a lost race before giving up with the conflict.
 const MAX_ATTEMPTS: usize = 6;
 
@@ -212,11 +214,38 @@ where
         }
     }
     let mut total = Applied::default();
-    // Chunks sized so that even a change touching a few groups fits one transaction.
-    for chunk in merged.chunks(45) {
+    for chunk in transaction_chunks(&merged) {
         total.add(apply_chunk(store, sink, chunk, now).await?);
     }
     Ok(total)
+}
+
+/// Splits changes into runs whose transaction fits DynamoDB's 100 items (and whose seats fit one
+/// `BatchGetItem`), counting for each change the most it can write: its seat, a grant row per
+/// group it touches, and a condition per subscription not already checked in the run; plus the
+/// outbox item.
+fn transaction_chunks(changes: &[UserChange]) -> Vec<&[UserChange]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut items) = (0, 1);
+    let mut principals: std::collections::HashSet<Principal> = std::collections::HashSet::new();
+    for (i, uc) in changes.iter().enumerate() {
+        let mine: std::collections::HashSet<Principal> =
+            uc.change.ops.iter().map(|op| principal_of(op.key(), &uc.user)).collect();
+        let grant_rows = uc.change.ops.iter().filter(|op| matches!(op.key(), SourceKey::Group(_))).count();
+        let mut cost = 1 + grant_rows + mine.difference(&principals).count();
+        if i > start && (items + cost > MAX_TRANSACTION_ITEMS || i - start == MAX_BATCH_GET) {
+            chunks.push(&changes[start..i]);
+            (start, items) = (i, 1);
+            principals.clear();
+            cost = 1 + grant_rows + mine.len();
+        }
+        items += cost;
+        principals.extend(mine);
+    }
+    if start < changes.len() {
+        chunks.push(&changes[start..]);
+    }
+    chunks
 }
 
 async fn apply_chunk<S, E>(
@@ -445,5 +474,56 @@ where
         if token.is_none() {
             return Ok(total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CancelReason, Tier};
+
+    fn user(n: usize) -> UserId {
+        UserId::parse("u", &format!("94482488-3041-7026-18f3-{n:012x}")).unwrap()
+    }
+
+    fn group(n: usize) -> GroupId {
+        GroupId::parse("g", &format!("a4d8e4a8-1071-70f6-1c5e-{n:012x}")).unwrap()
+    }
+
+    fn set(u: usize, groups: &[usize]) -> UserChange {
+        let ops = groups.iter().map(|g| SourceOp::Set(SourceKey::Group(group(*g)), Tier::Pro)).collect();
+        UserChange::new(user(u), SeatChange::new(ops, CancelReason::Audit))
+    }
+
+    #[test]
+    fn one_group_fans_out_in_runs_of_49() {
+        // 49 × (seat + grant row) + the group's guard + the outbox = 100.
+        let changes: Vec<UserChange> = (0..100).map(|u| set(u, &[7])).collect();
+        let sizes: Vec<usize> = transaction_chunks(&changes).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [49, 49, 2]);
+    }
+
+    #[test]
+    fn changes_across_many_groups_never_overflow_a_transaction() {
+        // Each user in its own group: seat + grant row + guard = 3 items a user.
+        let changes: Vec<UserChange> = (0..200).map(|u| set(u, &[u])).collect();
+        let chunks = transaction_chunks(&changes);
+        assert!(
+            chunks.iter().all(|c| 1 + 3 * c.len() <= MAX_TRANSACTION_ITEMS),
+            "{:?}",
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 200);
+        assert_eq!(chunks[0].len(), 33);
+    }
+
+    #[test]
+    fn direct_sources_count_one_condition_per_user() {
+        let direct = |u| {
+            UserChange::new(user(u), SeatChange::one(SourceOp::Set(SourceKey::Direct, Tier::Pro), CancelReason::Audit))
+        };
+        let changes: Vec<UserChange> = (0..120).map(direct).collect();
+        let sizes: Vec<usize> = transaction_chunks(&changes).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [49, 49, 22], "seat + its subscription's condition = 2 items a user");
     }
 }

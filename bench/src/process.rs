@@ -1,0 +1,295 @@
+//! The release binaries, started as Lambda starts a `provided.al2023` bootstrap: a fresh process
+//! with the function's environment, polling a (local) Runtime API.
+//!
+//! - cold start: from just before `spawn` (fork + exec) to the first
+//!   `GET /runtime/invocation/next`, with `AWS_ENDPOINT_URL` on a closed port: init must not call
+//!   AWS, and here it cannot;
+//! - first invocation: from queuing the event to the posted response, against moto;
+//! - peak RSS: `VmHWM` of the bootstrap after that invocation, and `/usr/bin/time -v`'s
+//!   maximum resident set size once it is stopped (after a second, warm invocation).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use kiro::aws::DynamoStore;
+use kiro_tests::runtime_api::{Outcome, RuntimeApi};
+use kiro_tests::{Moto, World, fixture, http_event, repo_root};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::report::{COLD_START_MS, PEAK_RSS_MIB, Row, Section};
+use crate::{ms, percentile};
+
+pub const BINARIES: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+/// Measured starts per binary (after one unmeasured start that warms the page cache).
+pub const COLD_STARTS: usize = 25;
+/// Fresh processes per binary for the first invocation against moto.
+pub const FIRST_INVOCATIONS: usize = 5;
+const TIME: &str = "/usr/bin/time";
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the repository).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => repo_root().join(dir),
+        None => repo_root().join("target"),
+    }
+}
+
+/// The host release build of `name` (`cargo build --release --bins`).
+pub fn release_binary(name: &str) -> PathBuf {
+    target_dir().join("release").join(name)
+}
+
+/// The bootstrap's environment as Lambda sets it, with nothing of this process's.
+fn lambda_command(program: &Path, binary: &Path, name: &str, runtime_api: &str) -> Command {
+    let mut cmd = Command::new(program);
+    if program != binary {
+        cmd.arg("-v").arg(binary);
+    }
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if program == binary { Stdio::null() } else { Stdio::piped() })
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Waits until the bootstrap first polls for work; `None` if it exited or took over 10 s.
+async fn first_poll(api: &RuntimeApi, child: &mut Child) -> Option<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(at) = api.first_next() {
+            return Some(at);
+        }
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// One cold start of `binary`.
+async fn cold_start(binary: &Path, name: &str, endpoint: &str) -> Result<Duration, String> {
+    let api = RuntimeApi::start().await;
+    let mut cmd = lambda_command(binary, binary, name, &api.address);
+    cmd.env("TABLE_NAME", "kiro-bench").env("AWS_ENDPOINT_URL", endpoint);
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {}: {e}", binary.display()))?;
+    let polled = first_poll(&api, &mut child).await;
+    let _ = child.kill().await;
+    polled.map(|at| at - started).ok_or_else(|| format!("{name} never polled the Runtime API"))
+}
+
+/// Cold starts of every binary, round robin so that the machine's noise spreads over all three.
+pub async fn cold_starts() -> Result<Section, String> {
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); BINARIES.len()];
+    for round in 0..=COLD_STARTS {
+        for (i, name) in BINARIES.iter().enumerate() {
+            let d = cold_start(&release_binary(name), name, &endpoint).await?;
+            if round > 0 {
+                samples[i].push(d);
+            }
+        }
+    }
+    let mut s = Section::new("Cold start (host release build)").note(format!(
+        "Exec to the first `GET /runtime/invocation/next`; {COLD_STARTS} starts per binary after one unmeasured \
+         start, `TABLE_NAME` set, `AWS_ENDPOINT_URL` on a closed port ({endpoint})."
+    ));
+    for (name, d) in BINARIES.iter().zip(&samples) {
+        let (p50, p90) = (percentile(d, 50.0), percentile(d, 90.0));
+        let (min, max) = (percentile(d, 0.0), percentile(d, 100.0));
+        s.push(
+            Row::new(format!("{name}: median / p90"), format!("{} / {}", ms(p50), ms(p90)))
+                .against(COLD_START_MS, p50.as_secs_f64() * 1e3)
+                .detail(format!("min {}, max {}", ms(min), ms(max))),
+        );
+    }
+    Ok(s)
+}
+
+/// The event each binary is invoked with: a read that reaches DynamoDB.
+fn first_event(name: &str) -> Value {
+    match name {
+        "create-profile" => fixture("http/get-profile.json"),
+        "assign-tier" => fixture("http/list-seats.json"),
+        _ => fixture("cloudtrail/identitystore-create-group-membership.json"),
+    }
+}
+
+/// The status an answer carries: an HTTP status, or sync-group's `signal`.
+fn answer_of(outcome: &Outcome) -> Result<String, String> {
+    match outcome {
+        Outcome::Response(v) if v.get("statusCode").is_some() => Ok(v["statusCode"].to_string()),
+        Outcome::Response(v) => Ok(v["signal"].as_str().unwrap_or("?").to_owned()),
+        Outcome::Error(e) => Err(format!("the invocation failed: {e}")),
+    }
+}
+
+/// `VmHWM` (peak resident set) of a process, in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The pid of the bootstrap: the child itself, or the child of `/usr/bin/time`.
+fn bootstrap_pid(child: &Child, under_time: bool) -> Option<u32> {
+    let pid = child.id()?;
+    if !under_time {
+        return Some(pid);
+    }
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// What one fresh process did with its first two invocations.
+struct Invocation {
+    first: Duration,
+    warm: Duration,
+    answer: String,
+    init_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+    time_kib: Option<u64>,
+}
+
+async fn invoke(api: &RuntimeApi, id: &str, event: Value) -> Result<(Duration, Outcome), String> {
+    let started = Instant::now();
+    api.invoke(id, event);
+    let outcome = api.outcome(id, Duration::from_secs(30)).await.ok_or_else(|| format!("no answer to {id}"))?;
+    Ok((started.elapsed(), outcome))
+}
+
+async fn first_invocation(name: &str, table: &str, endpoint: &str) -> Result<Invocation, String> {
+    let binary = release_binary(name);
+    let under_time = Path::new(TIME).exists();
+    let program = if under_time { PathBuf::from(TIME) } else { binary.clone() };
+    let api = RuntimeApi::start().await;
+    let mut cmd = lambda_command(&program, &binary, name, &api.address);
+    cmd.env("TABLE_NAME", table).env("AWS_ENDPOINT_URL", endpoint);
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {}: {e}", program.display()))?;
+    first_poll(&api, &mut child).await.ok_or_else(|| format!("{name} never polled the Runtime API"))?;
+    let pid = bootstrap_pid(&child, under_time).ok_or("no bootstrap process")?;
+    let init_kib = vm_hwm_kib(pid);
+    let (first, outcome) = invoke(&api, "req-1", first_event(name)).await?;
+    let answer = answer_of(&outcome)?;
+    let hwm_kib = vm_hwm_kib(pid);
+    let (warm, outcome) = invoke(&api, "req-2", first_event(name)).await?;
+    answer_of(&outcome)?;
+    let time_kib = if under_time {
+        // SIGTERM to the bootstrap; `time` then reports on it and exits.
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .map_err(|_| "time -v did not exit".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let report = String::from_utf8_lossy(&out.stderr);
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .and_then(|v| v.trim().parse().ok())
+    } else {
+        let _ = child.kill().await;
+        None
+    };
+    Ok(Invocation { first, warm, answer, init_kib, hwm_kib, time_kib })
+}
+
+/// First and warm invocation against moto, and peak RSS, per binary.
+pub async fn first_invocations() -> Result<Section, String> {
+    let moto = tokio::task::spawn_blocking(Moto::get).await.map_err(|e| e.to_string())?;
+    let world = World::new().await;
+    let profile = create_profile::Deps {
+        store: DynamoStore::new(world.dynamo.clone(), &world.table),
+        region: "us-east-1".into(),
+        supported_regions: vec!["us-east-1".into()],
+    };
+    let created = create_profile::handle(&profile, http_event("create-profile.json", None))
+        .await
+        .map_err(|e| format!("creating the profile: {e}"))?;
+    if created.status_code != 201 {
+        return Err(format!("creating the profile answered {}", created.status_code));
+    }
+    let under_time = Path::new(TIME).exists();
+    let mut s = Section::new("First invocation against moto, and peak RSS (host release build)").note(format!(
+        "{FIRST_INVOCATIONS} fresh processes per binary against moto ({}), table made from template.yaml, \
+         profile present. create-profile: `GET /profile` (1 `GetItem`); assign-tier: `GET /seats?tier=PRO&limit=10` \
+         (`GetItem` profile, `Query`); sync-group: `CreateGroupMembership` for a group nobody subscribed \
+         (`GetItem` profile, `GetItem` subscription). Latency is from queuing the event to the posted response, \
+         moto's own time included. RSS: `VmHWM` after the first invocation{}.",
+        moto.endpoint,
+        if under_time {
+            "; `/usr/bin/time -v` maximum resident set size after the second"
+        } else {
+            " (`/usr/bin/time` is missing: `apt-get install time` adds its figure)"
+        }
+    ));
+    for name in BINARIES {
+        let mut runs = Vec::with_capacity(FIRST_INVOCATIONS);
+        for _ in 0..FIRST_INVOCATIONS {
+            runs.push(first_invocation(name, &world.table, &moto.endpoint).await?);
+        }
+        let first: Vec<Duration> = runs.iter().map(|r| r.first).collect();
+        let warm: Vec<Duration> = runs.iter().map(|r| r.warm).collect();
+        s.push(Row::new(format!("{name}: first invocation, median"), ms(percentile(&first, 50.0))).detail(format!(
+            "answer {}; warm (second) invocation median {}; max first {}",
+            runs[0].answer,
+            ms(percentile(&warm, 50.0)),
+            ms(percentile(&first, 100.0))
+        )));
+        let max = |f: fn(&Invocation) -> Option<u64>| runs.iter().filter_map(f).max();
+        let peak = max(|r| r.time_kib).or(max(|r| r.hwm_kib));
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        if let Some(peak) = peak {
+            s.push(
+                Row::new(format!("{name}: peak RSS"), format!("{:.1} MiB", mib(peak)))
+                    .against(PEAK_RSS_MIB, mib(peak))
+                    .detail(format!(
+                        "max of {FIRST_INVOCATIONS}: at init (first poll) {:.1} MiB; VmHWM after the first invocation \
+                         {:.1} MiB; time -v after the second {}",
+                        mib(max(|r| r.init_kib).unwrap_or(0)),
+                        mib(max(|r| r.hwm_kib).unwrap_or(0)),
+                        max(|r| r.time_kib).map_or("n/a".to_owned(), |k| format!("{:.1} MiB", mib(k)))
+                    )),
+            );
+        }
+    }
+    Ok(s)
+}
+
+/// Size of each binary: the Lambda artifact (`make build-arm64`) when present, and the host build.
+pub fn artifact_sizes() -> Section {
+    let mut s = Section::new("Artifact size").note(
+        "`target/lambda/<function>/bootstrap` is the arm64 artifact of `make build-arm64` (not rebuilt by \
+         `make bench`); the host build is the x86_64 release binary measured above.",
+    );
+    let size = |p: PathBuf| std::fs::metadata(&p).ok().map(|m| m.len());
+    let mib = |b: u64| format!("{:.2} MiB ({b} bytes)", b as f64 / (1024.0 * 1024.0));
+    for name in BINARIES {
+        let arm = size(target_dir().join("lambda").join(name).join("bootstrap"));
+        s.push(Row::new(
+            format!("{name}: arm64 artifact"),
+            arm.map_or("not built (run `make build-arm64`)".to_owned(), mib),
+        ));
+        s.push(Row::new(
+            format!("{name}: host release binary"),
+            size(release_binary(name)).map_or("missing".into(), mib),
+        ));
+    }
+    s
+}
