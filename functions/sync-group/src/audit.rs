@@ -85,9 +85,6 @@ where
                         break;
                     }
                 }
-                if repair {
-                    refresh_membership_map(&deps.store, g, &memberships).await?;
-                }
             }
         }
     }
@@ -188,6 +185,7 @@ where
         // The members were read before these writes: re-read each group the repair touched and
         // undo what went stale meanwhile (a member removed, or added, while the audit ran).
         if !halted {
+            // (The re-sync also refreshes those groups' membership map.)
             for g in &touched_groups {
                 let fixed = crate::membership::resync_group(deps, profile, g, clock).await?;
                 applied.granted += fixed.granted;
@@ -206,6 +204,17 @@ where
             if let Some(u) = deps.directory.describe_user(&profile.identity_store_id, user).await? {
                 deps.store.set_user_name(user, &u.user_name).await?;
                 names_filled += 1;
+            }
+        }
+    }
+
+    // The membership map of the groups the repair did not re-sync.
+    if repair {
+        for sub in &subs {
+            if let Principal::Group(g) = &sub.principal {
+                if halted || !touched_groups.contains(g) {
+                    refresh_membership_map(&deps.store, g, &memberships).await?;
+                }
             }
         }
     }

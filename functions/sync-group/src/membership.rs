@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use kiro::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
-use kiro::ports::{Directory, EventSink, SeatStore, SubscriptionStore};
+use kiro::ports::{Directory, EventSink, MembershipMap, SeatStore, SubscriptionStore};
 use kiro::seats::{self, Applied, UserChange};
 
 use crate::{Deps, SyncError};
@@ -97,7 +97,7 @@ pub async fn membership_deleted<S, D, E>(
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError>
 where
-    S: SubscriptionStore + SeatStore,
+    S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory,
     E: EventSink,
 {
@@ -132,7 +132,7 @@ pub async fn resync_group<S, D, E>(
     now: DateTime<Utc>,
 ) -> Result<Applied, SyncError>
 where
-    S: SubscriptionStore + SeatStore,
+    S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory,
     E: EventSink,
 {
@@ -159,7 +159,7 @@ async fn group_diff<S, D, E>(
     tier: kiro::domain::Tier,
 ) -> Result<Vec<UserChange>, SyncError>
 where
-    S: SubscriptionStore,
+    S: SubscriptionStore + MembershipMap,
     D: Directory,
 {
     // Grants first, members second: a member added after the member read has its own event.
@@ -181,6 +181,13 @@ where
         token = page.next_token;
         if token.is_none() {
             break;
+        }
+    }
+    // Keep the membership map current while both lists are at hand: a later
+    // DeleteGroupMembership then resolves without a resync.
+    for (user, recorded) in &granted {
+        if let Some(current) = members.get(user).filter(|m| recorded.as_ref() != Some(*m)) {
+            deps.store.refresh_membership(group, user, current).await?;
         }
     }
     let key = SourceKey::Group(group.clone());
