@@ -312,3 +312,31 @@ impl Directory {
             .expect("DeleteGroupMembership");
     }
 }
+
+/// Creates the deployment's profile, bound to `identity_store_id`, through the create-profile
+/// handler (as an admin would).
+pub async fn create_test_profile(world: &World, identity_store_id: &str) {
+    let deps = create_profile::Deps {
+        store: kiro::aws::DynamoStore::new(world.dynamo.clone(), &world.table),
+        region: "us-east-1".into(),
+        supported_regions: vec!["us-east-1".into()],
+    };
+    let body = serde_json::json!({"name": "Test", "identityStoreId": identity_store_id});
+    let resp = create_profile::handle(&deps, http_event("create-profile.json", Some(body))).await.expect("handled");
+    assert_eq!(resp.status_code, 201, "creating the test profile");
+}
+
+/// A profile for the in-memory store, bound to `d-1234567890`.
+pub fn memory_profile() -> kiro::domain::Profile {
+    let now = chrono::Utc::now();
+    kiro::domain::Profile {
+        profile_id: "p".into(),
+        name: "p".into(),
+        description: String::new(),
+        region: "us-east-1".into(),
+        identity_store_id: kiro::domain::IdentityStoreId::parse("id", "d-1234567890").expect("fixture id"),
+        created_at: now,
+        updated_at: now,
+        updated_by: "test".into(),
+    }
+}

@@ -25,19 +25,7 @@ impl Ctx {
         let sink = RecordingSink::default();
         let store = || DynamoStore::new(world.dynamo.clone(), &world.table);
         let identity = || IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
-        let profile = create_profile::Deps {
-            store: store(),
-            region: "us-east-1".into(),
-            supported_regions: vec!["us-east-1".into()],
-        };
-        let body = json!({"name": "Test", "identityStoreId": dir.store_id});
-        assert_eq!(
-            create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body)))
-                .await
-                .unwrap()
-                .status_code,
-            201
-        );
+        kiro_tests::create_test_profile(&world, &dir.store_id).await;
         let sync = Deps::new(store(), identity(), sink.clone(), 25);
         let api = assign_tier::Deps::new(store(), identity(), sink.clone());
         Ctx { world, dir, sink, sync, api }

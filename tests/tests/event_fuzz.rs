@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use kiro::domain::signal::{self, AuditMode, Signal};
-use kiro::domain::{GroupId, IdentityStoreId, Principal, Profile, Subscription, Tier, UserId};
+use kiro::domain::{GroupId, Principal, Subscription, Tier, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::{ProfileStore, SubscriptionStore};
 use kiro_tests::fixture;
@@ -455,20 +455,7 @@ async fn world() -> World {
     let store = Arc::new(MemoryStore::default());
     let sink = Arc::new(MemorySink::default());
     let now = Utc::now();
-    let identity_store = IdentityStoreId::parse("id", "d-1234567890").expect("fixture store id");
-    store
-        .create_profile(&Profile {
-            profile_id: "p".into(),
-            name: "p".into(),
-            description: String::new(),
-            region: "us-east-1".into(),
-            identity_store_id: identity_store,
-            created_at: now,
-            updated_at: now,
-            updated_by: "test".into(),
-        })
-        .await
-        .expect("profile");
+    store.create_profile(&kiro_tests::memory_profile()).await.expect("profile");
     let users: Vec<UserId> = (0..3).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
     let groups: Vec<GroupId> = (0..2).map(|i| directory.add_group(format!("g{i}"), None)).collect();
     let memberships = [

@@ -32,15 +32,7 @@ where
 }
 
 async fn with_profile(world: &World, dir: &Directory) {
-    let profile = create_profile::Deps {
-        store: DynamoStore::new(world.dynamo.clone(), &world.table),
-        region: "us-east-1".into(),
-        supported_regions: vec!["us-east-1".into()],
-    };
-    let body = json!({"name": "Test", "identityStoreId": dir.store_id});
-    let resp =
-        create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body))).await.unwrap();
-    assert_eq!(resp.status_code, 201);
+    kiro_tests::create_test_profile(world, &dir.store_id).await;
 }
 
 fn line(label: &str, counter: &RequestCounter) -> String {

@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use chrono::Utc;
-use kiro::domain::{GroupId, IdentityStoreId, Principal, Profile, SeatStatus, SourceKey, Tier, UserId};
+use kiro::domain::{GroupId, IdentityStoreId, Principal, SeatStatus, SourceKey, Tier, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
 use kiro_tests::{fixture, http_event_from};
@@ -128,20 +127,7 @@ impl World {
         let store = Arc::new(MemoryStore::default());
         let sink = Arc::new(MemorySink::default());
         let identity_store = IdentityStoreId::parse("id", "d-1234567890").unwrap();
-        let now = Utc::now();
-        store
-            .create_profile(&Profile {
-                profile_id: "p".into(),
-                name: "p".into(),
-                description: String::new(),
-                region: "us-east-1".into(),
-                identity_store_id: identity_store.clone(),
-                created_at: now,
-                updated_at: now,
-                updated_by: "test".into(),
-            })
-            .await
-            .unwrap();
+        store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
         let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
         let groups = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
         store.set_jitter(jitter);

@@ -82,19 +82,7 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
     let dir = Directory::new(&world.sdk);
     let store = || DynamoStore::new(world.dynamo.clone(), &world.table);
     let identity = || IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
-    let profile = create_profile::Deps {
-        store: store(),
-        region: "us-east-1".into(),
-        supported_regions: vec!["us-east-1".into()],
-    };
-    let body = json!({"name": "Load", "identityStoreId": dir.store_id});
-    assert_eq!(
-        create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body)))
-            .await
-            .unwrap()
-            .status_code,
-        201
-    );
+    kiro_tests::create_test_profile(&world, &dir.store_id).await;
     let mut users = Vec::new();
     for i in 0..USERS {
         users.push(dir.user(&format!("load{i}")).await);

@@ -18,15 +18,7 @@ impl Ctx {
     /// A world with a profile bound to a fresh directory.
     async fn new() -> Ctx {
         let ctx = Ctx::without_profile().await;
-        let profile = create_profile::Deps {
-            store: DynamoStore::new(ctx.world.dynamo.clone(), &ctx.world.table),
-            region: "us-east-1".into(),
-            supported_regions: vec!["us-east-1".into()],
-        };
-        let body = json!({"name": "Test", "identityStoreId": ctx.dir.store_id});
-        let resp =
-            create_profile::handle(&profile, kiro_tests::http_event("create-profile.json", Some(body))).await.unwrap();
-        assert_eq!(resp.status_code, 201);
+        kiro_tests::create_test_profile(&ctx.world, &ctx.dir.store_id).await;
         ctx
     }
 

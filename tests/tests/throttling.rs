@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use kiro::domain::{IdentityStoreId, Profile};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
 use kiro_tests::{fixture, http_event_from, status_and_json};
@@ -13,20 +11,7 @@ use serde_json::json;
 
 async fn world() -> (Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>) {
     let store = Arc::new(MemoryStore::default());
-    let now = Utc::now();
-    store
-        .create_profile(&Profile {
-            profile_id: "p".into(),
-            name: "p".into(),
-            description: String::new(),
-            region: "us-east-1".into(),
-            identity_store_id: IdentityStoreId::parse("id", "d-1234567890").unwrap(),
-            created_at: now,
-            updated_at: now,
-            updated_by: "test".into(),
-        })
-        .await
-        .unwrap();
+    store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
     (store, Arc::new(MemoryDirectory::default()), Arc::new(MemorySink::default()))
 }
 
