@@ -345,3 +345,21 @@ pub trait MembershipMap: Send + Sync {
         membership_id: &MembershipId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// Every item of a paginated listing: calls `page` with each `nextToken` until the last page.
+pub async fn all_pages<T, E, F, Fut>(mut page: F) -> Result<Vec<T>, E>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page<T>, E>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let p = page(token).await?;
+        items.extend(p.items);
+        token = p.next_token;
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}

@@ -247,16 +247,7 @@ where
 }
 
 async fn all_subscriptions<S: SubscriptionStore>(store: &S) -> Result<Vec<Subscription>, StoreError> {
-    let mut subs = Vec::new();
-    let mut token = None;
-    loop {
-        let page = store.list_subscriptions(None, 100, token).await?;
-        subs.extend(page.items);
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(subs);
-        }
-    }
+    kiro::ports::all_pages(|token| store.list_subscriptions(None, 100, token)).await
 }
 
 /// Records current membership ids on the group's grants where they are missing or stale, so a
@@ -266,21 +257,14 @@ async fn refresh_membership_map<S: SubscriptionStore + MembershipMap>(
     group: &GroupId,
     memberships: &HashMap<(GroupId, UserId), MembershipId>,
 ) -> Result<(), StoreError> {
-    let mut token = None;
-    loop {
-        let page = store.granted_users(group, token).await?;
-        for (user, recorded) in page.items {
-            if let Some(current) = memberships.get(&(group.clone(), user.clone())) {
-                if recorded.as_ref() != Some(current) {
-                    store.refresh_membership(group, &user, current).await?;
-                }
+    for (user, recorded) in kiro::ports::all_pages(|token| store.granted_users(group, token)).await? {
+        if let Some(current) = memberships.get(&(group.clone(), user.clone())) {
+            if recorded.as_ref() != Some(current) {
+                store.refresh_membership(group, &user, current).await?;
             }
         }
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 /// A source whose subscription is gone is removed only while it stays gone (`Unsubscribed`), so

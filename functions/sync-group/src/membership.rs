@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use kiro::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
-use kiro::ports::{Directory, EventSink, MembershipMap, SeatStore, SubscriptionStore};
+use kiro::ports::{Directory, EventSink, MembershipMap, SeatStore, SubscriptionStore, all_pages};
 use kiro::seats::{self, Applied, UserChange};
 
 use crate::{Deps, SyncError};
@@ -163,26 +163,15 @@ where
     D: Directory,
 {
     // Grants first, members second: a member added after the member read has its own event.
-    let mut granted: HashMap<UserId, Option<MembershipId>> = HashMap::new();
-    let mut token = None;
-    loop {
-        let page = deps.store.granted_users(group, token).await?;
-        granted.extend(page.items);
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
-    let mut members: HashMap<UserId, MembershipId> = HashMap::new();
-    let mut token = None;
-    loop {
-        let page = deps.directory.group_memberships(&profile.identity_store_id, group, token).await?;
-        members.extend(page.items.into_iter().map(|m| (m.user_id, m.membership_id)));
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
+    let granted: HashMap<UserId, Option<MembershipId>> =
+        all_pages(|token| deps.store.granted_users(group, token)).await?.into_iter().collect();
+    let store = &profile.identity_store_id;
+    let members: HashMap<UserId, MembershipId> =
+        all_pages(|token| deps.directory.group_memberships(store, group, token))
+            .await?
+            .into_iter()
+            .map(|m| (m.user_id, m.membership_id))
+            .collect();
     // Keep the membership map current while both lists are at hand: a later
     // DeleteGroupMembership then resolves without a resync.
     for (user, recorded) in &granted {
