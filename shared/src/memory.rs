@@ -13,11 +13,11 @@ use std::ops::{Bound, RangeFrom};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+// DynamoStore's page tokens (base64url of the last sort key answered): one codec for both.
+use crate::aws::tables::{decode_token, encode_token};
 use crate::domain::{
     GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, Subscription, Tier,
     UserId,
@@ -572,21 +572,6 @@ fn sub_key(p: &Principal) -> String {
 
 fn member_sk(user: &UserId) -> String {
     format!("{MEMBER}{user}")
-}
-
-/// DynamoStore's token: the base64url of the sort key of the last item answered.
-fn encode_token(sort_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sort_key)
-}
-
-/// Refuses what DynamoStore refuses: not base64url, not UTF-8, empty, or over 200 bytes.
-fn decode_token(token: &str) -> Result<String, StoreError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.is_empty() && s.len() <= 200)
-        .ok_or(StoreError::InvalidToken)
 }
 
 /// A time as the table keeps it (RFC 3339 with milliseconds).

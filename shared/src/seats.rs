@@ -81,7 +81,7 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn add(&mut self, other: Applied) {
+    pub fn add(&mut self, other: Applied) {
         self.granted += other.granted;
         self.changed += other.changed;
         self.canceled += other.canceled;

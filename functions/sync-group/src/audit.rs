@@ -187,10 +187,7 @@ where
         if !halted {
             // (The re-sync also refreshes those groups' membership map.)
             for g in &touched_groups {
-                let fixed = crate::membership::resync_group(deps, profile, g, clock).await?;
-                applied.granted += fixed.granted;
-                applied.changed += fixed.changed;
-                applied.canceled += fixed.canceled;
+                applied.add(crate::membership::resync_group(deps, profile, g, clock).await?);
             }
         }
         (granted, changed, canceled) = (applied.granted, applied.changed, applied.canceled);

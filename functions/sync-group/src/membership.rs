@@ -53,7 +53,7 @@ where
             ),
         };
         let applied = seats::apply_changes(&deps.store, &deps.events, vec![change], now).await?;
-        total = total_add(total, applied);
+        total.add(applied);
         if applied.unchanged == 1 {
             return Ok(total);
         }
@@ -66,15 +66,6 @@ where
     }
     tracing::warn!(group = %group, user = %user, "membership kept changing while converging; the next event or the audit finishes it");
     Ok(total)
-}
-
-fn total_add(mut a: Applied, b: Applied) -> Applied {
-    a.granted += b.granted;
-    a.changed += b.changed;
-    a.canceled += b.canceled;
-    a.updated += b.updated;
-    a.unchanged += b.unchanged;
-    a
 }
 
 async fn member_of<S, D: Directory, E>(
@@ -105,20 +96,14 @@ where
         return converge(deps, profile, &group, &user, now).await;
     }
     tracing::info!(membership = %membership, "unknown membership id; resyncing the subscribed groups");
+    let subs = all_pages(|token| deps.store.list_subscriptions(Some(PrincipalType::Group), 100, token)).await?;
     let mut total = Applied::default();
-    let mut token = None;
-    loop {
-        let page = deps.store.list_subscriptions(Some(PrincipalType::Group), 100, token).await?;
-        for sub in page.items {
-            if let Principal::Group(g) = &sub.principal {
-                total = total_add(total, resync_group(deps, profile, g, now).await?);
-            }
-        }
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(total);
+    for sub in subs {
+        if let Principal::Group(g) = &sub.principal {
+            total.add(resync_group(deps, profile, g, now).await?);
         }
     }
+    Ok(total)
 }
 
 /// Makes the seats a group grants match its current members (SCIM `PatchGroup`, whose members are
@@ -145,7 +130,7 @@ where
         if changes.is_empty() {
             return Ok(total);
         }
-        total = total_add(total, seats::apply_changes(&deps.store, &deps.events, changes, now).await?);
+        total.add(seats::apply_changes(&deps.store, &deps.events, changes, now).await?);
     }
     tracing::warn!(group = %group, "group kept changing while resyncing; the next event or the audit finishes it");
     Ok(total)

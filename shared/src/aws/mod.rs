@@ -6,7 +6,7 @@ pub mod eventbridge;
 pub mod identitystore;
 mod item;
 mod pace;
-mod tables;
+pub(crate) mod tables;
 
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
 use aws_smithy_runtime_api::client::result::SdkError;

@@ -44,11 +44,11 @@ fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn encode_token(raw: &str) -> String {
+pub(crate) fn encode_token(raw: &str) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_token(token: &str) -> Result<String, StoreError> {
+pub(crate) fn decode_token(token: &str) -> Result<String, StoreError> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
