@@ -340,3 +340,32 @@ pub fn memory_profile() -> kiro::domain::Profile {
         updated_by: "test".into(),
     }
 }
+
+/// A deployment on moto with a profile: the assign-tier and sync-group handlers over the real
+/// adapters, with their events recorded.
+pub struct Stack {
+    pub world: World,
+    pub dir: Directory,
+    pub sink: RecordingSink,
+    pub sync: sync_group::Deps<kiro::aws::DynamoStore, kiro::aws::IdentityStoreDirectory, RecordingSink>,
+    pub api: assign_tier::Deps<kiro::aws::DynamoStore, kiro::aws::IdentityStoreDirectory, RecordingSink>,
+}
+
+impl Stack {
+    pub async fn new() -> Stack {
+        let world = World::new().await;
+        let dir = Directory::new(&world.sdk);
+        let sink = RecordingSink::default();
+        let store = || kiro::aws::DynamoStore::new(world.dynamo.clone(), &world.table);
+        let identity = || kiro::aws::IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
+        create_test_profile(&world, &dir.store_id).await;
+        let sync = sync_group::Deps::new(store(), identity(), sink.clone(), 25);
+        let api = assign_tier::Deps::new(store(), identity(), sink.clone());
+        Stack { world, dir, sink, sync, api }
+    }
+
+    /// The table, for reading what the handlers wrote.
+    pub fn store(&self) -> kiro::aws::DynamoStore {
+        kiro::aws::DynamoStore::new(self.world.dynamo.clone(), &self.world.table)
+    }
+}

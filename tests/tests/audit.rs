@@ -2,37 +2,27 @@
 //! never mass-revokes without `force`.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use kiro::aws::{DynamoStore, IdentityStoreDirectory};
 use kiro::domain::{Principal, SeatStatus, Subscription, Tier, UserId};
 use kiro::ports::{SeatStore, SubscriptionStore};
-use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json};
+use kiro_tests::{fixture, http_event_from, status_and_json};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use sync_group::{Deps, handle};
+use sync_group::handle;
 
-struct Ctx {
-    world: World,
-    dir: Directory,
-    sink: RecordingSink,
-    sync: Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>,
-    api: assign_tier::Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>,
+/// The shared stack, with this file's helpers on top.
+struct Ctx(kiro_tests::Stack);
+
+impl std::ops::Deref for Ctx {
+    type Target = kiro_tests::Stack;
+
+    fn deref(&self) -> &kiro_tests::Stack {
+        &self.0
+    }
 }
 
 impl Ctx {
     async fn new() -> Ctx {
-        let world = World::new().await;
-        let dir = Directory::new(&world.sdk);
-        let sink = RecordingSink::default();
-        let store = || DynamoStore::new(world.dynamo.clone(), &world.table);
-        let identity = || IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
-        kiro_tests::create_test_profile(&world, &dir.store_id).await;
-        let sync = Deps::new(store(), identity(), sink.clone(), 25);
-        let api = assign_tier::Deps::new(store(), identity(), sink.clone());
-        Ctx { world, dir, sink, sync, api }
-    }
-
-    fn store(&self) -> DynamoStore {
-        DynamoStore::new(self.world.dynamo.clone(), &self.world.table)
+        Ctx(kiro_tests::Stack::new().await)
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
