@@ -60,6 +60,29 @@ async fn the_caller_is_recorded_as_actor() {
     assert_eq!(actor, "arn:aws:sts::111122223333:assumed-role/PlatformAdmin/alice");
 }
 
+/// Contract: without an IAM caller in the request context the actor is `anonymous`.
+#[tokio::test]
+async fn a_caller_without_iam_identity_is_recorded_as_anonymous() {
+    let world = World::new().await;
+    let mut raw = kiro_tests::fixture("http/create-profile.json");
+    raw["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    raw["body"] = Value::String(new_profile_body().to_string());
+    let resp = handle(&deps(&world, "us-east-1"), kiro_tests::http_event_from(raw)).await.unwrap();
+    assert_eq!(resp.status_code, 201);
+    let item = world
+        .dynamo
+        .get_item()
+        .table_name(&world.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["createdBy"].as_s().unwrap(), "anonymous");
+}
+
 #[tokio::test]
 async fn get_before_create_is_not_found() {
     let world = World::new().await;

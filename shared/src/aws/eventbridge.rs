@@ -97,6 +97,28 @@ mod tests {
         assert_eq!(failed, [3, 10, 11, 12, 13, 14], "entry 3 rejected, the second chunk never sent");
     }
 
+    /// Contract: `PutEvents` to the bus named by `EVENT_BUS_NAME`, `Source` `kiro.subscriptions`,
+    /// the detail type and the detail as JSON.
+    #[tokio::test]
+    async fn events_go_to_the_configured_bus_from_kiro_subscriptions() {
+        let accepted = mock!(aws_sdk_eventbridge::Client::put_events)
+            .match_requests(|req| {
+                req.entries().len() == 2
+                    && req.entries().iter().all(|e| {
+                        e.event_bus_name() == Some("team-bus")
+                            && e.source() == Some("kiro.subscriptions")
+                            && e.detail_type() == Some("Seat Granted")
+                            && e.detail().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()).is_some()
+                    })
+            })
+            .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&accepted], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let failed = EventBridgeSink::new(client, "team-bus").publish(&events(2)).await.unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(accepted.num_calls(), 1, "the request matched the contract's shape");
+    }
+
     #[tokio::test]
     async fn a_failure_before_anything_was_sent_is_an_error() {
         let down = mock!(aws_sdk_eventbridge::Client::put_events)
