@@ -121,9 +121,20 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
     report.push(line("GET /seats page of 50", &counter));
     assert!(counter.total() <= 2);
 
+    for u in &users[..3] {
+        let body = json!({"principalType": "USER", "principalId": u, "tier": "POWER"});
+        assert_eq!(call(&api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    }
     counter.reset();
-    call(&api, "GET", "/subscriptions", None).await;
-    report.push(line("GET /subscriptions page (1 user, 1 group of 1000)", &counter));
+    let (_, subs) = call(&api, "GET", "/subscriptions", None).await;
+    assert_eq!(subs["items"].as_array().unwrap().len(), 5);
+    report.push(line("GET /subscriptions page (4 users, 1 group of 1000)", &counter));
+    let by_op = counter.snapshot();
+    assert_eq!(
+        by_op.get("DynamoDB.BatchGetItem"),
+        Some(&1),
+        "one read for every direct subscription's seat: {by_op:?}"
+    );
 
     for l in &report {
         println!("{l}");

@@ -3,7 +3,8 @@
 use chrono::Utc;
 use kiro::domain::subscription::tier_change;
 use kiro::domain::{
-    CancelReason, Invalid, Principal, PrincipalType, Profile, SeatChange, SourceOp, Subscription, Tier, TierChange,
+    CancelReason, Invalid, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, Subscription, Tier,
+    TierChange, UserId,
 };
 use kiro::http::{ApiError, Reply, Request, excerpt};
 use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
@@ -134,16 +135,37 @@ async fn resolve<D: Directory>(
 /// How many seats the subscription is a source of.
 async fn with_seats<S: SubscriptionStore + SeatStore>(
     store: &S,
-    mut sub: Subscription,
+    sub: Subscription,
 ) -> Result<Subscription, ServiceError> {
-    sub.seats = match &sub.principal {
-        Principal::Group(g) => store.count_granted(g).await?,
-        Principal::User(u) => {
-            let seat = store.get_seats(std::slice::from_ref(u)).await?;
-            u64::from(seat.iter().any(|s| s.sources.contains_key(&kiro::domain::SourceKey::Direct)))
-        }
+    Ok(counted(store, vec![sub]).await?.remove(0))
+}
+
+/// Fills `seats` for a page of subscriptions: one `BatchGetItem` for all the direct ones (does
+/// the user's seat hold its direct source?) and a count of grants per group.
+async fn counted<S: SubscriptionStore + SeatStore>(
+    store: &S,
+    mut subs: Vec<Subscription>,
+) -> Result<Vec<Subscription>, ServiceError> {
+    let users: Vec<UserId> = subs
+        .iter()
+        .filter_map(|s| match &s.principal {
+            Principal::User(u) => Some(u.clone()),
+            Principal::Group(_) => None,
+        })
+        .collect();
+    let direct: std::collections::HashSet<UserId> = if users.is_empty() {
+        Default::default()
+    } else {
+        let seats = store.get_seats(&users).await?;
+        seats.into_iter().filter(|s| s.sources.contains_key(&SourceKey::Direct)).map(|s| s.user_id).collect()
     };
-    Ok(sub)
+    for sub in &mut subs {
+        sub.seats = match &sub.principal {
+            Principal::Group(g) => store.count_granted(g).await?,
+            Principal::User(u) => u64::from(direct.contains(u)),
+        };
+    }
+    Ok(subs)
 }
 
 pub async fn create<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, req: &Request) -> Result<Reply, ApiError>
@@ -204,10 +226,7 @@ pub async fn list<S: SubscriptionStore + SeatStore, D, E>(
         .list_subscriptions(q.principal_type()?, q.limit()?, q.next_token())
         .await
         .map_err(ServiceError::from)?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for sub in page.items {
-        items.push(with_seats(&deps.store, sub).await?);
-    }
+    let items = counted(&deps.store, page.items).await?;
     Reply::json(200, &list_body(items, page.next_token))
 }
 
