@@ -48,19 +48,10 @@ fn lambda_command(program: &Path, binary: &Path, name: &str, runtime_api: &str) 
     if program != binary {
         cmd.arg("-v").arg(binary);
     }
-    cmd.env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+    kiro_tests::runtime_api::as_lambda(&mut cmd, name, runtime_api)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(if program == binary { Stdio::null() } else { Stdio::piped() })
-        .kill_on_drop(true);
+        .stderr(if program == binary { Stdio::null() } else { Stdio::piped() });
     cmd
 }
 

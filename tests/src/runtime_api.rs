@@ -136,3 +136,22 @@ async fn serve(stream: TcpStream, events: Events, state: Arc<Mutex<State>>, chan
         }
     }
 }
+
+/// Gives `cmd` the environment Lambda gives a `provided.al2023` bootstrap named `name`, polling
+/// `runtime_api`, and nothing of this process's.
+pub fn as_lambda<'a>(
+    cmd: &'a mut tokio::process::Command,
+    name: &str,
+    runtime_api: &str,
+) -> &'a mut tokio::process::Command {
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .kill_on_drop(true)
+}

@@ -28,18 +28,7 @@ fn binary(name: &str) -> std::path::PathBuf {
 
 fn lambda_command(name: &str, runtime_api: &str) -> Command {
     let mut cmd = Command::new(binary(name));
-    cmd.env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    kiro_tests::runtime_api::as_lambda(&mut cmd, name, runtime_api).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
