@@ -475,6 +475,8 @@ struct Table {
     committed_events: Vec<OutEvent>,
     /// Audit reports by `<startedAt>#<id>` (gsi1's order; listed newest first).
     audits: BTreeMap<String, crate::domain::audit::AuditReport>,
+    /// The unfinished audit's head and state.
+    checkpoint: Option<(crate::ports::CheckpointHead, String)>,
     requests: BTreeMap<&'static str, u64>,
     throttle_next: usize,
     fail_next_commits: usize,
@@ -727,13 +729,24 @@ impl MemoryStore {
         table.grants.iter().flat_map(|(group, rows)| rows.values().map(|r| (group.clone(), r.user.clone()))).collect()
     }
 
-    /// Every outbox, oldest first.
     /// Every event committed with a seat change so far, in commit order: what must be published,
     /// each exactly once.
     pub fn committed_events(&self) -> Vec<OutEvent> {
         self.table().committed_events.clone()
     }
 
+    /// Deletes a subscription and nothing else, as an unsubscribe that failed after its first
+    /// write leaves it: its seats keep the source until the audit.
+    pub fn forget_subscription(&self, principal: &Principal) {
+        self.table().subscriptions.remove(&sub_key(principal));
+    }
+
+    /// The unfinished audit's checkpoint head, if any.
+    pub fn checkpoint_snapshot(&self) -> Option<crate::ports::CheckpointHead> {
+        self.table().checkpoint.as_ref().map(|(h, _)| h.clone())
+    }
+
+    /// Every outbox, oldest first.
     pub fn outboxes_snapshot(&self) -> Vec<Outbox> {
         let table = self.table();
         table.outboxes.iter().map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect()
@@ -871,9 +884,10 @@ impl MemoryStore {
         let Some(rows) = table.grants.get(group) else {
             return Ok(Page { items: Vec::new(), next_token: None });
         };
-        let read: Vec<(&String, &Grant)> = rows.range(after(start)).take(QUERY_LIMIT).collect();
+        let read: Vec<(&String, &Grant)> = rows.range(after(start)).take(crate::ports::GRANTS_PAGE).collect();
         // DynamoDB answers a `LastEvaluatedKey` whenever the Query stopped at its `Limit`.
-        let next_token = read.last().filter(|_| read.len() == QUERY_LIMIT).map(|(sk, _)| encode_token(sk));
+        let next_token =
+            read.last().filter(|_| read.len() == crate::ports::GRANTS_PAGE).map(|(sk, _)| encode_token(sk));
         let items = read.into_iter().map(|(_, row)| (row.user.clone(), row.membership.clone())).collect();
         Ok(Page { items, next_token })
     }
@@ -1149,6 +1163,69 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn checkpoint_head_now(&self) -> Result<Option<crate::ports::CheckpointHead>, StoreError> {
+        let mut table = self.table();
+        table.request("GetItem(audit checkpoint)")?;
+        Ok(table.checkpoint.as_ref().map(|(h, _)| h.clone()))
+    }
+
+    fn checkpoint_state_now(&self, head: &crate::ports::CheckpointHead) -> Result<String, StoreError> {
+        let mut table = self.table();
+        table.request("Query(audit checkpoint)")?;
+        match &table.checkpoint {
+            Some((h, state)) if h.audit_id == head.audit_id && h.step == head.step => Ok(state.clone()),
+            // DynamoStore reads the parts of `head`, which outlive a newer head (TTL); the harness
+            // never keeps them, so a caller asking for a replaced step gets nothing.
+            _ => Ok(String::new()),
+        }
+    }
+
+    fn claim_checkpoint_now(
+        &self,
+        head: &crate::ports::CheckpointHead,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(audit checkpoint)")?;
+        match &mut table.checkpoint {
+            Some((h, _)) if h.audit_id == head.audit_id && h.step == head.step && h.lease_until_ms < now_ms => {
+                h.lease_until_ms = lease_until_ms;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict("UpdateItem(audit checkpoint)")),
+        }
+    }
+
+    fn save_checkpoint_now(
+        &self,
+        replaces: Option<&crate::ports::CheckpointHead>,
+        next: &crate::ports::CheckpointHead,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        let mut table = self.table();
+        let parts = state.len().div_ceil(crate::aws::CHECKPOINT_PART_BYTES);
+        table.more_requests("PutItem(audit checkpoint part)", parts);
+        table.request("PutItem(audit checkpoint)")?;
+        let current = table.checkpoint.as_ref().map(|(h, _)| (h.audit_id.as_str(), h.step));
+        if current != replaces.map(|h| (h.audit_id.as_str(), h.step)) {
+            return Err(StoreError::Conflict("PutItem(audit checkpoint)"));
+        }
+        table.checkpoint = Some((next.clone(), state.to_owned()));
+        Ok(())
+    }
+
+    fn clear_checkpoint_now(&self, head: &crate::ports::CheckpointHead) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("DeleteItem(audit checkpoint)")?;
+        if table.checkpoint.as_ref().is_some_and(|(h, _)| h.audit_id == head.audit_id && h.step == head.step) {
+            table.checkpoint = None;
+        }
+        Ok(())
+    }
+}
+
 macro_rules! impl_audit_store {
     ($($ty:ty),* $(,)?) => {$(
         impl crate::ports::AuditStore for $ty {
@@ -1169,6 +1246,43 @@ macro_rules! impl_audit_store {
             ) -> Result<Page<crate::domain::audit::AuditReport>, StoreError> {
                 MemoryStore::pause(self).await;
                 MemoryStore::list_audits_now(self, limit, next_token.as_deref())
+            }
+        }
+
+        impl crate::ports::AuditCheckpoints for $ty {
+            async fn checkpoint_head(&self) -> Result<Option<crate::ports::CheckpointHead>, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::checkpoint_head_now(self)
+            }
+
+            async fn checkpoint_state(&self, head: &crate::ports::CheckpointHead) -> Result<String, StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::checkpoint_state_now(self, head)
+            }
+
+            async fn claim_checkpoint(
+                &self,
+                head: &crate::ports::CheckpointHead,
+                lease_until_ms: i64,
+                now_ms: i64,
+            ) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::claim_checkpoint_now(self, head, lease_until_ms, now_ms)
+            }
+
+            async fn save_checkpoint(
+                &self,
+                replaces: Option<&crate::ports::CheckpointHead>,
+                next: &crate::ports::CheckpointHead,
+                state: &str,
+            ) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::save_checkpoint_now(self, replaces, next, state)
+            }
+
+            async fn clear_checkpoint(&self, head: &crate::ports::CheckpointHead) -> Result<(), StoreError> {
+                MemoryStore::pause(self).await;
+                MemoryStore::clear_checkpoint_now(self, head)
             }
         }
 

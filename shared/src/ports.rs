@@ -41,6 +41,10 @@ pub enum StoreError {
     InvalidToken,
 }
 
+/// Grant rows per page of `granted_users`: only internal full listings read them, and a row is
+/// ~150 bytes, so a page stays far below the 1 MB a DynamoDB Query answers at most.
+pub const GRANTS_PAGE: usize = 1_000;
+
 /// The deployment's one profile.
 pub trait ProfileStore: Send + Sync {
     fn get_profile(&self) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
@@ -334,6 +338,53 @@ pub trait AuditStore: Send + Sync {
         limit: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<AuditReport>, StoreError>> + Send;
+}
+
+/// Where an unfinished audit stands: the small item read before every audit. Its state (drift
+/// found so far, the walk's position) is stored beside it, in parts, under this `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointHead {
+    pub audit_id: String,
+    /// Bumped by every save; a save names the step it replaces.
+    pub step: u32,
+    pub mode: crate::domain::signal::AuditMode,
+    pub force: bool,
+    /// Milliseconds since the epoch until which one invocation holds the run; 0 when none does.
+    pub lease_until_ms: i64,
+    pub saved_at: DateTime<Utc>,
+    /// Unique to the save that wrote this head (a UUID): names its state's parts, so a save
+    /// that loses the race for the head never overwrites the winner's state.
+    pub save_id: String,
+}
+
+/// The checkpoint of an audit that needs more than one invocation. One run at a time: there is
+/// one profile, and a second audit of the same directory would only repeat the first.
+pub trait AuditCheckpoints: Send + Sync {
+    fn checkpoint_head(&self) -> impl Future<Output = Result<Option<CheckpointHead>, StoreError>> + Send;
+
+    /// The state saved with `head`.
+    fn checkpoint_state(&self, head: &CheckpointHead) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Takes the lease on `head` until `lease_until_ms`, if the head is unchanged and no lease is
+    /// live at `now_ms`; `Conflict` otherwise.
+    fn claim_checkpoint(
+        &self,
+        head: &CheckpointHead,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Saves `next` with `state`, replacing `replaces` (or creating the first checkpoint when
+    /// `None`); `Conflict` when the head is no longer what the caller read.
+    fn save_checkpoint(
+        &self,
+        replaces: Option<&CheckpointHead>,
+        next: &CheckpointHead,
+        state: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes `head` once its audit finished (nothing when the head has moved on).
+    fn clear_checkpoint(&self, head: &CheckpointHead) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Refreshes the membership id recorded on a group grant, if the grant still exists.

@@ -70,7 +70,7 @@ impl UserChange {
 }
 
 /// What a batch of changes did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     pub granted: u64,
     pub changed: u64,

@@ -407,9 +407,9 @@ async fn the_profile_is_created_once_and_patched() {
 
 #[tokio::test]
 async fn grant_rows_follow_commits_and_page_by_100() {
-    // Given 250 seats holding a group, stored by commits
+    // Given 2,500 seats holding a group, stored by commits
     let store = MemoryStore::default();
-    let writes: Vec<SeatWrite> = (0..250)
+    let writes: Vec<SeatWrite> = (0..2_500)
         .map(|i| SeatWrite {
             grants_added: vec![(group(1), Some(membership(i)))],
             ..write(seat(&user(i), Tier::Pro, 1), None)
@@ -421,7 +421,7 @@ async fn grant_rows_follow_commits_and_page_by_100() {
     store.reset_requests();
 
     // When the grants are counted and listed
-    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 250);
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 2_500);
     let mut pages = Vec::new();
     let mut token = None;
     loop {
@@ -433,9 +433,9 @@ async fn grant_rows_follow_commits_and_page_by_100() {
         }
     }
 
-    // Then pages of 100 by user id, with the membership recorded for each, one request each
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [100, 100, 50]);
-    let expected: Vec<_> = (0..250).map(|i| (user(i), Some(membership(i)))).collect();
+    // Then pages of GRANTS_PAGE by user id, with the membership recorded for each, one request each
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [1_000, 1_000, 500]);
+    let expected: Vec<_> = (0..2_500).map(|i| (user(i), Some(membership(i)))).collect();
     assert_eq!(pages.concat(), expected);
     assert_eq!(store.requests(), 4);
     assert_eq!(store.count_granted(&group(2)).await.unwrap(), 0);

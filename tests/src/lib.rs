@@ -369,3 +369,57 @@ impl Stack {
         kiro::aws::DynamoStore::new(self.world.dynamo.clone(), &self.world.table)
     }
 }
+
+/// Delivers an audit event to sync-group as EventBridge does, then each `Audit Requested`
+/// continuation the audit puts on the bus (read with `published`, which answers every event
+/// published so far), until the audit answers with its report. Answers the report and the
+/// number of invocations.
+pub async fn audit_to_completion<S, D, E>(
+    deps: &sync_group::Deps<S, D, E>,
+    first: aws_lambda_events::eventbridge::EventBridgeEvent<Value>,
+    published: impl Fn() -> Vec<kiro::ports::OutEvent>,
+) -> (Value, u32)
+where
+    S: kiro::ports::ProfileStore
+        + kiro::ports::SubscriptionStore
+        + kiro::ports::SeatStore
+        + kiro::ports::AuditStore
+        + kiro::ports::AuditCheckpoints
+        + kiro::ports::MembershipMap,
+    D: kiro::ports::Directory,
+    E: kiro::ports::EventSink,
+{
+    let mut seen = published().len();
+    let mut event = first;
+    for invocation in 1..=1_000 {
+        let answer = sync_group::handle(deps, LambdaEvent::new(event.clone(), lambda_runtime::Context::default()))
+            .await
+            .unwrap();
+        if answer.get("continuing").is_none() {
+            assert!(answer.get("auditId").is_some(), "neither a report nor a continuation: {answer}");
+            return (answer, invocation);
+        }
+        let events = published();
+        let next = events[seen..]
+            .iter()
+            .rev()
+            .find(|e| e.detail_type == "Audit Requested")
+            .unwrap_or_else(|| panic!("the audit said it continues ({answer}) but requested no continuation"));
+        assert_eq!(next.detail["continues"], answer["auditId"], "{answer}");
+        seen = events.len();
+        event = continuation(&event, next.detail.clone());
+    }
+    panic!("the audit did not finish in 1,000 invocations");
+}
+
+/// The `Audit Requested` envelope EventBridge delivers for a continuation put with `detail`.
+pub fn continuation(
+    like: &aws_lambda_events::eventbridge::EventBridgeEvent<Value>,
+    detail: Value,
+) -> aws_lambda_events::eventbridge::EventBridgeEvent<Value> {
+    let mut next = like.clone();
+    next.source = kiro::domain::signal::OWN_SOURCE.to_owned();
+    next.detail_type = kiro::domain::signal::AUDIT_REQUESTED.to_owned();
+    next.detail = detail;
+    next
+}

@@ -204,3 +204,89 @@ async fn a_half_granted_group_is_completed_and_reports_are_readable() {
     let (status, _) = ctx.api("GET", "/audits/00000000-0000-0000-0000-000000000000", None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_audit_cut_into_invocations_continues_from_its_checkpoint() {
+    let mut stack = kiro_tests::Stack::new().await;
+    stack.sync.audit_units_per_invocation = Some(1);
+    let ctx = Ctx(stack);
+    let (eng, ops) = (ctx.dir.group("eng").await, ctx.dir.group("ops").await);
+    let members = futures_seq(&ctx, 6).await;
+    let mut memberships = Vec::new();
+    for u in &members[..4] {
+        memberships.push(ctx.dir.add(&eng, u).await);
+    }
+    ctx.subscribe("GROUP", &eng, "PRO").await;
+    ctx.subscribe("GROUP", &ops, "POWER").await;
+    // Silently: one leaves eng, one joins ops.
+    ctx.dir.remove(&memberships[0]).await;
+    ctx.dir.add(&ops, &members[5]).await;
+    ctx.sink.clear();
+
+    let mut raw = fixture("cloudtrail/scheduled-audit.json");
+    raw["time"] = json!(NOW);
+    let tick: EventBridgeEvent<Value> = serde_json::from_value(raw).unwrap();
+    let sink = ctx.sink.clone();
+    let (report, invocations) = kiro_tests::audit_to_completion(&ctx.sync, tick, || sink.events()).await;
+    // Two groups, a page of seats, the changes, two re-syncs, the names: one unit each.
+    assert!(invocations >= 6, "{invocations} invocations");
+    assert_eq!(report["invocations"], json!(invocations));
+    assert_eq!((report["granted"].as_u64(), report["canceled"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["startedAt"], "2026-11-26T10:00:00.000Z", "continuations keep the first envelope's clock");
+    assert_eq!(ctx.seat(&members[5]).await.unwrap().tier, Tier::Power);
+    assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Canceled);
+    let continuations = ctx.sink.events().iter().filter(|e| e.detail_type == "Audit Requested").count();
+    assert_eq!(continuations as u32, invocations - 1, "one continuation per invocation but the last");
+    let (status, stored) = ctx.api("GET", &format!("/audits/{}", report["auditId"].as_str().unwrap()), None).await;
+    assert_eq!((status, &stored["invocations"]), (200, &json!(invocations)));
+    use kiro::ports::AuditCheckpoints;
+    assert_eq!(ctx.store().checkpoint_head().await.unwrap(), None, "the finished audit removed its checkpoint");
+}
+
+#[tokio::test]
+async fn checkpoints_are_stored_in_parts_and_replaced_only_by_their_holder() {
+    use kiro::domain::signal::AuditMode;
+    use kiro::ports::{AuditCheckpoints, CheckpointHead, StoreError};
+    let ctx = Ctx::new().await;
+    let store = ctx.store();
+    assert_eq!(store.checkpoint_head().await.unwrap(), None);
+    let head = |step, lease_until_ms| CheckpointHead {
+        audit_id: "a-1".into(),
+        step,
+        mode: AuditMode::Repair,
+        force: true,
+        lease_until_ms,
+        saved_at: chrono::Utc::now(),
+        save_id: uuid::Uuid::new_v4().to_string(),
+    };
+    // Three parts (over 600 KB, with multi-byte characters on the part boundaries).
+    let state: String = "{\"drift\":\"é€\"}".repeat(40_000);
+    assert!(state.len() > 2 * kiro::aws::CHECKPOINT_PART_BYTES);
+    let first = head(1, 0);
+    store.save_checkpoint(None, &first, &state).await.unwrap();
+    let read = store.checkpoint_head().await.unwrap().unwrap();
+    assert_eq!((read.audit_id.as_str(), read.step, read.mode, read.force), ("a-1", 1, AuditMode::Repair, true));
+    assert_eq!(store.checkpoint_state(&read).await.unwrap(), state);
+    assert!(matches!(store.save_checkpoint(None, &head(1, 0), "x").await, Err(StoreError::Conflict(_))));
+
+    let now = chrono::Utc::now().timestamp_millis();
+    store.claim_checkpoint(&read, now + 60_000, now).await.unwrap();
+    assert!(
+        matches!(store.claim_checkpoint(&read, now + 60_000, now).await, Err(StoreError::Conflict(_))),
+        "a live lease keeps a second invocation out"
+    );
+    let second = head(2, 0);
+    store.save_checkpoint(Some(&read), &second, "{\"small\":1}").await.unwrap();
+    assert!(
+        matches!(store.save_checkpoint(Some(&read), &head(2, 0), "{}").await, Err(StoreError::Conflict(_))),
+        "a save names the step it replaces"
+    );
+    let read = store.checkpoint_head().await.unwrap().unwrap();
+    assert_eq!((read.step, read.lease_until_ms), (2, 0), "saving releases the lease");
+    assert_eq!(read.save_id, second.save_id);
+    assert_eq!(store.checkpoint_state(&read).await.unwrap(), "{\"small\":1}", "the losing save left the state alone");
+    store.clear_checkpoint(&first).await.unwrap();
+    assert!(store.checkpoint_head().await.unwrap().is_some(), "clearing a replaced step leaves the head");
+    store.clear_checkpoint(&read).await.unwrap();
+    assert_eq!(store.checkpoint_head().await.unwrap(), None);
+}

@@ -345,7 +345,7 @@ enum Meaning {
 fn meaning_of(s: &Signal) -> Meaning {
     match s {
         Signal::Ignore { .. } => Meaning::Ignore,
-        Signal::Audit { mode, force } => Meaning::Audit { report: *mode == AuditMode::Report, force: *force },
+        Signal::Audit { mode, force, .. } => Meaning::Audit { report: *mode == AuditMode::Report, force: *force },
         Signal::Membership { group, user, membership } => Meaning::Membership {
             group: group.to_string(),
             user: user.to_string(),

@@ -1,284 +1,717 @@
-//! The audit: make every seat match the subscriptions and the directory, now.
+//! The audit: make every seat match the subscriptions and the directory.
 //!
-//! It reads each subscribed group's members (pages of 100) and every direct subscription, walks
-//! the seats once (pages of 100), and changes only the seats that differ, in the same batched
-//! transactions as every other seat change. A due pending downgrade is applied first. The revoke
-//! guard withholds every removal when a repair would cancel more than the allowed share of
-//! active seats, unless forced.
+//! It works in stages, each a series of units of work:
+//! 1. `Groups`: each subscribed group's members (pages of 100) against the seats that hold the
+//!    group (the grants index); what differs is kept as drift, and the membership map is
+//!    refreshed on the way. Memory: one group's members and the drift, never the directory.
+//! 2. `Seats`: one walk over the seats (pages of 100, by user id), merging the drift and the
+//!    direct subscriptions; every seat that should change is planned with the one transition
+//!    function. The revoke guard is decided on the complete plan, so it stays exact however many
+//!    invocations the audit takes.
+//! 3. `Apply`, `Resync`, `Names` (repair only): the planned changes in batched transactions;
+//!    the groups they touched re-read and undone where they went stale meanwhile; missing user
+//!    names filled.
+//!
+//! When an invocation runs short of time between two units, the audit saves its state and
+//! continues in a new invocation (see [`checkpoint`]).
 
-use std::collections::{BTreeMap, HashMap};
+mod checkpoint;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use kiro::domain::audit::{self, Action, AuditReport, Finding, FindingRecord, MAX_FINDINGS, MAX_NAMES_PER_AUDIT};
-use kiro::domain::signal::AuditMode;
+use kiro::domain::signal::{AUDIT_REQUESTED, AuditMode};
 use kiro::domain::subscription::due_downgrade;
-use kiro::domain::{GroupId, MembershipId, Principal, Profile, SeatChange, SourceKey, Sources, Subscription, UserId};
-use kiro::ports::{
-    AuditStore, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore, StoreError, SubscriptionStore,
+use kiro::domain::{
+    GroupId, MembershipId, Principal, Profile, Seat, SeatChange, SourceKey, SourceOp, Sources, Tier, UserId,
 };
-use kiro::seats::{self, UserChange};
+use kiro::ports::{
+    AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore,
+    StoreError, SubscriptionStore, all_pages,
+};
+use kiro::seats::{self, Applied, UserChange};
+use kiro::time::rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use checkpoint::Budget;
+use checkpoint::{Begin, begin};
 
 use crate::{Deps, SyncError};
 
+/// Seats read per page of the walk.
+const SEAT_PAGE: usize = 100;
+/// Users whose planned change is applied per unit of work.
+const APPLY_UNIT: usize = 1_000;
+/// Names filled per unit of work.
+const NAMES_UNIT: usize = 100;
+
+/// What a `Scheduled Event` or `Audit Requested` asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub mode: AuditMode,
+    pub force: bool,
+    /// The envelope's `time`; a resumed audit keeps the clock it started with.
+    pub clock: DateTime<Utc>,
+    /// The audit this request continues (`detail.continues`).
+    pub continues: Option<String>,
+}
+
+/// What one invocation did.
+#[derive(Debug)]
+pub enum Outcome {
+    Completed(Box<AuditReport>),
+    /// Saved at `step`; its continuation is on the bus.
+    Continuing {
+        audit_id: String,
+        mode: AuditMode,
+        step: u32,
+        stage: &'static str,
+    },
+    /// Nothing done (a duplicate continuation, another audit in progress, …).
+    Skipped(String),
+}
+
+impl Outcome {
+    /// The function's answer: the report, or what happened instead.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outcome::Completed(report) => serde_json::to_value(report).unwrap_or_default(),
+            Outcome::Continuing { audit_id, mode, step, stage } => {
+                json!({"auditId": audit_id, "mode": mode, "continuing": true, "checkpoint": step, "stage": stage})
+            }
+            Outcome::Skipped(why) => json!({"signal": "audit", "ignored": why}),
+        }
+    }
+}
+
+/// Where an audit stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Stage {
+    /// The subscribed groups after `after` (by id) are still to be read.
+    Groups {
+        after: Option<GroupId>,
+    },
+    /// The seats after `after` are still to be walked, from `token`.
+    Seats {
+        after: Option<UserId>,
+        token: Option<String>,
+    },
+    Apply {
+        next: usize,
+    },
+    Resync {
+        next: usize,
+    },
+    Names {
+        next: usize,
+    },
+    Done,
+}
+
+impl Stage {
+    fn name(&self) -> &'static str {
+        match self {
+            Stage::Groups { .. } => "groups",
+            Stage::Seats { .. } => "seats",
+            Stage::Apply { .. } => "apply",
+            Stage::Resync { .. } => "resync",
+            Stage::Names { .. } => "names",
+            Stage::Done => "done",
+        }
+    }
+}
+
+/// How a user's group sources differ from the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupDrift {
+    /// Groups the user is a member of without holding them, with the membership ids.
+    joined: BTreeMap<GroupId, MembershipId>,
+    /// Groups the user holds without being a member.
+    left: BTreeSet<GroupId>,
+}
+
+/// A seat the audit changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Planned {
+    user: UserId,
+    change: SeatChange,
+    finding: Finding,
+    memberships: BTreeMap<GroupId, MembershipId>,
+}
+
+/// Everything an audit carries from one unit of work to the next, and across invocations:
+/// positions and drift, never the directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    audit_id: String,
+    mode: AuditMode,
+    force: bool,
+    #[serde(with = "rfc3339")]
+    clock: DateTime<Utc>,
+    /// Wall clock when the first invocation began.
+    #[serde(with = "rfc3339")]
+    started: DateTime<Utc>,
+    invocations: u32,
+    stage: Stage,
+    downgrades_due: u64,
+    active_seats: u64,
+    drift: BTreeMap<UserId, GroupDrift>,
+    planned: Vec<Planned>,
+    nameless: Vec<UserId>,
+    halted: bool,
+    cancels_withheld: u64,
+    /// What the plan does: the report's counts in `report` mode.
+    plan: Applied,
+    /// What the repair did.
+    applied: Applied,
+    findings: Vec<FindingRecord>,
+    findings_truncated: bool,
+    touched: Vec<GroupId>,
+    names_filled: u64,
+}
+
+impl Run {
+    fn new(request: &Request, now: DateTime<Utc>) -> Self {
+        Self {
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            mode: request.mode,
+            force: request.force,
+            clock: request.clock,
+            started: now,
+            invocations: 0,
+            stage: Stage::Groups { after: None },
+            downgrades_due: 0,
+            active_seats: 0,
+            drift: BTreeMap::new(),
+            planned: Vec::new(),
+            nameless: Vec::new(),
+            halted: false,
+            cancels_withheld: 0,
+            plan: Applied::default(),
+            applied: Applied::default(),
+            findings: Vec::new(),
+            findings_truncated: false,
+            touched: Vec::new(),
+            names_filled: 0,
+        }
+    }
+
+    fn repair(&self) -> bool {
+        self.mode == AuditMode::Repair
+    }
+}
+
+/// The subscriptions as the audit's clock sees them (due downgrades applied).
+struct Subs {
+    direct: BTreeMap<UserId, Tier>,
+    groups: BTreeMap<GroupId, Tier>,
+}
+
+impl Subs {
+    fn has(&self, p: &Principal) -> bool {
+        match p {
+            Principal::User(u) => self.direct.contains_key(u),
+            Principal::Group(g) => self.groups.contains_key(g),
+        }
+    }
+}
+
+/// Runs (or resumes) the audit for one invocation.
 pub async fn run<S, D, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
-    mode: AuditMode,
-    force: bool,
-    clock: DateTime<Utc>,
-) -> Result<AuditReport, SyncError>
+    request: Request,
+    mut budget: Budget,
+) -> Result<Outcome, SyncError>
 where
-    S: SubscriptionStore + SeatStore + AuditStore + MembershipMap,
+    S: SubscriptionStore + SeatStore + AuditStore + AuditCheckpoints + MembershipMap,
     D: Directory,
     E: EventSink,
 {
-    let wall = std::time::Instant::now();
-    let repair = mode == AuditMode::Repair;
-    if repair {
+    let now = Utc::now();
+    let (mut run, mut head) = match begin(&request, deps.store.checkpoint_head().await?, now) {
+        Begin::Skip(why) => {
+            tracing::info!(why = %why, "audit request acknowledged, nothing to do");
+            return Ok(Outcome::Skipped(why));
+        }
+        Begin::Fresh { replaces } => {
+            if let Some(old) = &replaces {
+                tracing::warn!(audit_id = %old.audit_id, saved_at = %old.saved_at, "superseding a stale audit checkpoint");
+            }
+            (Run::new(&request, now), replaces)
+        }
+        Begin::Resume(h) => match resume(deps, &h, &budget, now).await? {
+            Some(run) => (run, Some(h)),
+            None => return Ok(Outcome::Skipped(format!("audit {} was taken up by another invocation", h.audit_id))),
+        },
+    };
+    let first = run.invocations == 0;
+    run.invocations += 1;
+    tracing::info!(audit_id = %run.audit_id, invocation = run.invocations, stage = run.stage.name(), "audit working");
+
+    if first && run.repair() {
         let sent = seats::flush_outbox(&deps.store, &deps.events).await?;
         if sent > 0 {
             tracing::info!(sent, "published events left in the outbox");
         }
     }
+    let subs = match subscriptions(deps, &mut run, first).await {
+        Ok(subs) => subs,
+        Err(e) => return Err(save_after_failure(deps, &run, head.as_ref(), e).await),
+    };
 
-    // Subscriptions, with due downgrades applied (or, in report mode, as they would be).
-    let mut subs = all_subscriptions(&deps.store).await?;
-    let mut downgrades_due = 0;
-    for sub in &mut subs {
-        if let Some(tier) = due_downgrade(sub, clock) {
-            downgrades_due += 1;
+    while run.stage != Stage::Done {
+        let unit = std::time::Instant::now();
+        if let Err(e) = step(deps, profile, &subs, &mut run).await {
+            return Err(save_after_failure(deps, &run, head.as_ref(), e).await);
+        }
+        budget.spent(unit.elapsed());
+        if run.stage != Stage::Done && budget.exhausted() {
+            return continue_later(deps, &run, head.as_ref()).await;
+        }
+    }
+
+    let report = report(&run);
+    if let Err(e) = deps.store.put_audit(&report).await {
+        return Err(save_after_failure(deps, &run, head.as_ref(), e.into()).await);
+    }
+    if let Some(h) = head.take() {
+        deps.store.clear_checkpoint(&h).await?;
+    }
+    let event = OutEvent {
+        detail_type: "Audit Completed".to_owned(),
+        detail: serde_json::to_value(&report).unwrap_or_default(),
+    };
+    if let Err(e) = deps.events.publish(std::slice::from_ref(&event)).await {
+        tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
+    }
+    tracing::info!(
+        audit_id = %report.audit_id,
+        mode = ?report.mode,
+        granted = report.granted,
+        changed = report.changed,
+        canceled = report.canceled,
+        halted = report.halted,
+        invocations = report.invocations,
+        "audit finished"
+    );
+    Ok(Outcome::Completed(Box::new(report)))
+}
+
+/// Takes the lease on `head` and loads its state; `None` when another invocation got it first.
+async fn resume<S, D, E>(
+    deps: &Deps<S, D, E>,
+    head: &CheckpointHead,
+    budget: &Budget,
+    now: DateTime<Utc>,
+) -> Result<Option<Run>, SyncError>
+where
+    S: AuditCheckpoints,
+{
+    match deps.store.claim_checkpoint(head, budget.lease_until_ms(now), now.timestamp_millis()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let state = deps.store.checkpoint_state(head).await?;
+    match serde_json::from_str::<Run>(&state) {
+        Ok(run) if run.audit_id == head.audit_id => Ok(Some(run)),
+        // Unreadable (a deploy changed the format): retrying cannot help; start over instead.
+        _ => {
+            tracing::error!(audit_id = %head.audit_id, "audit checkpoint unreadable; starting the audit over");
+            let request = Request { mode: head.mode, force: head.force, clock: now, continues: None };
+            let mut run = Run::new(&request, now);
+            run.audit_id.clone_from(&head.audit_id);
+            Ok(Some(run))
+        }
+    }
+}
+
+/// Saves the run, releasing the lease, and requests its continuation.
+async fn continue_later<S, D, E>(
+    deps: &Deps<S, D, E>,
+    run: &Run,
+    head: Option<&CheckpointHead>,
+) -> Result<Outcome, SyncError>
+where
+    S: AuditCheckpoints,
+    E: EventSink,
+{
+    let saved = match save(deps, run, head).await {
+        Ok(saved) => saved,
+        Err(StoreError::Conflict(_)) => {
+            let why = format!("audit {} was superseded while it ran; its work so far is kept", run.audit_id);
+            tracing::warn!("{why}");
+            return Ok(Outcome::Skipped(why));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let detail = json!({"mode": run.mode, "force": run.force, "continues": run.audit_id});
+    let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
+    match deps.events.publish(std::slice::from_ref(&event)).await {
+        Ok(failed) if failed.is_empty() => {}
+        Ok(_) => return Err(SyncError::Continuation("EventBridge rejected the Audit Requested entry".into())),
+        Err(e) => return Err(SyncError::Continuation(e.into())),
+    }
+    tracing::info!(
+        audit_id = %run.audit_id,
+        step = saved.step,
+        stage = run.stage.name(),
+        planned = run.planned.len(),
+        drift = run.drift.len(),
+        "audit checkpointed; continuation requested"
+    );
+    Ok(Outcome::Continuing {
+        audit_id: run.audit_id.clone(),
+        mode: run.mode,
+        step: saved.step,
+        stage: run.stage.name(),
+    })
+}
+
+/// On a failure, keeps the progress (units are idempotent, so the unit that failed is simply
+/// done again): Lambda's retry of the same event resumes from here.
+async fn save_after_failure<S, D, E>(
+    deps: &Deps<S, D, E>,
+    run: &Run,
+    head: Option<&CheckpointHead>,
+    error: SyncError,
+) -> SyncError
+where
+    S: AuditCheckpoints,
+{
+    match save(deps, run, head).await {
+        Ok(saved) => {
+            tracing::warn!(audit_id = %run.audit_id, step = saved.step, "audit failed; progress saved for the retry")
+        }
+        Err(e) => {
+            tracing::error!(cause = %kiro::http::cause_chain(&e), "audit failed and its progress could not be saved")
+        }
+    }
+    error
+}
+
+async fn save<S, D, E>(
+    deps: &Deps<S, D, E>,
+    run: &Run,
+    head: Option<&CheckpointHead>,
+) -> Result<CheckpointHead, StoreError>
+where
+    S: AuditCheckpoints,
+{
+    let state = serde_json::to_string(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let next = CheckpointHead {
+        audit_id: run.audit_id.clone(),
+        step: head.map_or(1, |h| h.step + 1),
+        mode: run.mode,
+        force: run.force,
+        lease_until_ms: 0,
+        saved_at: Utc::now(),
+        save_id: uuid::Uuid::new_v4().to_string(),
+    };
+    deps.store.save_checkpoint(head, &next, &state).await?;
+    Ok(next)
+}
+
+/// Reads the subscriptions, applying due pending downgrades (writing them in `repair`).
+async fn subscriptions<S, D, E>(deps: &Deps<S, D, E>, run: &mut Run, first: bool) -> Result<Subs, SyncError>
+where
+    S: SubscriptionStore,
+{
+    let mut subs = Subs { direct: BTreeMap::new(), groups: BTreeMap::new() };
+    for mut sub in all_pages(|token| deps.store.list_subscriptions(None, 100, token)).await? {
+        if let Some(tier) = due_downgrade(&sub, run.clock) {
+            // In `report` mode nothing is written, so later invocations find the same ones.
+            if first || run.repair() {
+                run.downgrades_due += 1;
+            }
             let expected = sub.tier;
             sub.tier = tier;
             sub.pending_tier = None;
             sub.pending_tier_effective_at = None;
-            sub.updated_at = clock;
+            sub.updated_at = run.clock;
             sub.updated_by = "audit".to_owned();
-            if repair {
-                match deps.store.update_subscription(sub, expected).await {
+            if run.repair() {
+                match deps.store.update_subscription(&sub, expected).await {
                     Ok(()) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
+        match sub.principal {
+            Principal::User(u) => subs.direct.insert(u, sub.tier),
+            Principal::Group(g) => subs.groups.insert(g, sub.tier),
+        };
     }
+    Ok(subs)
+}
 
-    let subscribed: std::collections::HashSet<Principal> = subs.iter().map(|s| s.principal.clone()).collect();
-
-    // What every seat should hold.
-    let mut desired: HashMap<UserId, Sources> = HashMap::new();
-    let mut memberships: HashMap<(GroupId, UserId), MembershipId> = HashMap::new();
-    for sub in &subs {
-        match &sub.principal {
-            Principal::User(u) => {
-                desired.entry(u.clone()).or_default().insert(SourceKey::Direct, sub.tier);
-            }
-            Principal::Group(g) => {
-                let mut token = None;
-                loop {
-                    let page = deps.directory.group_memberships(&profile.identity_store_id, g, token).await?;
-                    for m in page.items {
-                        desired.entry(m.user_id.clone()).or_default().insert(SourceKey::Group(g.clone()), sub.tier);
-                        memberships.insert((g.clone(), m.user_id), m.membership_id);
-                    }
-                    token = page.next_token;
-                    if token.is_none() {
-                        break;
-                    }
+/// One unit of work.
+async fn step<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, subs: &Subs, run: &mut Run) -> Result<(), SyncError>
+where
+    S: SubscriptionStore + SeatStore + MembershipMap,
+    D: Directory,
+    E: EventSink,
+{
+    match run.stage.clone() {
+        Stage::Groups { after } => {
+            let lower = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            match subs.groups.range((lower, Bound::Unbounded)).next() {
+                Some((group, _)) => {
+                    read_group(deps, profile, run, group).await?;
+                    run.stage = Stage::Groups { after: Some(group.clone()) };
                 }
+                None => run.stage = Stage::Seats { after: None, token: None },
             }
         }
-    }
-
-    // One pass over the seats: what differs.
-    let mut changes: Vec<(UserId, SeatChange, Finding)> = Vec::new();
-    let mut active_seats = 0u64;
-    let mut nameless: Vec<UserId> = Vec::new();
-    let mut token = None;
-    loop {
-        let page = deps.store.list_seats(SeatFilter::default(), 100, token).await?;
-        for seat in &page.items {
-            active_seats += u64::from(seat.is_active());
-            if seat.is_active() && seat.user_name.is_none() && nameless.len() < MAX_NAMES_PER_AUDIT {
-                nameless.push(seat.user_id.clone());
-            }
-            let want = desired.remove(&seat.user_id).unwrap_or_default();
-            if let Some(change) =
-                audit::diff(Some(seat), &want).map(|c| follow_subscriptions(c, &seat.user_id, &subscribed))
-            {
-                if let Some(finding) = audit::classify(&seat.user_id, Some(seat), &change, clock) {
-                    changes.push((seat.user_id.clone(), change, finding));
+        Stage::Seats { mut after, token } => {
+            let page = deps.store.list_seats(SeatFilter::default(), SEAT_PAGE, token).await?;
+            for seat in &page.items {
+                plan_seatless(run, subs, after.as_ref(), Some(&seat.user_id));
+                run.active_seats += u64::from(seat.is_active());
+                if seat.is_active() && seat.user_name.is_none() && run.nameless.len() < MAX_NAMES_PER_AUDIT {
+                    run.nameless.push(seat.user_id.clone());
                 }
+                let drift = run.drift.remove(&seat.user_id).unwrap_or_default();
+                plan(run, subs, &seat.user_id, Some(seat), drift);
+                after = Some(seat.user_id.clone());
             }
+            run.stage = match page.next_token {
+                Some(token) => Stage::Seats { after, token: Some(token) },
+                None => {
+                    plan_seatless(run, subs, after.as_ref(), None);
+                    decide(run, deps.revoke_limit_percent);
+                    if run.repair() { Stage::Apply { next: 0 } } else { Stage::Done }
+                }
+            };
         }
-        token = page.next_token;
-        if token.is_none() {
-            break;
+        Stage::Apply { next } => {
+            let end = (next + APPLY_UNIT).min(run.planned.len());
+            let batch = run.planned[next..end]
+                .iter()
+                .map(|p| UserChange {
+                    user: p.user.clone(),
+                    change: p.change.clone(),
+                    memberships: p.memberships.clone(),
+                    user_name: None,
+                })
+                .collect();
+            run.applied.add(seats::apply_changes(&deps.store, &deps.events, batch, run.clock).await?);
+            run.stage = if end < run.planned.len() {
+                Stage::Apply { next: end }
+            } else {
+                run.planned.clear();
+                Stage::Resync { next: 0 }
+            };
         }
-    }
-    for (user, want) in desired {
-        if let Some(change) = audit::diff(None, &want).map(|c| follow_subscriptions(c, &user, &subscribed)) {
-            if let Some(finding) = audit::classify(&user, None, &change, clock) {
-                changes.push((user, change, finding));
-            }
-        }
-    }
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let cancels = changes.iter().filter(|(_, _, f)| f.action == Action::Cancel).count() as u64;
-    let halted = audit::halts(cancels, active_seats, deps.revoke_limit_percent, force);
-    if halted {
-        tracing::warn!(
-            cancels,
-            active_seats,
-            limit_percent = deps.revoke_limit_percent,
-            "revoke guard: cancellations withheld"
-        );
-        changes = changes
-            .into_iter()
-            .filter_map(|(u, change, finding)| {
-                let kept = audit::without_removals(&change)?;
-                let finding = if finding.action == Action::Cancel { None } else { Some(finding) };
-                finding.map(|f| (u, kept, f))
-            })
-            .collect();
-    }
-
-    // Seats this repair grants have no name yet either; those it cancels need none.
-    let canceling: std::collections::HashSet<&UserId> =
-        changes.iter().filter(|(_, _, f)| f.action == Action::Cancel).map(|(u, _, _)| u).collect();
-    nameless.retain(|u| !canceling.contains(u));
-    let granting = changes.iter().filter(|(_, _, f)| f.action == Action::Grant).map(|(u, _, _)| u.clone());
-    nameless.extend(granting.take(MAX_NAMES_PER_AUDIT.saturating_sub(nameless.len())));
-
-    let counted = |a: Action| changes.iter().filter(|(_, _, f)| f.action == a).count() as u64;
-    let (mut granted, mut changed, mut canceled) =
-        (counted(Action::Grant), counted(Action::Change), counted(Action::Cancel));
-    let findings: Vec<FindingRecord> =
-        changes.iter().take(MAX_FINDINGS).map(|(_, _, f)| FindingRecord::from(f)).collect();
-    let findings_truncated = changes.len() > MAX_FINDINGS;
-    let touched_groups: std::collections::BTreeSet<GroupId> = changes
-        .iter()
-        .flat_map(|(_, change, _)| change.ops.iter())
-        .filter_map(|op| match op.key() {
-            SourceKey::Group(g) if subscribed.contains(&Principal::Group(g.clone())) => Some(g.clone()),
-            _ => None,
-        })
-        .collect();
-    if repair && !changes.is_empty() {
-        let batch = changes
-            .into_iter()
-            .map(|(user, change, _)| {
-                let groups: BTreeMap<GroupId, MembershipId> = change
-                    .ops
-                    .iter()
-                    .filter_map(|op| match op.key() {
-                        SourceKey::Group(g) => {
-                            memberships.get(&(g.clone(), user.clone())).map(|m| (g.clone(), m.clone()))
-                        }
-                        SourceKey::Direct => None,
-                    })
-                    .collect();
-                UserChange { user, change, memberships: groups, user_name: None }
-            })
-            .collect();
-        let mut applied = seats::apply_changes(&deps.store, &deps.events, batch, clock).await?;
-        // The members were read before these writes: re-read each group the repair touched and
+        // The members were read before the writes: re-read each group the repair touched and
         // undo what went stale meanwhile (a member removed, or added, while the audit ran).
-        if !halted {
-            // (The re-sync also refreshes those groups' membership map.)
-            for g in &touched_groups {
-                applied.add(crate::membership::resync_group(deps, profile, g, clock).await?);
+        // The re-sync also refreshes those groups' membership map. A halted repair skips it:
+        // the re-sync would apply the very removals the guard withheld.
+        Stage::Resync { next } => match run.touched.get(next).filter(|_| !run.halted) {
+            Some(group) => {
+                let group = group.clone();
+                run.applied.add(crate::membership::resync_group(deps, profile, &group, run.clock).await?);
+                run.stage = Stage::Resync { next: next + 1 };
             }
-        }
-        (granted, changed, canceled) = (applied.granted, applied.changed, applied.canceled);
-    }
-
-    // Seats granted through a group carry no name (ListGroupMemberships has none): fill them here,
-    // off the request path.
-    let mut names_filled = 0;
-    if repair {
-        for user in &nameless {
-            if let Some(u) = deps.directory.describe_user(&profile.identity_store_id, user).await? {
-                deps.store.set_user_name(user, &u.user_name).await?;
-                names_filled += 1;
-            }
-        }
-    }
-
-    // The membership map of the groups the repair did not re-sync.
-    if repair {
-        for sub in &subs {
-            if let Principal::Group(g) = &sub.principal {
-                if halted || !touched_groups.contains(g) {
-                    refresh_membership_map(&deps.store, g, &memberships).await?;
+            None => run.stage = Stage::Names { next: 0 },
+        },
+        // Seats granted through a group carry no name (ListGroupMemberships has none): fill
+        // them here, off the request path.
+        Stage::Names { next } => {
+            let end = (next + NAMES_UNIT).min(run.nameless.len());
+            // Counted when the whole unit is done: a failed unit is done again by the retry.
+            let mut filled = 0;
+            for user in &run.nameless[next..end] {
+                if let Some(u) = deps.directory.describe_user(&profile.identity_store_id, user).await? {
+                    deps.store.set_user_name(user, &u.user_name).await?;
+                    filled += 1;
                 }
             }
+            run.names_filled += filled;
+            run.stage = if end < run.nameless.len() { Stage::Names { next: end } } else { Stage::Done };
         }
-    }
-
-    let elapsed = chrono::Duration::from_std(wall.elapsed()).unwrap_or_default();
-    let report = AuditReport {
-        mode,
-        granted,
-        changed,
-        canceled,
-        halted,
-        started_at: clock,
-        finished_at: clock + elapsed,
-        audit_id: uuid::Uuid::new_v4().to_string(),
-        active_seats,
-        downgrades_due,
-        cancels_withheld: if halted { cancels } else { 0 },
-        names_filled,
-        findings,
-        findings_truncated,
-    };
-    deps.store.put_audit(&report).await?;
-    let detail = serde_json::to_value(&report).unwrap_or_default();
-    let event = OutEvent { detail_type: "Audit Completed".to_owned(), detail };
-    if let Err(e) = deps.events.publish(std::slice::from_ref(&event)).await {
-        tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
-    }
-    tracing::info!(audit_id = %report.audit_id, mode = ?mode, granted, changed, canceled, halted, "audit finished");
-    Ok(report)
-}
-
-async fn all_subscriptions<S: SubscriptionStore>(store: &S) -> Result<Vec<Subscription>, StoreError> {
-    kiro::ports::all_pages(|token| store.list_subscriptions(None, 100, token)).await
-}
-
-/// Records current membership ids on the group's grants where they are missing or stale, so a
-/// later `DeleteGroupMembership` resolves without a resync.
-async fn refresh_membership_map<S: SubscriptionStore + MembershipMap>(
-    store: &S,
-    group: &GroupId,
-    memberships: &HashMap<(GroupId, UserId), MembershipId>,
-) -> Result<(), StoreError> {
-    for (user, recorded) in kiro::ports::all_pages(|token| store.granted_users(group, token)).await? {
-        if let Some(current) = memberships.get(&(group.clone(), user.clone())) {
-            if recorded.as_ref() != Some(current) {
-                store.refresh_membership(group, &user, current).await?;
-            }
-        }
+        Stage::Done => {}
     }
     Ok(())
 }
 
+/// Compares one group's members with the seats holding it: the difference becomes drift; in
+/// `repair`, stale membership ids on the grants are refreshed so a later
+/// `DeleteGroupMembership` resolves without a resync.
+async fn read_group<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    run: &mut Run,
+    group: &GroupId,
+) -> Result<(), SyncError>
+where
+    S: SubscriptionStore + MembershipMap,
+    D: Directory,
+{
+    let store_id = &profile.identity_store_id;
+    let mut members: HashMap<UserId, MembershipId> =
+        all_pages(|token| deps.directory.group_memberships(store_id, group, token))
+            .await?
+            .into_iter()
+            .map(|m| (m.user_id, m.membership_id))
+            .collect();
+    for (user, recorded) in all_pages(|token| deps.store.granted_users(group, token)).await? {
+        match members.remove(&user) {
+            None => {
+                run.drift.entry(user).or_default().left.insert(group.clone());
+            }
+            Some(current) => {
+                if run.repair() && recorded.as_ref() != Some(&current) {
+                    deps.store.refresh_membership(group, &user, &current).await?;
+                }
+            }
+        }
+    }
+    for (user, membership) in members {
+        run.drift.entry(user).or_default().joined.insert(group.clone(), membership);
+    }
+    Ok(())
+}
+
+/// Plans the users strictly between `after` and `before` that have drift or a direct
+/// subscription but no seat (the walk is by user id, so they fall between two seats).
+fn plan_seatless(run: &mut Run, subs: &Subs, after: Option<&UserId>, before: Option<&UserId>) {
+    if after.zip(before).is_some_and(|(a, b)| a >= b) {
+        return;
+    }
+    let range = (after.map_or(Bound::Unbounded, Bound::Excluded), before.map_or(Bound::Unbounded, Bound::Excluded));
+    let users: BTreeSet<UserId> = run
+        .drift
+        .range::<UserId, _>(range)
+        .map(|(u, _)| u.clone())
+        .chain(subs.direct.range::<UserId, _>(range).map(|(u, _)| u.clone()))
+        .collect();
+    for user in users {
+        let drift = run.drift.remove(&user).unwrap_or_default();
+        plan(run, subs, &user, None, drift);
+    }
+}
+
+/// What `seat` should hold: its direct subscription, the subscribed groups it holds and did not
+/// leave, and those it joined; planned when that differs.
+fn plan(run: &mut Run, subs: &Subs, user: &UserId, seat: Option<&Seat>, drift: GroupDrift) {
+    let mut desired = Sources::new();
+    if let Some(tier) = subs.direct.get(user) {
+        desired.insert(SourceKey::Direct, *tier);
+    }
+    let held = seat.into_iter().flat_map(|s| s.sources.keys()).filter_map(|k| match k {
+        SourceKey::Group(g) if !drift.left.contains(g) => Some(g),
+        _ => None,
+    });
+    for group in held.chain(drift.joined.keys()) {
+        if let Some(tier) = subs.groups.get(group) {
+            desired.insert(SourceKey::Group(group.clone()), *tier);
+        }
+    }
+    let Some(change) = audit::diff(seat, &desired).map(|c| follow_subscriptions(c, user, subs)) else {
+        return;
+    };
+    let Some(finding) = audit::classify(user, seat, &change, run.clock) else {
+        return;
+    };
+    let memberships = drift
+        .joined
+        .into_iter()
+        .filter(|(g, _)| change.ops.iter().any(|op| matches!(op, SourceOp::Set(SourceKey::Group(x), _) if x == g)))
+        .collect();
+    run.planned.push(Planned { user: user.clone(), change, finding, memberships });
+}
+
+/// The revoke guard, on the whole plan, and what the report will say.
+fn decide(run: &mut Run, revoke_limit_percent: u8) {
+    let cancels = run.planned.iter().filter(|p| p.finding.action == Action::Cancel).count() as u64;
+    run.halted = audit::halts(cancels, run.active_seats, revoke_limit_percent, run.force);
+    if run.halted {
+        tracing::warn!(
+            cancels,
+            active_seats = run.active_seats,
+            limit_percent = revoke_limit_percent,
+            "revoke guard: cancellations withheld"
+        );
+        run.cancels_withheld = cancels;
+        run.planned = std::mem::take(&mut run.planned)
+            .into_iter()
+            .filter(|p| p.finding.action != Action::Cancel)
+            .filter_map(|p| audit::without_removals(&p.change).map(|change| Planned { change, ..p }))
+            .collect();
+    }
+    // Seats this repair grants have no name yet either; those it cancels need none.
+    let canceling: BTreeSet<&UserId> =
+        run.planned.iter().filter(|p| p.finding.action == Action::Cancel).map(|p| &p.user).collect();
+    run.nameless.retain(|u| !canceling.contains(u));
+    let room = MAX_NAMES_PER_AUDIT.saturating_sub(run.nameless.len());
+    let granting: Vec<UserId> =
+        run.planned.iter().filter(|p| p.finding.action == Action::Grant).map(|p| p.user.clone()).take(room).collect();
+    run.nameless.extend(granting);
+
+    let counted = |a: Action| run.planned.iter().filter(|p| p.finding.action == a).count() as u64;
+    run.plan = Applied {
+        granted: counted(Action::Grant),
+        changed: counted(Action::Change),
+        canceled: counted(Action::Cancel),
+        updated: counted(Action::Update),
+        unchanged: 0,
+    };
+    run.findings = run.planned.iter().take(MAX_FINDINGS).map(|p| FindingRecord::from(&p.finding)).collect();
+    run.findings_truncated = run.planned.len() > MAX_FINDINGS;
+    // Set and Remove name subscribed groups only (`follow_subscriptions` turned the rest into
+    // `Unsubscribed`).
+    let touched: BTreeSet<&GroupId> = run
+        .planned
+        .iter()
+        .flat_map(|p| p.change.ops.iter())
+        .filter_map(|op| match op {
+            SourceOp::Set(SourceKey::Group(g), _) | SourceOp::Remove(SourceKey::Group(g)) => Some(g),
+            _ => None,
+        })
+        .collect();
+    run.touched = touched.into_iter().cloned().collect();
+}
+
+fn report(run: &Run) -> AuditReport {
+    let counts = if run.repair() { run.applied } else { run.plan };
+    let elapsed = Utc::now() - run.started;
+    AuditReport {
+        mode: run.mode,
+        granted: counts.granted,
+        changed: counts.changed,
+        canceled: counts.canceled,
+        halted: run.halted,
+        started_at: run.clock,
+        finished_at: run.clock + elapsed.max(chrono::TimeDelta::zero()),
+        audit_id: run.audit_id.clone(),
+        active_seats: run.active_seats,
+        downgrades_due: run.downgrades_due,
+        cancels_withheld: run.cancels_withheld,
+        names_filled: run.names_filled,
+        invocations: run.invocations,
+        findings: run.findings.clone(),
+        findings_truncated: run.findings_truncated,
+    }
+}
+
 /// A source whose subscription is gone is removed only while it stays gone (`Unsubscribed`), so
 /// a subscription created while the audit runs keeps the source it grants.
-fn follow_subscriptions(
-    mut change: SeatChange,
-    user: &UserId,
-    subscribed: &std::collections::HashSet<Principal>,
-) -> SeatChange {
+fn follow_subscriptions(mut change: SeatChange, user: &UserId, subs: &Subs) -> SeatChange {
     for op in &mut change.ops {
-        if let kiro::domain::SourceOp::Remove(k) = op {
+        if let SourceOp::Remove(k) = op {
             let principal = match k {
                 SourceKey::Direct => Principal::User(user.clone()),
                 SourceKey::Group(g) => Principal::Group(g.clone()),
             };
-            if !subscribed.contains(&principal) {
-                *op = kiro::domain::SourceOp::Unsubscribed(k.clone());
+            if !subs.has(&principal) {
+                *op = SourceOp::Unsubscribed(k.clone());
             }
         }
     }

@@ -12,7 +12,8 @@ use chrono::Utc;
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
 use kiro::ports::{
-    AuditStore, Directory, EventSink, MembershipMap, ProfileStore, SeatStore, StoreError, SubscriptionStore,
+    AuditCheckpoints, AuditStore, Directory, EventSink, MembershipMap, ProfileStore, SeatStore, StoreError,
+    SubscriptionStore,
 };
 use kiro::seats::{Applied, ServiceError};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -26,35 +27,53 @@ pub struct Deps<S, D, E> {
     pub events: E,
     /// `AUDIT_REVOKE_LIMIT_PERCENT`.
     pub revoke_limit_percent: u8,
+    /// Cuts each audit invocation after this many units of work (a group read, a page of
+    /// seats, a batch of changes…) instead of near the Lambda deadline: how tests and the bench
+    /// exercise checkpoints. `None` in production.
+    pub audit_units_per_invocation: Option<u32>,
     profile: OnceCell<Profile>,
 }
 
 impl<S, D, E> Deps<S, D, E> {
     pub fn new(store: S, directory: D, events: E, revoke_limit_percent: u8) -> Self {
-        Self { store, directory, events, revoke_limit_percent, profile: OnceCell::new() }
+        Self {
+            store,
+            directory,
+            events,
+            revoke_limit_percent,
+            audit_units_per_invocation: None,
+            profile: OnceCell::new(),
+        }
     }
 }
 
 /// A failure worth a retry by EventBridge/Lambda; everything else is acknowledged.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SyncError(#[from] ServiceError);
+pub enum SyncError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The audit saved its checkpoint but could not request its next invocation: the retry of
+    /// this event resumes from the checkpoint.
+    #[error("requesting the audit's continuation failed")]
+    Continuation(#[source] kiro::BoxError),
+}
 
 impl From<StoreError> for SyncError {
     fn from(e: StoreError) -> Self {
-        Self(e.into())
+        Self::Service(e.into())
     }
 }
 
 impl From<kiro::ports::DirectoryError> for SyncError {
     fn from(e: kiro::ports::DirectoryError) -> Self {
-        Self(e.into())
+        Self::Service(e.into())
     }
 }
 
 impl From<SyncError> for Diagnostic {
     fn from(e: SyncError) -> Self {
-        let error_type = if e.0.is_throttling() { "Throttled" } else { "SyncFailed" };
+        let throttled = matches!(&e, SyncError::Service(s) if s.is_throttling());
+        let error_type = if throttled { "Throttled" } else { "SyncFailed" };
         Diagnostic { error_type: error_type.to_owned(), error_message: kiro::http::cause_chain(&e) }
     }
 }
@@ -64,7 +83,7 @@ pub async fn handle<S, D, E>(
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, SyncError>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore + MembershipMap,
+    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore + AuditCheckpoints + MembershipMap,
     D: Directory,
     E: EventSink,
 {
@@ -94,11 +113,15 @@ where
         Signal::GroupMembersChanged { group } => membership::resync_group(deps, profile, &group, now).await?,
         Signal::GroupDeleted { group } => membership::group_deleted(deps, &group, now).await?,
         Signal::UserDeleted { user } => membership::user_deleted(deps, &user, now).await?,
-        Signal::Audit { mode, force } => {
-            // The audit's clock is the envelope's time (the schedule's tick), not the wall clock.
-            let clock = e.time.unwrap_or(now);
-            let report = audit::run(deps, profile, mode, force, clock).await?;
-            return Ok(serde_json::to_value(&report).unwrap_or_default());
+        Signal::Audit { mode, force, continues } => {
+            // The audit's clock is the envelope's time (the schedule's tick), not the wall clock;
+            // a continuation keeps the clock its audit started with.
+            let request = audit::Request { mode, force, clock: e.time.unwrap_or(now), continues };
+            let budget = match deps.audit_units_per_invocation {
+                Some(units) => audit::Budget::units(units),
+                None => audit::Budget::until_deadline_ms(event.context.deadline),
+            };
+            return Ok(audit::run(deps, profile, request, budget).await?.to_json());
         }
         Signal::Ignore { .. } => unreachable!("returned above"),
     };

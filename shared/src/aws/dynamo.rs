@@ -10,7 +10,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use super::item::{Item, Reader, s, t};
+use super::item::{Item, Reader, key, s, t};
 use super::{error_code, is_throttling};
 use crate::domain::{IdentityStoreId, Profile, ProfilePatch};
 use crate::ports::{ProfileStore, StoreError};
@@ -27,10 +27,6 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
-    }
-
-    fn key(pk: &str, sk: &str) -> Item {
-        Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
     }
 }
 
@@ -68,7 +64,7 @@ impl ProfileStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(PROFILE_KEY, PROFILE_KEY)))
+            .set_key(Some(key(PROFILE_KEY, PROFILE_KEY)))
             .consistent_read(true)
             .send()
             .await
@@ -77,7 +73,7 @@ impl ProfileStore for DynamoStore {
     }
 
     async fn create_profile(&self, p: &Profile) -> Result<(), StoreError> {
-        let mut item = Self::key(PROFILE_KEY, PROFILE_KEY);
+        let mut item = key(PROFILE_KEY, PROFILE_KEY);
         item.extend([
             ("entity".to_owned(), s("Profile")),
             ("profileId".to_owned(), s(&p.profile_id)),
@@ -112,7 +108,7 @@ impl ProfileStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(PROFILE_KEY, PROFILE_KEY)))
+            .set_key(Some(key(PROFILE_KEY, PROFILE_KEY)))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", t(&now))
             .expression_attribute_values(":actor", s(actor))

@@ -17,6 +17,11 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The table's primary key.
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
 pub(crate) fn t(v: &DateTime<Utc>) -> AttributeValue {
     AttributeValue::S(crate::time::format(v))
 }

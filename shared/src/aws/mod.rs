@@ -1,6 +1,7 @@
 //! Adapters: the ports implemented with the AWS SDK. Emulators are reached only through the SDK's
 //! standard `AWS_ENDPOINT_URL` settings, never through a code path of their own.
 
+mod checkpoints;
 pub mod dynamo;
 pub mod eventbridge;
 pub mod identitystore;
@@ -12,6 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+pub use checkpoints::PART_BYTES as CHECKPOINT_PART_BYTES;
 pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 

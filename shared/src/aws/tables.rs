@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::dynamo::{DynamoStore, store_error};
-use super::item::{Item, Reader, n, s, t};
+use super::item::{Item, Reader, key, n, s, t};
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
 use crate::domain::{GroupId, MembershipId, Principal, PrincipalType, Seat, Subscription, Tier, UserId};
 use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatStore, StoreError, SubscriptionStore};
@@ -38,10 +38,6 @@ fn seat_pk(u: &UserId) -> String {
 
 fn grant_key(g: &GroupId, u: &UserId) -> (String, String) {
     (format!("GROUP#{g}"), format!("MEMBER#{u}"))
-}
-
-fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
-    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
 pub(crate) fn encode_token(raw: &str) -> String {
@@ -388,7 +384,7 @@ impl SubscriptionStore for DynamoStore {
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":member", s("MEMBER#"))
             .consistent_read(true)
-            .limit(100)
+            .limit(i32::try_from(crate::ports::GRANTS_PAGE).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
             .await

@@ -2,7 +2,7 @@
 //! a repair would do, and the revoke guard that stops a bad read from mass-cancelling seats.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::seat::{CancelReason, Seat, SeatChange, SeatEvent, SourceOp, Sources, transition};
 use super::signal::AuditMode;
@@ -20,7 +20,7 @@ pub fn diff(seat: Option<&Seat>, desired: &Sources) -> Option<SeatChange> {
 }
 
 /// What a change would do to a seat, for the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     Grant,
@@ -31,7 +31,7 @@ pub enum Action {
 }
 
 /// One line of the report: a seat the repair changes (or would change).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     pub user_id: UserId,
@@ -95,9 +95,16 @@ pub struct AuditReport {
     /// Seats whose missing `userName` was filled from the directory (repair only).
     #[serde(default)]
     pub names_filled: u64,
+    /// Lambda invocations the audit took: more than one when it continued from a checkpoint.
+    #[serde(default = "one")]
+    pub invocations: u32,
     /// The seats changed (or, in `report`, that would change); the first [`MAX_FINDINGS`].
     pub findings: Vec<FindingRecord>,
     pub findings_truncated: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A [`Finding`] as stored (ids as strings, for reading back).

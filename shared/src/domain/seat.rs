@@ -14,7 +14,7 @@ use super::{GroupId, Tier, UserId};
 use crate::time::{rfc3339, rfc3339_opt};
 
 /// Where a seat's tier comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SourceKey {
     Direct,
     Group(GroupId),
@@ -141,7 +141,7 @@ impl Seat {
 
 /// One change to one source of a seat. Changes are relative, so re-applying them to a fresher
 /// seat after a lost race never drops a source another writer added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourceOp {
     /// Add the source, or change its tier.
     Set(SourceKey, Tier),
@@ -161,7 +161,7 @@ impl SourceOp {
 }
 
 /// A change to a seat: source operations, and the reason to give if it ends up canceled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatChange {
     pub ops: Vec<SourceOp>,
     pub reason: CancelReason,

@@ -44,6 +44,9 @@ pub enum Signal {
     Audit {
         mode: AuditMode,
         force: bool,
+        /// `detail.continues`: the audit whose checkpoint this request resumes (an audit that
+        /// needs more than one invocation requests its own continuation this way).
+        continues: Option<String>,
     },
     /// Acknowledged and logged, never retried.
     Ignore {
@@ -89,10 +92,15 @@ fn id<T>(detail: &Value, pointer: &str, parse: fn(&str, &str) -> Result<T, super
     parse(pointer, raw).map_err(|e| ignore(format!("malformed id: {e}")))
 }
 
+/// The shape of the ids audits are given (UUIDs), checked before one is logged or compared.
+fn is_audit_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Classifies an EventBridge envelope by its `source`, `detail-type` and `detail`.
 pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
     match (source, detail_type) {
-        ("aws.events", SCHEDULED) => return Signal::Audit { mode: AuditMode::Repair, force: false },
+        ("aws.events", SCHEDULED) => return Signal::Audit { mode: AuditMode::Repair, force: false, continues: None },
         (OWN_SOURCE, AUDIT_REQUESTED) => {
             let mode = match detail.get("mode").and_then(Value::as_str) {
                 Some("report") => AuditMode::Report,
@@ -100,7 +108,12 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
                 _ => return ignore("Audit Requested needs detail.mode \"report\" or \"repair\""),
             };
             let force = detail.get("force").and_then(Value::as_bool).unwrap_or(false);
-            return Signal::Audit { mode, force };
+            let continues = match detail.get("continues") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) if is_audit_id(id) => Some(id.clone()),
+                Some(_) => return ignore("Audit Requested: detail.continues must be an audit id"),
+            };
+            return Signal::Audit { mode, force, continues };
         }
         // EventBridge refuses `PutEvents` with a source starting `aws.`: anything else calling
         // itself CloudTrail was put by someone in the account, and must not delete subscriptions.
@@ -216,12 +229,21 @@ mod tests {
     fn audits_come_from_the_schedule_or_on_request() {
         assert_eq!(
             classify("aws.events", SCHEDULED, &json!({})),
-            Signal::Audit { mode: AuditMode::Repair, force: false }
+            Signal::Audit { mode: AuditMode::Repair, force: false, continues: None }
         );
         assert_eq!(
             classify(OWN_SOURCE, AUDIT_REQUESTED, &json!({"mode": "repair", "force": true})),
-            Signal::Audit { mode: AuditMode::Repair, force: true }
+            Signal::Audit { mode: AuditMode::Repair, force: true, continues: None }
         );
+        let id = "5f0c6f8e-0c1a-4c59-9d7b-2a1f3f1f9b10";
+        assert_eq!(
+            classify(OWN_SOURCE, AUDIT_REQUESTED, &json!({"mode": "report", "continues": id})),
+            Signal::Audit { mode: AuditMode::Report, force: false, continues: Some(id.to_owned()) }
+        );
+        for bad in [json!(7), json!(""), json!("a b"), json!("x".repeat(65))] {
+            let detail = json!({"mode": "repair", "continues": bad});
+            assert!(matches!(classify(OWN_SOURCE, AUDIT_REQUESTED, &detail), Signal::Ignore { .. }), "{detail}");
+        }
         assert!(matches!(classify(OWN_SOURCE, AUDIT_REQUESTED, &json!({"mode": "nuke"})), Signal::Ignore { .. }));
         assert!(matches!(classify("someone.else", AUDIT_REQUESTED, &json!({"mode": "repair"})), Signal::Ignore { .. }));
     }

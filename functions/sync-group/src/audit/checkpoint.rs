@@ -1,0 +1,226 @@
+//! How an audit spans Lambda invocations: when it must stop, whether a request starts, resumes
+//! or leaves alone the audit in progress, and what is saved in between.
+//!
+//! An invocation works in units (one group read, one page of seats, one batch of changes, …)
+//! and stops between two of them while the time left still covers a save and the longest unit
+//! seen. It then saves its state under a new step of the checkpoint head, releasing its lease,
+//! and puts an `Audit Requested` event with `continues: <auditId>` on the bus, which the
+//! `AuditRequested` rule delivers to this function again. Whoever resumes takes the lease with a
+//! conditional write first, so duplicate deliveries do no work twice.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use kiro::domain::signal::AuditMode;
+use kiro::ports::CheckpointHead;
+
+use super::Request;
+
+/// Stop while this much of the invocation is left (capped at a fifth of it), plus the longest
+/// unit seen: enough to save the state and request the continuation.
+const RESERVE: Duration = Duration::from_secs(60);
+/// Lambda's longest invocation: the lease when the deadline is unknown.
+const MAX_INVOCATION: Duration = Duration::from_secs(900);
+/// A checkpoint not saved for this long belongs to an audit that lost its continuation (a
+/// crash, a failed delivery): its drift is too old to apply, so the next audit starts over.
+pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// How much work this invocation may still do.
+#[derive(Debug)]
+pub struct Budget {
+    deadline: Option<(Instant, i64)>,
+    reserve: Duration,
+    units: Option<u32>,
+    done: u32,
+    longest: Duration,
+}
+
+impl Budget {
+    /// Until the invocation's deadline (milliseconds since the epoch, as the Runtime API's
+    /// `Lambda-Runtime-Deadline-Ms`); 0 means none.
+    pub fn until_deadline_ms(deadline_ms: u64) -> Self {
+        let now_ms =
+            u64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis())
+                .unwrap_or(u64::MAX);
+        let deadline = (deadline_ms > 0).then(|| {
+            let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+            (Instant::now() + left, i64::try_from(deadline_ms).unwrap_or(i64::MAX))
+        });
+        let reserve = deadline.map_or(RESERVE, |(at, _)| RESERVE.min(at.saturating_duration_since(Instant::now()) / 5));
+        Self { deadline, reserve, units: None, done: 0, longest: Duration::ZERO }
+    }
+
+    /// At most `units` units of work (at least one), whatever the clock says.
+    pub fn units(units: u32) -> Self {
+        Self { deadline: None, reserve: Duration::ZERO, units: Some(units.max(1)), done: 0, longest: Duration::ZERO }
+    }
+
+    /// Records one unit of work that took `took`.
+    pub fn spent(&mut self, took: Duration) {
+        self.done += 1;
+        self.longest = self.longest.max(took);
+    }
+
+    /// Whether the invocation must save and stop before another unit.
+    pub fn exhausted(&self) -> bool {
+        if let Some(units) = self.units {
+            return self.done >= units;
+        }
+        self.deadline.is_some_and(|(at, _)| at.saturating_duration_since(Instant::now()) <= self.reserve + self.longest)
+    }
+
+    /// Until when this invocation holds an audit it resumes.
+    pub fn lease_until_ms(&self, now: DateTime<Utc>) -> i64 {
+        match self.deadline {
+            Some((_, ms)) => ms,
+            None => (now + MAX_INVOCATION).timestamp_millis(),
+        }
+    }
+}
+
+/// What a request does given the checkpoint head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// A new audit; `replaces` is a stale checkpoint it supersedes.
+    Fresh { replaces: Option<CheckpointHead> },
+    /// Continue the audit of this head.
+    Resume(CheckpointHead),
+    /// Nothing to do, and why.
+    Skip(String),
+}
+
+fn describe(mode: AuditMode, force: bool) -> String {
+    let mode = match mode {
+        AuditMode::Report => "report",
+        AuditMode::Repair => "repair",
+    };
+    if force { format!("{mode}, forced") } else { mode.to_owned() }
+}
+
+/// A continuation resumes its own audit; a new request resumes the audit in progress when it
+/// asks for the same (mode, force), and otherwise waits for it to finish. A stale checkpoint is
+/// superseded; a live lease means another invocation is at work.
+pub fn begin(request: &Request, head: Option<CheckpointHead>, now: DateTime<Utc>) -> Begin {
+    let Some(head) = head else {
+        return match &request.continues {
+            None => Begin::Fresh { replaces: None },
+            Some(id) => Begin::Skip(format!("audit {id} has no checkpoint: it has finished")),
+        };
+    };
+    if head.lease_until_ms > now.timestamp_millis() {
+        return Begin::Skip(format!("audit {} is running in another invocation", head.audit_id));
+    }
+    if now - head.saved_at > STALE_AFTER {
+        return match &request.continues {
+            None => Begin::Fresh { replaces: Some(head) },
+            Some(id) => Begin::Skip(format!(
+                "the checkpoint of audit {id} is older than {} minutes; the next audit starts over",
+                STALE_AFTER.num_minutes()
+            )),
+        };
+    }
+    match &request.continues {
+        Some(id) if *id == head.audit_id => Begin::Resume(head),
+        Some(id) => Begin::Skip(format!("audit {id} is not the audit in progress ({})", head.audit_id)),
+        None if (head.mode, head.force) == (request.mode, request.force) => Begin::Resume(head),
+        None => Begin::Skip(format!(
+            "audit {} ({}) is in progress; request a {} audit again when it completes",
+            head.audit_id,
+            describe(head.mode, head.force),
+            describe(request.mode, request.force)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 3, minute, 0).unwrap()
+    }
+
+    fn head(lease_until: Option<DateTime<Utc>>, saved_at: DateTime<Utc>) -> CheckpointHead {
+        CheckpointHead {
+            audit_id: "a1".into(),
+            step: 3,
+            mode: AuditMode::Repair,
+            force: false,
+            lease_until_ms: lease_until.map_or(0, |t| t.timestamp_millis()),
+            saved_at,
+            save_id: "s".into(),
+        }
+    }
+
+    fn request(mode: AuditMode, force: bool, continues: Option<&str>) -> Request {
+        Request { mode, force, clock: at(0), continues: continues.map(str::to_owned) }
+    }
+
+    #[test]
+    fn without_a_checkpoint_only_new_audits_start() {
+        assert_eq!(begin(&request(AuditMode::Repair, false, None), None, at(5)), Begin::Fresh { replaces: None });
+        assert!(matches!(begin(&request(AuditMode::Repair, false, Some("a1")), None, at(5)), Begin::Skip(_)));
+    }
+
+    #[test]
+    fn the_continuation_or_the_same_request_resumes_and_others_wait() {
+        let h = head(None, at(4));
+        assert_eq!(
+            begin(&request(AuditMode::Repair, false, Some("a1")), Some(h.clone()), at(5)),
+            Begin::Resume(h.clone())
+        );
+        // A schedule tick whose audit is the one in progress (its continuation was lost).
+        assert_eq!(begin(&request(AuditMode::Repair, false, None), Some(h.clone()), at(5)), Begin::Resume(h.clone()));
+        for other in [request(AuditMode::Report, false, None), request(AuditMode::Repair, true, None)] {
+            let Begin::Skip(why) = begin(&other, Some(h.clone()), at(5)) else { panic!("{other:?} must wait") };
+            assert!(why.contains("a1") && why.contains("in progress"), "{why}");
+        }
+        assert!(matches!(begin(&request(AuditMode::Repair, false, Some("b2")), Some(h), at(5)), Begin::Skip(_)));
+    }
+
+    #[test]
+    fn a_live_lease_keeps_everyone_out_until_it_ends() {
+        let h = head(Some(at(20)), at(4));
+        for r in [request(AuditMode::Repair, false, Some("a1")), request(AuditMode::Repair, false, None)] {
+            let Begin::Skip(why) = begin(&r, Some(h.clone()), at(5)) else { panic!("lease ignored") };
+            assert!(why.contains("running"), "{why}");
+        }
+        assert_eq!(begin(&request(AuditMode::Repair, false, Some("a1")), Some(h.clone()), at(21)), Begin::Resume(h));
+    }
+
+    #[test]
+    fn a_stale_checkpoint_is_superseded_never_resumed() {
+        let h = head(None, at(0));
+        let later = at(0) + STALE_AFTER + chrono::TimeDelta::seconds(1);
+        assert_eq!(
+            begin(&request(AuditMode::Report, false, None), Some(h.clone()), later),
+            Begin::Fresh { replaces: Some(h.clone()) }
+        );
+        assert!(matches!(begin(&request(AuditMode::Repair, false, Some("a1")), Some(h), later), Begin::Skip(_)));
+    }
+
+    #[test]
+    fn unit_budgets_allow_at_least_one_unit() {
+        let mut b = Budget::units(0);
+        assert!(!b.exhausted());
+        b.spent(Duration::ZERO);
+        assert!(b.exhausted());
+        let mut b = Budget::units(2);
+        b.spent(Duration::ZERO);
+        assert!(!b.exhausted());
+    }
+
+    #[test]
+    fn deadline_budgets_keep_a_reserve_and_the_longest_unit() {
+        assert!(!Budget::until_deadline_ms(0).exhausted(), "no deadline: never exhausted");
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap();
+        let mut b = Budget::until_deadline_ms(now_ms + 600_000);
+        assert!(!b.exhausted());
+        b.spent(Duration::from_secs(550));
+        assert!(b.exhausted(), "60 s reserve + a 550 s unit do not fit in 600 s");
+        assert!(Budget::until_deadline_ms(now_ms.saturating_sub(1)).exhausted(), "past the deadline");
+        assert_eq!(Budget::until_deadline_ms(now_ms + 600_000).lease_until_ms(Utc::now()), (now_ms + 600_000) as i64);
+    }
+}
