@@ -234,6 +234,39 @@ pub async fn audit(groups: usize, per_group: usize) -> Section {
     drift_once();
     run("daily repair, ~1% drift, seats named", None, &mut s).await;
     run("repair with nothing to do", None, &mut s).await;
+
+    // The same daily repair cut into about ten invocations, each stopped after a tenth of the
+    // units of work (groups, pages of seats, batches), as the deadline would stop it: compare
+    // with the whole daily repair above.
+    drift_once();
+    let units = u32::try_from((groups + seats / 100) / 10).unwrap_or(u32::MAX);
+    let mut sliced = sync_group::Deps::new(f.store.clone(), f.directory.clone(), f.sink.clone(), 25);
+    sliced.audit_units_per_invocation = Some(units);
+    let before = f.counts();
+    let started = Instant::now();
+    let sink = f.sink.clone();
+    let (r, invocations) =
+        kiro_tests::audit_to_completion(&sliced, fakes::envelope(fakes::audit(None)).payload, || sink.events()).await;
+    let (elapsed, requests) = (started.elapsed(), f.counts().since(&before));
+    let sizes = f.store.checkpoint_sizes();
+    let per_seat = requests.total as f64 / seats as f64;
+    s.push(
+        Row::new(
+            format!("daily repair, ~1% drift, cut into {invocations} invocations: requests per seat"),
+            format!("{per_seat:.4}"),
+        )
+        .detail(format!(
+            "{} requests: {}; {}; granted {}, canceled {}; {} checkpoints, largest state {} bytes",
+            requests.total,
+            requests.breakdown(),
+            ms(elapsed),
+            r["granted"],
+            r["canceled"],
+            sizes.len(),
+            sizes.iter().max().copied().unwrap_or(0),
+        )),
+    );
+
     s.note = format!(
         "Seeded with {groups} group subscriptions in {}. Each drift: {} members leave and {} join without an event \
          ({:.1}%). The first repair names up to {} seats granted through groups (`DescribeUser` + `UpdateItem`); \

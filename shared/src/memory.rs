@@ -477,6 +477,8 @@ struct Table {
     audits: BTreeMap<String, crate::domain::audit::AuditReport>,
     /// The unfinished audit's head and state.
     checkpoint: Option<(crate::ports::CheckpointHead, String)>,
+    /// The size of every checkpoint state saved, in bytes.
+    checkpoint_sizes: Vec<usize>,
     requests: BTreeMap<&'static str, u64>,
     throttle_next: usize,
     fail_next_commits: usize,
@@ -744,6 +746,11 @@ impl MemoryStore {
     /// The unfinished audit's checkpoint head, if any.
     pub fn checkpoint_snapshot(&self) -> Option<crate::ports::CheckpointHead> {
         self.table().checkpoint.as_ref().map(|(h, _)| h.clone())
+    }
+
+    /// The size in bytes of each checkpoint state saved so far, in order.
+    pub fn checkpoint_sizes(&self) -> Vec<usize> {
+        self.table().checkpoint_sizes.clone()
     }
 
     /// Every outbox, oldest first.
@@ -1213,6 +1220,7 @@ impl MemoryStore {
             return Err(StoreError::Conflict("PutItem(audit checkpoint)"));
         }
         table.checkpoint = Some((next.clone(), state.to_owned()));
+        table.checkpoint_sizes.push(state.len());
         Ok(())
     }
 

@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 use sync_group::{Deps, handle};
 
 const FIXTURES: &[&str] = &[
+    "audit-requested-continuation.json",
     "audit-requested-report.json",
     "console-add-member-to-group.json",
     "console-delete-group.json",
@@ -334,7 +335,7 @@ fn apply(envelope: &mut Value, m: &Mutation, ids: &Ids) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Meaning {
     Ignore,
-    Audit { report: bool, force: bool },
+    Audit { report: bool, force: bool, continues: Option<String> },
     Membership { group: String, user: String, membership: Option<String> },
     MembershipDeleted(String),
     GroupMembersChanged(String),
@@ -345,7 +346,9 @@ enum Meaning {
 fn meaning_of(s: &Signal) -> Meaning {
     match s {
         Signal::Ignore { .. } => Meaning::Ignore,
-        Signal::Audit { mode, force, .. } => Meaning::Audit { report: *mode == AuditMode::Report, force: *force },
+        Signal::Audit { mode, force, continues } => {
+            Meaning::Audit { report: *mode == AuditMode::Report, force: *force, continues: continues.clone() }
+        }
         Signal::Membership { group, user, membership } => Meaning::Membership {
             group: group.to_string(),
             user: user.to_string(),
@@ -390,12 +393,23 @@ fn bare_id(raw: &str, kind: &str) -> Option<String> {
 
 fn expected(source: &str, detail_type: &str, detail: &Value) -> Meaning {
     match (source, detail_type) {
-        ("aws.events", "Scheduled Event") => return Meaning::Audit { report: false, force: false },
+        ("aws.events", "Scheduled Event") => return Meaning::Audit { report: false, force: false, continues: None },
         ("kiro.subscriptions", "Audit Requested") => {
             let force = detail.get("force").and_then(Value::as_bool).unwrap_or(false);
+            // `continues` (README, "Audits longer than one invocation"): an audit id, 1 to 64
+            // letters, digits and dashes.
+            let continues = match detail.get("continues") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id))
+                    if (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                {
+                    Some(id.clone())
+                }
+                Some(_) => return Meaning::Ignore,
+            };
             return match detail.get("mode").and_then(Value::as_str) {
-                Some("report") => Meaning::Audit { report: true, force },
-                Some("repair") => Meaning::Audit { report: false, force },
+                Some("report") => Meaning::Audit { report: true, force, continues },
+                Some("repair") => Meaning::Audit { report: false, force, continues },
                 _ => Meaning::Ignore,
             };
         }

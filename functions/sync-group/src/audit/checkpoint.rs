@@ -37,12 +37,13 @@ pub struct Budget {
 
 impl Budget {
     /// Until the invocation's deadline (milliseconds since the epoch, as the Runtime API's
-    /// `Lambda-Runtime-Deadline-Ms`); 0 means none.
+    /// `Lambda-Runtime-Deadline-Ms`). None is known when it is 0, or already past when the
+    /// invocation starts (a runtime that does not set it; Lambda itself always does).
     pub fn until_deadline_ms(deadline_ms: u64) -> Self {
         let now_ms =
             u64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis())
                 .unwrap_or(u64::MAX);
-        let deadline = (deadline_ms > 0).then(|| {
+        let deadline = (deadline_ms > now_ms).then(|| {
             let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
             (Instant::now() + left, i64::try_from(deadline_ms).unwrap_or(i64::MAX))
         });
@@ -220,7 +221,12 @@ mod tests {
         assert!(!b.exhausted());
         b.spent(Duration::from_secs(550));
         assert!(b.exhausted(), "60 s reserve + a 550 s unit do not fit in 600 s");
-        assert!(Budget::until_deadline_ms(now_ms.saturating_sub(1)).exhausted(), "past the deadline");
+        assert!(!Budget::until_deadline_ms(now_ms - 1).exhausted(), "a deadline past at the start is no deadline");
+        let mut soon = Budget::until_deadline_ms(now_ms + 50);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(soon.exhausted(), "the deadline passed during the invocation");
+        soon.spent(Duration::ZERO);
+        assert!(soon.exhausted());
         assert_eq!(Budget::until_deadline_ms(now_ms + 600_000).lease_until_ms(Utc::now()), (now_ms + 600_000) as i64);
     }
 }
