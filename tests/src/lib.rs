@@ -202,6 +202,41 @@ pub fn http_event_from(raw: Value) -> LambdaEvent<ApiGatewayV2httpRequest> {
     LambdaEvent::new(payload, context)
 }
 
+/// An API Gateway request for `method` and `path_and_query` (`/seats?tier=PRO`), as the HTTP API
+/// delivers it: path, raw and parsed query string, method, and the body as JSON text.
+pub fn api_request(method: &str, path_and_query: &str, body: Option<&Value>) -> LambdaEvent<ApiGatewayV2httpRequest> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut raw = fixture("http/get-profile.json");
+    raw["rawPath"] = serde_json::json!(path);
+    raw["rawQueryString"] = serde_json::json!(query);
+    raw["routeKey"] = serde_json::json!(format!("{method} {path}"));
+    raw["requestContext"]["http"]["method"] = serde_json::json!(method);
+    raw["requestContext"]["http"]["path"] = serde_json::json!(path);
+    let params: serde_json::Map<String, Value> =
+        query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), serde_json::json!(v))).collect();
+    raw["queryStringParameters"] = Value::Object(params);
+    if let Some(body) = body {
+        raw["body"] = serde_json::json!(body.to_string());
+    }
+    http_event_from(raw)
+}
+
+/// Calls assign-tier with [`api_request`]: status and JSON body.
+pub async fn call_api<S, D, E>(
+    api: &assign_tier::Deps<S, D, E>,
+    method: &str,
+    path_and_query: &str,
+    body: Option<Value>,
+) -> (i64, Value)
+where
+    S: kiro::ports::ProfileStore + kiro::ports::SubscriptionStore + kiro::ports::SeatStore + kiro::ports::AuditStore,
+    D: kiro::ports::Directory,
+    E: kiro::ports::EventSink,
+{
+    let resp = assign_tier::handle(api, api_request(method, path_and_query, body.as_ref())).await.unwrap();
+    status_and_json(&resp)
+}
+
 /// Status and JSON body (or `Null`) of a handler's response.
 pub fn status_and_json(resp: &ApiGatewayV2httpResponse) -> (i64, Value) {
     let body = match &resp.body {

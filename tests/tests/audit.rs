@@ -4,7 +4,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{Principal, SeatStatus, Subscription, Tier, UserId};
 use kiro::ports::{SeatStore, SubscriptionStore};
-use kiro_tests::{fixture, http_event_from, status_and_json};
+use kiro_tests::fixture;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use sync_group::handle;
@@ -26,13 +26,7 @@ impl Ctx {
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!(path);
-        raw["requestContext"]["http"]["method"] = json!(method);
-        if let Some(body) = body {
-            raw["body"] = json!(body.to_string());
-        }
-        status_and_json(&assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap())
+        kiro_tests::call_api(&self.api, method, path, body).await
     }
 
     async fn subscribe(&self, kind: &str, id: &str, tier: &str) {

@@ -13,7 +13,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{GroupId, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
-use kiro_tests::{continuation, fixture, http_event_from, status_and_json};
+use kiro_tests::{continuation, fixture};
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -128,11 +128,8 @@ impl World {
     }
 
     async fn subscribe(&self, kind: &str, id: &str, tier: &str) {
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!("/subscriptions");
-        raw["requestContext"]["http"]["method"] = json!("POST");
-        raw["body"] = json!(json!({"principalType": kind, "principalId": id, "tier": tier}).to_string());
-        let (status, body) = status_and_json(&assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap());
+        let body = json!({"principalType": kind, "principalId": id, "tier": tier});
+        let (status, body) = kiro_tests::call_api(&self.api, "POST", "/subscriptions", Some(body)).await;
         assert!(status == 201 || status == 409, "{status} {body}");
     }
 

@@ -1,12 +1,12 @@
 //! Group fan-out at scale, AWS requests per operation (counted by an SDK interceptor), and
 //! events that survive a failed publish exactly once.
 
-use assign_tier::{Deps, handle};
+use assign_tier::Deps;
 use kiro::aws::eventbridge::EventBridgeSink;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory};
 use kiro::ports::{EventSink, OutEvent, SinkError};
 use kiro_tests::counting::RequestCounter;
-use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json, unique};
+use kiro_tests::{Directory, RecordingSink, World, unique};
 use serde_json::{Value, json};
 
 async fn call<E>(
@@ -18,17 +18,7 @@ async fn call<E>(
 where
     E: EventSink,
 {
-    let mut raw = fixture("http/get-profile.json");
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    raw["rawPath"] = json!(path);
-    raw["requestContext"]["http"]["method"] = json!(method);
-    let params: serde_json::Map<String, Value> =
-        query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), json!(v))).collect();
-    raw["queryStringParameters"] = Value::Object(params);
-    if let Some(body) = body {
-        raw["body"] = json!(body.to_string());
-    }
-    status_and_json(&handle(api, http_event_from(raw)).await.unwrap())
+    kiro_tests::call_api(api, method, path, body).await
 }
 
 async fn with_profile(world: &World, dir: &Directory) {

@@ -14,7 +14,6 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{GroupId, IdentityStoreId, Principal, SeatStatus, SourceKey, Tier, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
-use kiro_tests::{fixture, http_event_from};
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -182,13 +181,7 @@ impl World {
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> i64 {
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!(path);
-        raw["requestContext"]["http"]["method"] = json!(method);
-        if let Some(body) = body {
-            raw["body"] = json!(body.to_string());
-        }
-        assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap().status_code
+        kiro_tests::call_api(&self.api, method, path, body).await.0
     }
 
     fn principal(&self, group: Option<usize>, user: usize) -> (&'static str, String) {

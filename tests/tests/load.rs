@@ -10,7 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory};
 use kiro::domain::{Principal, SeatStatus, UserId};
 use kiro::ports::{Directory as _, SeatFilter, SeatStore, SubscriptionStore};
-use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from};
+use kiro_tests::{Directory, RecordingSink, World, fixture};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -35,13 +35,7 @@ struct Ctx {
 
 impl Ctx {
     async fn api_call(&self, method: &str, path: &str, body: Option<Value>) -> i64 {
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!(path);
-        raw["requestContext"]["http"]["method"] = json!(method);
-        if let Some(b) = body {
-            raw["body"] = json!(b.to_string());
-        }
-        assign_tier::handle(&self.api, http_event_from(raw)).await.unwrap().status_code
+        kiro_tests::call_api(&self.api, method, path, body).await.0
     }
 
     async fn deliver(&self, event: Value) {

@@ -1,8 +1,8 @@
 //! `assign-tier` end to end against moto: DynamoDB and Identity Store through the real SDK.
 
-use assign_tier::{Deps, handle};
+use assign_tier::Deps;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory};
-use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from, status_and_json};
+use kiro_tests::{Directory, RecordingSink, World};
 use serde_json::{Value, json};
 
 type Api = Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>;
@@ -35,25 +35,7 @@ impl Ctx {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
-        let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!(path);
-        raw["rawQueryString"] = json!(query);
-        raw["routeKey"] = json!(format!("{method} {path}"));
-        raw["requestContext"]["http"]["method"] = json!(method);
-        raw["requestContext"]["http"]["path"] = json!(path);
-        let params: serde_json::Map<String, Value> = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_owned(), json!(v)))
-            .collect();
-        raw["queryStringParameters"] = Value::Object(params);
-        if let Some(body) = body {
-            raw["body"] = json!(body.to_string());
-        }
-        let resp = handle(&self.api, http_event_from(raw)).await.unwrap();
-        status_and_json(&resp)
+        kiro_tests::call_api(&self.api, method, path, body).await
     }
 
     async fn seat(&self, user: &str) -> Value {

@@ -21,13 +21,7 @@ async fn throttled_reads_and_lookups_answer_429() {
     directory.add_user("alice", "Alice", None);
     let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink);
     let call = |path: &str, method: &str, body: Option<serde_json::Value>| {
-        let mut raw = fixture("http/get-profile.json");
-        raw["rawPath"] = json!(path);
-        raw["requestContext"]["http"]["method"] = json!(method);
-        if let Some(b) = body {
-            raw["body"] = json!(b.to_string());
-        }
-        http_event_from(raw)
+        kiro_tests::api_request(method, path, body.as_ref())
     };
     // Warm the profile cache so the injected throttle hits the call under test.
     assign_tier::handle(&api, call("/seats", "GET", None)).await.unwrap();
