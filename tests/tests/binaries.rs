@@ -86,5 +86,16 @@ async fn each_binary_serves_invocations_from_the_runtime_api() {
     api.invoke("req-2", fixture("cloudtrail/identitystore-create-group-membership-failed.json"));
     let outcome = api.outcome("req-2", Duration::from_secs(20)).await.expect("sync-group answered");
     assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+    // With a profile, the schedule's audit: the runtime's deadline (30 s away) leaves the small
+    // audit whole, answered as its report in one invocation.
+    let dir = kiro_tests::Directory::new(&world.sdk);
+    kiro_tests::create_test_profile(&world, &dir.store_id).await;
+    api.invoke("req-3", fixture("cloudtrail/scheduled-audit.json"));
+    let outcome = api.outcome("req-3", Duration::from_secs(20)).await.expect("sync-group answered");
+    let Outcome::Response(report) = outcome else { panic!("the audit failed: {outcome:?}") };
+    assert_eq!(
+        (&report["mode"], &report["invocations"], &report["halted"]),
+        (&json!("repair"), &json!(1), &json!(false))
+    );
     assert!(api.init_errors().is_empty());
 }
