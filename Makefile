@@ -81,7 +81,7 @@ bench: venv
 
 # The long profile: every property test with 10,000 generated histories.
 test-long: venv
-	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --test event_fuzz --lib
+	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --test event_fuzz --test audit_checkpoint --lib
 
 # Fuzz every route of openapi.yaml with schemathesis against a local stack of its own; not part
 # of `make test` (minutes). FUZZ_MAX_EXAMPLES, FUZZ_MAX_TIME, FUZZ_SEED, FUZZ_CHECKS tune it.
