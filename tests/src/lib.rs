@@ -458,3 +458,61 @@ pub fn continuation(
     next.detail = detail;
     next
 }
+
+/// An EventBridge envelope at 2026-11-26T10:00:00Z, as delivered to sync-group.
+pub fn eventbridge(
+    detail_type: &str,
+    source: &str,
+    detail: Value,
+) -> LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+    let raw = serde_json::json!({
+        "version": "0", "id": "e", "detail-type": detail_type, "source": source,
+        "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": detail
+    });
+    LambdaEvent::new(serde_json::from_value(raw).expect("an EventBridge envelope"), Context::default())
+}
+
+/// The `AWS API Call via CloudTrail` event of a call to `event_source`'s `event_name`.
+pub fn cloudtrail(
+    event_source: &str,
+    event_name: &str,
+    params: Value,
+    response: Value,
+) -> LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+    let detail = serde_json::json!({
+        "eventSource": event_source, "eventName": event_name, "requestParameters": params, "responseElements": response
+    });
+    eventbridge("AWS API Call via CloudTrail", "aws.identitystore", detail)
+}
+
+/// Adds `user` to `group` in the in-memory directory, or removes them, and answers the event
+/// CloudTrail delivers for it: through the console (`AddMemberToGroup`/`RemoveMemberFromGroup`)
+/// or the Identity Store API (`CreateGroupMembership`/`DeleteGroupMembership`). The directory is
+/// [`memory_profile`]'s.
+pub fn toggle_membership(
+    directory: &kiro::memory::MemoryDirectory,
+    group: &kiro::domain::GroupId,
+    user: &kiro::domain::UserId,
+    console: bool,
+) -> LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<Value>> {
+    use serde_json::json;
+    let store = memory_profile().identity_store_id.to_string();
+    let (api, sso) = ("identitystore.amazonaws.com", "sso-directory.amazonaws.com");
+    let member = json!({"identityStoreId": store, "groupId": group, "member": {"memberId": user}});
+    match directory.remove_user_from_group(group, user) {
+        Some(_) if console => cloudtrail(sso, "RemoveMemberFromGroup", member, Value::Null),
+        Some(m) => {
+            cloudtrail(api, "DeleteGroupMembership", json!({"identityStoreId": store, "membershipId": m}), Value::Null)
+        }
+        None => {
+            let m = directory.add_member(group, user);
+            if console {
+                cloudtrail(sso, "AddMemberToGroup", member, Value::Null)
+            } else {
+                let params = json!({"identityStoreId": store, "groupId": group, "memberId": {"userId": user}});
+                cloudtrail(api, "CreateGroupMembership", params, json!({"membershipId": m}))
+            }
+        }
+    }
+}

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
-use kiro::domain::{GroupId, IdentityStoreId, Principal, SeatStatus, Subscription, Tier, UserId};
+use kiro::domain::{GroupId, Principal, SeatStatus, Subscription, Tier, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::{ProfileStore, SubscriptionStore};
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sync_group::{Deps, handle};
@@ -53,16 +53,6 @@ struct World {
     users: Vec<UserId>,
     groups: Vec<GroupId>,
     tiers: HashMap<GroupId, Tier>,
-    identity_store: IdentityStoreId,
-}
-
-fn envelope(source: &str, name: &str, params: Value, response: Value) -> LambdaEvent<EventBridgeEvent<Value>> {
-    let raw = json!({
-        "version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail", "source": "aws.identitystore",
-        "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
-        "detail": {"eventSource": source, "eventName": name, "requestParameters": params, "responseElements": response}
-    });
-    LambdaEvent::new(serde_json::from_value(raw).expect("envelope"), Context::default())
 }
 
 impl World {
@@ -70,7 +60,6 @@ impl World {
         let directory = Arc::new(MemoryDirectory::default());
         let store = Arc::new(MemoryStore::default());
         let sink = Arc::new(MemorySink::default());
-        let identity_store = IdentityStoreId::parse("id", "d-1234567890").unwrap();
         let now = Utc::now();
         store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
         let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
@@ -86,58 +75,22 @@ impl World {
         store.set_jitter(jitter);
         directory.set_jitter(jitter.rotate_left(17) | 1);
         let deps = Deps::new(store.clone(), directory.clone(), sink.clone(), 25);
-        World { directory, store, sink, deps, users, groups, tiers, identity_store }
+        World { directory, store, sink, deps, users, groups, tiers }
     }
 
     /// Changes the directory and returns the event CloudTrail would deliver for it.
     fn toggle(&self, group: usize, user: usize, console: bool) -> LambdaEvent<EventBridgeEvent<Value>> {
         let (g, u) = (&self.groups[group], &self.users[user]);
-        let store = self.identity_store.as_str();
         if scim_channel(group, user) {
             // An external IdP's SCIM PatchGroup: which member changed is redacted.
             if self.directory.remove_user_from_group(g, u).is_none() {
                 self.directory.add_member(g, u);
             }
-            let raw = json!({
-                "version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail", "source": "aws.identitystore-scim",
-                "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
-                "detail": {"eventSource": "identitystore-scim.amazonaws.com", "eventName": "PatchGroup",
-                           "requestParameters": {"id": format!("arn:aws:identitystore:::group/{g}")}}
-            });
-            return LambdaEvent::new(serde_json::from_value(raw).expect("envelope"), Context::default());
+            let detail = json!({"eventSource": "identitystore-scim.amazonaws.com", "eventName": "PatchGroup",
+                                "requestParameters": {"id": format!("arn:aws:identitystore:::group/{g}")}});
+            return kiro_tests::eventbridge("AWS API Call via CloudTrail", "aws.identitystore-scim", detail);
         }
-        match self.directory.remove_user_from_group(g, u) {
-            Some(_) if console => envelope(
-                "sso-directory.amazonaws.com",
-                "RemoveMemberFromGroup",
-                json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
-                Value::Null,
-            ),
-            Some(membership) => envelope(
-                "identitystore.amazonaws.com",
-                "DeleteGroupMembership",
-                json!({"identityStoreId": store, "membershipId": membership}),
-                Value::Null,
-            ),
-            None => {
-                let membership = self.directory.add_member(g, u);
-                if console {
-                    envelope(
-                        "sso-directory.amazonaws.com",
-                        "AddMemberToGroup",
-                        json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
-                        Value::Null,
-                    )
-                } else {
-                    envelope(
-                        "identitystore.amazonaws.com",
-                        "CreateGroupMembership",
-                        json!({"identityStoreId": store, "groupId": g, "memberId": {"userId": u}}),
-                        json!({"membershipId": membership}),
-                    )
-                }
-            }
-        }
+        kiro_tests::toggle_membership(&self.directory, g, u, console)
     }
 
     /// The sources each user should hold: the subscribed groups they are in.

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use kiro::domain::{GroupId, IdentityStoreId, Principal, SeatStatus, SourceKey, Tier, UserId};
+use kiro::domain::{GroupId, Principal, SeatStatus, SourceKey, Tier, UserId};
 use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -108,16 +108,6 @@ struct World {
     api: assign_tier::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
     users: Vec<UserId>,
     groups: Vec<GroupId>,
-    identity_store: IdentityStoreId,
-}
-
-fn envelope(detail_type: &str, source: &str, detail: Value) -> Event {
-    let raw = json!({
-        "version": "0", "id": "e", "detail-type": detail_type, "source": source,
-        "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
-        "detail": detail
-    });
-    LambdaEvent::new(serde_json::from_value(raw).expect("envelope"), Context::default())
 }
 
 impl World {
@@ -125,7 +115,6 @@ impl World {
         let directory = Arc::new(MemoryDirectory::default());
         let store = Arc::new(MemoryStore::default());
         let sink = Arc::new(MemorySink::default());
-        let identity_store = IdentityStoreId::parse("id", "d-1234567890").unwrap();
         store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
         let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
         let groups = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
@@ -133,51 +122,11 @@ impl World {
         directory.set_jitter(jitter.rotate_left(17) | 1);
         let sync = sync_group::Deps::new(store.clone(), directory.clone(), sink.clone(), 25);
         let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink.clone());
-        World { directory, store, sink, sync, api, users, groups, identity_store }
+        World { directory, store, sink, sync, api, users, groups }
     }
 
     fn toggle(&self, group: usize, user: usize, console: bool) -> Event {
-        let (g, u) = (&self.groups[group], &self.users[user]);
-        let store = self.identity_store.as_str();
-        let ct = |source: &str, name: &str, params: Value, response: Value| {
-            envelope(
-                "AWS API Call via CloudTrail",
-                "aws.identitystore",
-                json!({"eventSource": source, "eventName": name, "requestParameters": params, "responseElements": response}),
-            )
-        };
-        match self.directory.remove_user_from_group(g, u) {
-            Some(_) if console => ct(
-                "sso-directory.amazonaws.com",
-                "RemoveMemberFromGroup",
-                json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
-                Value::Null,
-            ),
-            Some(m) => ct(
-                "identitystore.amazonaws.com",
-                "DeleteGroupMembership",
-                json!({"identityStoreId": store, "membershipId": m}),
-                Value::Null,
-            ),
-            None => {
-                let m = self.directory.add_member(g, u);
-                if console {
-                    ct(
-                        "sso-directory.amazonaws.com",
-                        "AddMemberToGroup",
-                        json!({"identityStoreId": store, "groupId": g, "member": {"memberId": u}}),
-                        Value::Null,
-                    )
-                } else {
-                    ct(
-                        "identitystore.amazonaws.com",
-                        "CreateGroupMembership",
-                        json!({"identityStoreId": store, "groupId": g, "memberId": {"userId": u}}),
-                        json!({"membershipId": m}),
-                    )
-                }
-            }
-        }
+        kiro_tests::toggle_membership(&self.directory, &self.groups[group], &self.users[user], console)
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> i64 {
@@ -322,7 +271,8 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             prop_assert_eq!(&active, &w.truth(), "without faults, seats differ from the truth before the audit");
         }
         // One audit: repairs what API failures left half done, publishes what the outbox kept.
-        let audit = envelope("Audit Requested", "kiro.subscriptions", json!({"mode": "repair", "force": true}));
+        let audit =
+            kiro_tests::eventbridge("Audit Requested", "kiro.subscriptions", json!({"mode": "repair", "force": true}));
         let mut tries = 0;
         while deliver(clone(&audit)).await.is_err() {
             tries += 1;
