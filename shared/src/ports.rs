@@ -398,19 +398,29 @@ pub trait MembershipMap: Send + Sync {
 }
 
 /// Every item of a paginated listing: calls `page` with each `nextToken` until the last page.
-pub async fn all_pages<T, E, F, Fut>(mut page: F) -> Result<Vec<T>, E>
+pub async fn all_pages<T, E, F, Fut>(page: F) -> Result<Vec<T>, E>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<Page<T>, E>>,
 {
     let mut items = Vec::new();
+    for_each_item(page, |item| items.push(item)).await?;
+    Ok(items)
+}
+
+/// Hands every item of a paginated listing to `each`, a page at a time: only one page is held.
+pub async fn for_each_item<T, E, F, Fut>(mut page: F, mut each: impl FnMut(T)) -> Result<(), E>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page<T>, E>>,
+{
     let mut token = None;
     loop {
         let p = page(token).await?;
-        items.extend(p.items);
+        p.items.into_iter().for_each(&mut each);
         token = p.next_token;
         if token.is_none() {
-            return Ok(items);
+            return Ok(());
         }
     }
 }

@@ -29,7 +29,7 @@ use kiro::domain::{
 };
 use kiro::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore,
-    StoreError, SubscriptionStore, all_pages,
+    StoreError, SubscriptionStore, all_pages, for_each_item,
 };
 use kiro::seats::{self, Applied, UserChange};
 use kiro::time::rfc3339;
@@ -555,12 +555,15 @@ where
     D: Directory,
 {
     let store_id = &profile.identity_store_id;
-    let mut members: HashMap<UserId, MembershipId> =
-        all_pages(|token| deps.directory.group_memberships(store_id, group, token))
-            .await?
-            .into_iter()
-            .map(|m| (m.user_id, m.membership_id))
-            .collect();
+    // Page by page into the map: the group's members are the largest thing the audit holds.
+    let mut members: HashMap<UserId, MembershipId> = HashMap::new();
+    for_each_item(
+        |token| deps.directory.group_memberships(store_id, group, token),
+        |m| {
+            members.insert(m.user_id, m.membership_id);
+        },
+    )
+    .await?;
     for (user, recorded) in all_pages(|token| deps.store.granted_users(group, token)).await? {
         match members.remove(&user) {
             None => {
