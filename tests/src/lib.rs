@@ -386,6 +386,34 @@ pub struct Stack {
     pub api: assign_tier::Deps<kiro::aws::DynamoStore, kiro::aws::IdentityStoreDirectory, RecordingSink>,
 }
 
+/// The in-memory fakes (`kiro::memory`) behind both handlers, holding [`memory_profile`]: the
+/// counterpart of [`Stack`] for property tests, which need thousands of worlds.
+pub struct MemoryStack {
+    pub directory: std::sync::Arc<kiro::memory::MemoryDirectory>,
+    pub store: std::sync::Arc<kiro::memory::MemoryStore>,
+    pub sink: std::sync::Arc<kiro::memory::MemorySink>,
+    pub sync: sync_group::Deps<MemoryStoreArc, MemoryDirectoryArc, MemorySinkArc>,
+    pub api: assign_tier::Deps<MemoryStoreArc, MemoryDirectoryArc, MemorySinkArc>,
+}
+
+type MemoryStoreArc = std::sync::Arc<kiro::memory::MemoryStore>;
+type MemoryDirectoryArc = std::sync::Arc<kiro::memory::MemoryDirectory>;
+type MemorySinkArc = std::sync::Arc<kiro::memory::MemorySink>;
+
+impl MemoryStack {
+    /// Empty fakes but for the profile; sync-group's revoke guard at `revoke_limit_percent`.
+    pub async fn new(revoke_limit_percent: u8) -> MemoryStack {
+        use kiro::ports::ProfileStore;
+        let directory = MemoryDirectoryArc::default();
+        let store = MemoryStoreArc::default();
+        let sink = MemorySinkArc::default();
+        store.create_profile(&memory_profile()).await.expect("an empty store takes the profile");
+        let sync = sync_group::Deps::new(store.clone(), directory.clone(), sink.clone(), revoke_limit_percent);
+        let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink.clone());
+        MemoryStack { directory, store, sink, sync, api }
+    }
+}
+
 impl Stack {
     pub async fn new() -> Stack {
         let world = World::new().await;

@@ -7,12 +7,8 @@
 //! resumes). Both must end with the same seats, the same report and the same events; without
 //! failures, the directory is read exactly as often (nothing starts over).
 
-use std::sync::Arc;
-
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{GroupId, UserId};
-use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
-use kiro::ports::ProfileStore;
 use kiro_tests::{continuation, fixture};
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
@@ -83,31 +79,30 @@ fn delivery() -> impl Strategy<Value = Delivery> {
 }
 
 struct World {
-    directory: Arc<MemoryDirectory>,
-    store: Arc<MemoryStore>,
-    sink: Arc<MemorySink>,
-    sync: sync_group::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
-    api: assign_tier::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
+    stack: kiro_tests::MemoryStack,
     users: Vec<UserId>,
     groups: Vec<GroupId>,
 }
 
+impl std::ops::Deref for World {
+    type Target = kiro_tests::MemoryStack;
+
+    fn deref(&self) -> &kiro_tests::MemoryStack {
+        &self.stack
+    }
+}
+
 impl World {
-    async fn new(s: &Setup) -> World {
-        let directory = Arc::new(MemoryDirectory::default());
-        let store = Arc::new(MemoryStore::default());
-        let sink = Arc::new(MemorySink::default());
-        store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
+    /// The world of `s`, drifted; its audits cut after `units` units of work when given.
+    async fn new(s: &Setup, units: Option<u32>) -> World {
+        let mut stack = kiro_tests::MemoryStack::new(s.revoke_limit).await;
+        stack.sync.audit_units_per_invocation = units;
         let users: Vec<UserId> =
-            (0..USERS).map(|i| directory.add_user(format!("u{i:02}"), format!("U {i}"), None)).collect();
-        let groups: Vec<GroupId> = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
-        let sync = sync_group::Deps::new(store.clone(), directory.clone(), sink.clone(), s.revoke_limit);
-        let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink.clone());
-        let w = World { directory, store, sink, sync, api, users, groups };
+            (0..USERS).map(|i| stack.directory.add_user(format!("u{i:02}"), format!("U {i}"), None)).collect();
+        let groups: Vec<GroupId> = (0..GROUPS).map(|i| stack.directory.add_group(format!("g{i}"), None)).collect();
+        let w = World { stack, users, groups };
         for &(g, u) in &s.members {
-            if w.directory.remove_user_from_group(&w.groups[g], &w.users[u]).is_none() {
-                w.directory.add_member(&w.groups[g], &w.users[u]);
-            }
+            w.flip(g, u);
         }
         for &(g, t) in &s.group_subs {
             w.subscribe("GROUP", w.groups[g].as_str(), TIERS[t]).await;
@@ -115,16 +110,23 @@ impl World {
         for &(u, t) in &s.direct_subs {
             w.subscribe("USER", w.users[u].as_str(), TIERS[t]).await;
         }
+        // Drift no event reports.
         for &(g, u) in &s.drift {
-            if w.directory.remove_user_from_group(&w.groups[g], &w.users[u]).is_none() {
-                w.directory.add_member(&w.groups[g], &w.users[u]);
-            }
+            w.flip(g, u);
         }
         for &g in &s.orphaned_groups {
             w.store.forget_subscription(&kiro::domain::Principal::Group(w.groups[g].clone()));
         }
         w.sink.clear();
         w
+    }
+
+    /// Adds the user to the group, or removes them, in the directory only.
+    fn flip(&self, group: usize, user: usize) {
+        let (g, u) = (&self.groups[group], &self.users[user]);
+        if self.directory.remove_user_from_group(g, u).is_none() {
+            self.directory.add_member(g, u);
+        }
     }
 
     async fn subscribe(&self, kind: &str, id: &str, tier: &str) {
@@ -201,14 +203,13 @@ fn comparable(w: &World, report: &Value) -> String {
 fn check(s: Setup, d: Delivery) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async move {
-        let whole = World::new(&s).await;
+        let whole = World::new(&s, None).await;
         let before = whole.directory.requests();
         let one = whole.deliver(&audit_event(&s)).await.unwrap();
         prop_assert_eq!(&one["invocations"], &json!(1), "{}", one);
         let whole_reads = whole.directory.requests() - before;
 
-        let mut sliced = World::new(&s).await;
-        sliced.sync.audit_units_per_invocation = Some(d.units);
+        let sliced = World::new(&s, Some(d.units)).await;
         sliced.store.set_jitter(d.jitter);
         let before = sliced.directory.requests();
         // The first delivery is the schedule's tick; the fates apply to the continuations.
@@ -318,8 +319,7 @@ fn the_guard_counts_cancellations_found_in_every_invocation() {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     rt.block_on(async {
-        let mut w = World::new(&s).await;
-        w.sync.audit_units_per_invocation = Some(1);
+        let w = World::new(&s, Some(1)).await;
         let sink = w.sink.clone();
         let (report, invocations) = kiro_tests::audit_to_completion(&w.sync, audit_event(&s), || sink.events()).await;
         assert!(invocations > GROUPS as u32, "{invocations}");
@@ -345,8 +345,7 @@ fn a_request_for_another_audit_waits_for_the_one_in_progress() {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     rt.block_on(async {
-        let mut w = World::new(&s).await;
-        w.sync.audit_units_per_invocation = Some(1);
+        let w = World::new(&s, Some(1)).await;
         let first = w.deliver(&audit_event(&s)).await.unwrap();
         assert_eq!(first["continuing"], json!(true), "{first}");
         let report_mode = Setup { mode: "report", ..s.clone() };

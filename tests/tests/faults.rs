@@ -8,12 +8,9 @@
 //! admin sees. `PROPTEST_CASES=10000` for the long profile (`make test-long`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{GroupId, Principal, SeatStatus, SourceKey, Tier, UserId};
-use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
-use kiro::ports::ProfileStore;
 use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -101,28 +98,27 @@ fn api_op() -> impl Strategy<Value = ApiOp> {
 type Event = LambdaEvent<EventBridgeEvent<Value>>;
 
 struct World {
-    directory: Arc<MemoryDirectory>,
-    store: Arc<MemoryStore>,
-    sink: Arc<MemorySink>,
-    sync: sync_group::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
-    api: assign_tier::Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
+    stack: kiro_tests::MemoryStack,
     users: Vec<UserId>,
     groups: Vec<GroupId>,
 }
 
+impl std::ops::Deref for World {
+    type Target = kiro_tests::MemoryStack;
+
+    fn deref(&self) -> &kiro_tests::MemoryStack {
+        &self.stack
+    }
+}
+
 impl World {
     async fn new(jitter: u64) -> World {
-        let directory = Arc::new(MemoryDirectory::default());
-        let store = Arc::new(MemoryStore::default());
-        let sink = Arc::new(MemorySink::default());
-        store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
-        let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
-        let groups = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
-        store.set_jitter(jitter);
-        directory.set_jitter(jitter.rotate_left(17) | 1);
-        let sync = sync_group::Deps::new(store.clone(), directory.clone(), sink.clone(), 25);
-        let api = assign_tier::Deps::new(store.clone(), directory.clone(), sink.clone());
-        World { directory, store, sink, sync, api, users, groups }
+        let stack = kiro_tests::MemoryStack::new(25).await;
+        let users = (0..USERS).map(|i| stack.directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
+        let groups = (0..GROUPS).map(|i| stack.directory.add_group(format!("g{i}"), None)).collect();
+        stack.store.set_jitter(jitter);
+        stack.directory.set_jitter(jitter.rotate_left(17) | 1);
+        World { stack, users, groups }
     }
 
     fn toggle(&self, group: usize, user: usize, console: bool) -> Event {
