@@ -105,7 +105,7 @@ pub fn begin(request: &Request, head: Option<CheckpointHead>, now: DateTime<Utc>
     let Some(head) = head else {
         return match &request.continues {
             None => Begin::Fresh { replaces: None },
-            Some(id) => Begin::Skip(format!("audit {id} has no checkpoint: it has finished")),
+            Some(id) => Begin::Skip(format!("audit {id} is not in progress: it has finished, or never started")),
         };
     };
     if head.lease_until_ms > now.timestamp_millis() {
