@@ -1191,14 +1191,20 @@ impl MemoryStore {
     fn claim_checkpoint_now(
         &self,
         head: &crate::ports::CheckpointHead,
+        owner: &str,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut table = self.table();
         table.request("UpdateItem(audit checkpoint)")?;
         match &mut table.checkpoint {
-            Some((h, _)) if h.audit_id == head.audit_id && h.step == head.step && h.lease_until_ms < now_ms => {
+            Some((h, _))
+                if h.audit_id == head.audit_id
+                    && h.step == head.step
+                    && (h.lease_until_ms < now_ms || (!owner.is_empty() && h.lease_owner == owner)) =>
+            {
                 h.lease_until_ms = lease_until_ms;
+                owner.clone_into(&mut h.lease_owner);
                 Ok(())
             }
             _ => Err(StoreError::Conflict("UpdateItem(audit checkpoint)")),
@@ -1271,11 +1277,12 @@ macro_rules! impl_audit_store {
             async fn claim_checkpoint(
                 &self,
                 head: &crate::ports::CheckpointHead,
+                owner: &str,
                 lease_until_ms: i64,
                 now_ms: i64,
             ) -> Result<(), StoreError> {
                 MemoryStore::pause(self).await;
-                MemoryStore::claim_checkpoint_now(self, head, lease_until_ms, now_ms)
+                MemoryStore::claim_checkpoint_now(self, head, owner, lease_until_ms, now_ms)
             }
 
             async fn save_checkpoint(

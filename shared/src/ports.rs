@@ -351,6 +351,10 @@ pub struct CheckpointHead {
     pub force: bool,
     /// Milliseconds since the epoch until which one invocation holds the run; 0 when none does.
     pub lease_until_ms: i64,
+    /// The Lambda request id of the invocation holding the run (empty when none does). Lambda
+    /// retries an invocation that failed or timed out under the same request id, so the retry of
+    /// an invocation that died holding the lease may take it back at once.
+    pub lease_owner: String,
     pub saved_at: DateTime<Utc>,
     /// Unique to the save that wrote this head (a UUID): names its state's parts, so a save
     /// that loses the race for the head never overwrites the winner's state.
@@ -365,11 +369,12 @@ pub trait AuditCheckpoints: Send + Sync {
     /// The state saved with `head`.
     fn checkpoint_state(&self, head: &CheckpointHead) -> impl Future<Output = Result<String, StoreError>> + Send;
 
-    /// Takes the lease on `head` until `lease_until_ms`, if the head is unchanged and no lease is
-    /// live at `now_ms`; `Conflict` otherwise.
+    /// Takes the lease on `head` for `owner` until `lease_until_ms`, if the head is unchanged and
+    /// no lease is live at `now_ms` (or `owner`, not empty, holds it); `Conflict` otherwise.
     fn claim_checkpoint(
         &self,
         head: &CheckpointHead,
+        owner: &str,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -197,9 +197,14 @@ pub fn http_event(fixture_name: &str, body: Option<Value>) -> LambdaEvent<ApiGat
 /// An API Gateway request from a raw payload.
 pub fn http_event_from(raw: Value) -> LambdaEvent<ApiGatewayV2httpRequest> {
     let payload: ApiGatewayV2httpRequest = serde_json::from_value(raw).expect("an API Gateway v2 payload");
+    LambdaEvent::new(payload, invocation(&unique("req")))
+}
+
+/// The context of an invocation with `request_id` (Lambda keeps it across its retries).
+pub fn invocation(request_id: &str) -> Context {
     let mut context = Context::default();
-    context.request_id = format!("req-{}", unique("t"));
-    LambdaEvent::new(payload, context)
+    context.request_id = request_id.to_owned();
+    context
 }
 
 /// An API Gateway request for `method` and `path_and_query` (`/seats?tier=PRO`), as the HTTP API
@@ -454,13 +459,12 @@ where
 {
     let mut seen = published().len();
     let mut event = first;
-    for invocation in 1..=1_000 {
-        let answer = sync_group::handle(deps, LambdaEvent::new(event.clone(), lambda_runtime::Context::default()))
-            .await
-            .unwrap();
+    for n in 1..=1_000 {
+        let answer =
+            sync_group::handle(deps, LambdaEvent::new(event.clone(), invocation(&unique("req")))).await.unwrap();
         if answer.get("continuing").is_none() {
             assert!(answer.get("auditId").is_some(), "neither a report nor a continuation: {answer}");
-            return (answer, invocation);
+            return (answer, n);
         }
         let events = published();
         let next = events[seen..]
@@ -498,7 +502,7 @@ pub fn eventbridge(
         "account": "111122223333", "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
         "detail": detail
     });
-    LambdaEvent::new(serde_json::from_value(raw).expect("an EventBridge envelope"), Context::default())
+    LambdaEvent::new(serde_json::from_value(raw).expect("an EventBridge envelope"), invocation(&unique("req")))
 }
 
 /// The `AWS API Call via CloudTrail` event of a call to `event_source`'s `event_name`.

@@ -250,6 +250,7 @@ async fn checkpoints_are_stored_in_parts_and_replaced_only_by_their_holder() {
         mode: AuditMode::Repair,
         force: true,
         lease_until_ms,
+        lease_owner: String::new(),
         saved_at: chrono::Utc::now(),
         save_id: uuid::Uuid::new_v4().to_string(),
     };
@@ -264,11 +265,15 @@ async fn checkpoints_are_stored_in_parts_and_replaced_only_by_their_holder() {
     assert!(matches!(store.save_checkpoint(None, &head(1, 0), "x").await, Err(StoreError::Conflict(_))));
 
     let now = chrono::Utc::now().timestamp_millis();
-    store.claim_checkpoint(&read, now + 60_000, now).await.unwrap();
-    assert!(
-        matches!(store.claim_checkpoint(&read, now + 60_000, now).await, Err(StoreError::Conflict(_))),
-        "a live lease keeps a second invocation out"
-    );
+    store.claim_checkpoint(&read, "req-a", now + 60_000, now).await.unwrap();
+    for other in ["req-b", ""] {
+        assert!(
+            matches!(store.claim_checkpoint(&read, other, now + 60_000, now).await, Err(StoreError::Conflict(_))),
+            "a live lease keeps another invocation ({other:?}) out"
+        );
+    }
+    store.claim_checkpoint(&read, "req-a", now + 60_000, now).await.expect("Lambda's retry of req-a takes it back");
+    assert_eq!(store.checkpoint_head().await.unwrap().unwrap().lease_owner, "req-a");
     let second = head(2, 0);
     store.save_checkpoint(Some(&read), &second, "{\"small\":1}").await.unwrap();
     assert!(

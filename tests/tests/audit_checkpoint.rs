@@ -10,7 +10,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{GroupId, UserId};
 use kiro_tests::{continuation, fixture};
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -135,8 +135,18 @@ impl World {
         assert!(status == 201 || status == 409, "{status} {body}");
     }
 
+    /// Delivers `event` as a new invocation.
     async fn deliver(&self, event: &EventBridgeEvent<Value>) -> Result<Value, sync_group::SyncError> {
-        sync_group::handle(&self.sync, LambdaEvent::new(event.clone(), Context::default())).await
+        self.deliver_as(event, &kiro_tests::unique("req")).await
+    }
+
+    /// Delivers `event` as the invocation `request_id` (a retry keeps the id).
+    async fn deliver_as(
+        &self,
+        event: &EventBridgeEvent<Value>,
+        request_id: &str,
+    ) -> Result<Value, sync_group::SyncError> {
+        sync_group::handle(&self.sync, LambdaEvent::new(event.clone(), kiro_tests::invocation(request_id))).await
     }
 
     /// `text` with the directory's random ids replaced by stable labels (`u03`, `g1`), so two
@@ -257,12 +267,13 @@ fn check(s: Setup, d: Delivery) -> Result<(), TestCaseError> {
                 3 => sliced.deliver(&audit_event(&s)).await.unwrap(),
                 4 => {
                     sliced.directory.set_throttle_next(1);
-                    let result = sliced.deliver(&event).await;
+                    let id = kiro_tests::unique("req");
+                    let result = sliced.deliver_as(&event, &id).await;
                     sliced.directory.set_throttle_next(0);
                     match result {
                         Err(_) => {
                             failures += 1;
-                            sliced.deliver(&event).await.unwrap()
+                            sliced.deliver_as(&event, &id).await.unwrap()
                         }
                         Ok(answer) => answer,
                     }
@@ -365,5 +376,46 @@ fn a_request_for_another_audit_waits_for_the_one_in_progress() {
         // Once it finished, its late continuation is acknowledged, not run again.
         let late = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
         assert!(w.deliver(&late).await.unwrap()["ignored"].as_str().unwrap().contains("finished"));
+    });
+}
+
+#[test]
+fn lambdas_retry_of_an_invocation_that_died_holding_the_audit_resumes_it() {
+    let s = Setup {
+        members: (0..8).map(|u| (0, u)).collect(),
+        group_subs: vec![(0, 0), (1, 1)],
+        direct_subs: vec![(12, 2)],
+        drift: vec![(0, 9), (0, 1)],
+        orphaned_groups: vec![],
+        revoke_limit: 25,
+        mode: "repair",
+        force: false,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        use kiro::ports::AuditCheckpoints;
+        let w = World::new(&s, Some(1)).await;
+        let first = w.deliver(&audit_event(&s)).await.unwrap();
+        assert_eq!(first["continuing"], json!(true), "{first}");
+        let next = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+        // The continuation's invocation took the lease and was killed (a timeout): no save.
+        let head = w.store.checkpoint_snapshot().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        w.store.claim_checkpoint(&head, "req-dead", now + 600_000, now).await.unwrap();
+        // A duplicate delivery stays out while the lease lasts...
+        let other = w.deliver(&next).await.unwrap();
+        assert!(other["ignored"].as_str().unwrap().contains("running in another invocation"), "{other}");
+        // ...Lambda's retry of the dead invocation, under its request id, resumes at once.
+        let retried = w.deliver_as(&next, "req-dead").await.unwrap();
+        assert!(retried.get("ignored").is_none(), "{retried}");
+        let sink = w.sink.clone();
+        let (report, _) = if retried.get("continuing").is_some() {
+            let again = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+            kiro_tests::audit_to_completion(&w.sync, again, || sink.events()).await
+        } else {
+            (retried, 0)
+        };
+        assert_eq!(report["auditId"], first["auditId"]);
+        assert_eq!((report["granted"].clone(), report["canceled"].clone()), (json!(1), json!(1)), "{report}");
     });
 }

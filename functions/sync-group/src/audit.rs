@@ -57,6 +57,8 @@ pub struct Request {
     pub clock: DateTime<Utc>,
     /// The audit this request continues (`detail.continues`).
     pub continues: Option<String>,
+    /// The Lambda request id of this invocation (Lambda's retries keep it).
+    pub invocation: String,
 }
 
 /// What one invocation did.
@@ -245,7 +247,7 @@ where
             }
             (Run::new(&request, now), replaces)
         }
-        Begin::Resume(h) => match resume(deps, &h, &budget, now).await? {
+        Begin::Resume(h) => match resume(deps, &request, &h, &budget, now).await? {
             Some(run) => (run, Some(h)),
             None => return Ok(Outcome::Skipped(format!("audit {} was taken up by another invocation", h.audit_id))),
         },
@@ -306,6 +308,7 @@ where
 /// Takes the lease on `head` and loads its state; `None` when another invocation got it first.
 async fn resume<S, D, E>(
     deps: &Deps<S, D, E>,
+    request: &Request,
     head: &CheckpointHead,
     budget: &Budget,
     now: DateTime<Utc>,
@@ -313,7 +316,8 @@ async fn resume<S, D, E>(
 where
     S: AuditCheckpoints,
 {
-    match deps.store.claim_checkpoint(head, budget.lease_until_ms(now), now.timestamp_millis()).await {
+    let (owner, until) = (&request.invocation, budget.lease_until_ms(now));
+    match deps.store.claim_checkpoint(head, owner, until, now.timestamp_millis()).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -324,7 +328,7 @@ where
         // Unreadable (a deploy changed the format): retrying cannot help; start over instead.
         _ => {
             tracing::error!(audit_id = %head.audit_id, "audit checkpoint unreadable; starting the audit over");
-            let request = Request { mode: head.mode, force: head.force, clock: now, continues: None };
+            let request = Request { mode: head.mode, force: head.force, clock: now, ..request.clone() };
             let mut run = Run::new(&request, now);
             run.audit_id.clone_from(&head.audit_id);
             Ok(Some(run))
@@ -411,6 +415,7 @@ where
         mode: run.mode,
         force: run.force,
         lease_until_ms: 0,
+        lease_owner: String::new(),
         saved_at: Utc::now(),
         save_id: uuid::Uuid::new_v4().to_string(),
     };

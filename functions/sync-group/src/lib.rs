@@ -116,7 +116,8 @@ where
         Signal::Audit { mode, force, continues } => {
             // The audit's clock is the envelope's time (the schedule's tick), not the wall clock;
             // a continuation keeps the clock its audit started with.
-            let request = audit::Request { mode, force, clock: e.time.unwrap_or(now), continues };
+            let invocation = event.context.request_id.clone();
+            let request = audit::Request { mode, force, clock: e.time.unwrap_or(now), continues, invocation };
             let budget = match deps.audit_units_per_invocation {
                 Some(units) => audit::Budget::units(units),
                 None => audit::Budget::until_deadline_ms(event.context.deadline),

@@ -66,6 +66,7 @@ fn head_from(item: &Item) -> Result<CheckpointHead, StoreError> {
         mode,
         force,
         lease_until_ms: i64::try_from(r.u64("leaseUntil")?).unwrap_or(i64::MAX),
+        lease_owner: r.opt_str("leaseOwner")?.unwrap_or_default().to_owned(),
         saved_at: r.time("savedAt")?,
         save_id: r.str("saveId")?.to_owned(),
     })
@@ -113,6 +114,7 @@ impl AuditCheckpoints for DynamoStore {
     async fn claim_checkpoint(
         &self,
         head: &CheckpointHead,
+        owner: &str,
         lease_until_ms: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -120,9 +122,11 @@ impl AuditCheckpoints for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(HEAD_PK, HEAD_SK)))
-            .update_expression("SET leaseUntil = :lease")
-            .condition_expression("auditId = :id AND step = :step AND leaseUntil < :now")
+            .update_expression("SET leaseUntil = :lease, leaseOwner = :owner")
+            .condition_expression("auditId = :id AND step = :step AND (leaseUntil < :now OR leaseOwner = :owner)")
             .expression_attribute_values(":lease", n(lease_until_ms))
+            // An empty owner matches no one: `:owner` is then a value no lease carries.
+            .expression_attribute_values(":owner", s(if owner.is_empty() { "-" } else { owner }))
             .expression_attribute_values(":id", s(&head.audit_id))
             .expression_attribute_values(":step", n(head.step))
             .expression_attribute_values(":now", n(now_ms))
@@ -159,6 +163,7 @@ impl AuditCheckpoints for DynamoStore {
             ("mode".to_owned(), s(mode_str(next.mode))),
             ("force".to_owned(), AttributeValue::Bool(next.force)),
             ("leaseUntil".to_owned(), n(next.lease_until_ms.max(0))),
+            ("leaseOwner".to_owned(), s(&next.lease_owner)),
             ("savedAt".to_owned(), t(&next.saved_at)),
             ("saveId".to_owned(), s(&next.save_id)),
             ("parts".to_owned(), n(parts.len())),

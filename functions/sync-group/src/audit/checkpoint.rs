@@ -108,7 +108,8 @@ pub fn begin(request: &Request, head: Option<CheckpointHead>, now: DateTime<Utc>
             Some(id) => Begin::Skip(format!("audit {id} is not in progress: it has finished, or never started")),
         };
     };
-    if head.lease_until_ms > now.timestamp_millis() {
+    let retried = !request.invocation.is_empty() && head.lease_owner == request.invocation;
+    if head.lease_until_ms > now.timestamp_millis() && !retried {
         return Begin::Skip(format!("audit {} is running in another invocation", head.audit_id));
     }
     if now - head.saved_at > STALE_AFTER {
@@ -150,13 +151,14 @@ mod tests {
             mode: AuditMode::Repair,
             force: false,
             lease_until_ms: lease_until.map_or(0, |t| t.timestamp_millis()),
+            lease_owner: lease_until.map_or(String::new(), |_| "req-1".into()),
             saved_at,
             save_id: "s".into(),
         }
     }
 
     fn request(mode: AuditMode, force: bool, continues: Option<&str>) -> Request {
-        Request { mode, force, clock: at(0), continues: continues.map(str::to_owned) }
+        Request { mode, force, clock: at(0), continues: continues.map(str::to_owned), invocation: "req-2".into() }
     }
 
     #[test]
@@ -188,7 +190,16 @@ mod tests {
             let Begin::Skip(why) = begin(&r, Some(h.clone()), at(5)) else { panic!("lease ignored") };
             assert!(why.contains("running"), "{why}");
         }
-        assert_eq!(begin(&request(AuditMode::Repair, false, Some("a1")), Some(h.clone()), at(21)), Begin::Resume(h));
+        assert_eq!(
+            begin(&request(AuditMode::Repair, false, Some("a1")), Some(h.clone()), at(21)),
+            Begin::Resume(h.clone())
+        );
+        // Lambda's retry of the invocation that holds it (it failed or timed out) takes it back.
+        let retry = Request { invocation: "req-1".into(), ..request(AuditMode::Repair, false, Some("a1")) };
+        assert_eq!(begin(&retry, Some(h.clone()), at(5)), Begin::Resume(h.clone()));
+        let anonymous = Request { invocation: String::new(), ..retry };
+        let unowned = CheckpointHead { lease_owner: String::new(), ..h.clone() };
+        assert!(matches!(begin(&anonymous, Some(unowned), at(5)), Begin::Skip(_)), "an empty id owns nothing");
     }
 
     #[test]
