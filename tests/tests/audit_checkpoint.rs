@@ -33,6 +33,22 @@ struct Setup {
     force: bool,
 }
 
+impl Setup {
+    /// A repair (limit 25%, not forced) of these memberships, group subscriptions and drift.
+    fn repair(members: Vec<(usize, usize)>, group_subs: Vec<(usize, usize)>, drift: Vec<(usize, usize)>) -> Setup {
+        Setup {
+            members,
+            group_subs,
+            direct_subs: vec![],
+            drift,
+            orphaned_groups: vec![],
+            revoke_limit: 25,
+            mode: "repair",
+            force: false,
+        }
+    }
+}
+
 fn setup() -> impl Strategy<Value = Setup> {
     (
         proptest::collection::vec((0..GROUPS, 0..USERS), 0..40),
@@ -314,108 +330,82 @@ proptest! {
     }
 }
 
-#[test]
-fn the_guard_counts_cancellations_found_in_every_invocation() {
+#[tokio::test]
+async fn the_guard_counts_cancellations_found_in_every_invocation() {
     // Every group is read in its own invocation; each group alone stays under the limit, all
     // of them together do not: the guard must see them all before cancelling any.
     let s = Setup {
-        members: (0..GROUPS).flat_map(|g| (0..6).map(move |u| (g, g * 6 + u))).collect(),
-        group_subs: (0..GROUPS).map(|g| (g, 0)).collect(),
-        direct_subs: vec![],
-        drift: (0..GROUPS).flat_map(|g| (0..2).map(move |u| (g, g * 6 + u))).collect(),
-        orphaned_groups: vec![],
         revoke_limit: 10,
-        mode: "repair",
-        force: false,
+        ..Setup::repair(
+            (0..GROUPS).flat_map(|g| (0..6).map(move |u| (g, g * 6 + u))).collect(),
+            (0..GROUPS).map(|g| (g, 0)).collect(),
+            (0..GROUPS).flat_map(|g| (0..2).map(move |u| (g, g * 6 + u))).collect(),
+        )
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    rt.block_on(async {
-        let w = World::new(&s, Some(1)).await;
-        let sink = w.sink.clone();
-        let (report, invocations) = kiro_tests::audit_to_completion(&w.sync, audit_event(&s), || sink.events()).await;
-        assert!(invocations > GROUPS as u32, "{invocations}");
-        assert_eq!(report["invocations"], json!(invocations));
-        // 8 of 24 seats lose their group (33% > 10%): halted, none canceled.
-        assert_eq!((report["halted"].clone(), report["canceled"].clone()), (json!(true), json!(0)), "{report}");
-        assert_eq!(report["cancelsWithheld"], json!(8), "{report}");
-        assert_eq!(w.store.seats_snapshot().iter().filter(|s| s.is_active()).count(), 24);
-    });
+    let w = World::new(&s, Some(1)).await;
+    let sink = w.sink.clone();
+    let (report, invocations) = kiro_tests::audit_to_completion(&w.sync, audit_event(&s), || sink.events()).await;
+    assert!(invocations > GROUPS as u32, "{invocations}");
+    assert_eq!(report["invocations"], json!(invocations));
+    // 8 of 24 seats lose their group (33% > 10%): halted, none canceled.
+    assert_eq!((report["halted"].clone(), report["canceled"].clone()), (json!(true), json!(0)), "{report}");
+    assert_eq!(report["cancelsWithheld"], json!(8), "{report}");
+    assert_eq!(w.store.seats_snapshot().iter().filter(|s| s.is_active()).count(), 24);
 }
 
-#[test]
-fn a_request_for_another_audit_waits_for_the_one_in_progress() {
-    let s = Setup {
-        members: (0..8).map(|u| (0, u)).collect(),
-        group_subs: vec![(0, 0), (1, 1)],
-        direct_subs: vec![],
-        drift: vec![(0, 9)],
-        orphaned_groups: vec![],
-        revoke_limit: 25,
-        mode: "repair",
-        force: false,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    rt.block_on(async {
-        let w = World::new(&s, Some(1)).await;
-        let first = w.deliver(&audit_event(&s)).await.unwrap();
-        assert_eq!(first["continuing"], json!(true), "{first}");
-        let report_mode = Setup { mode: "report", ..s.clone() };
-        let other = w.deliver(&audit_event(&report_mode)).await.unwrap();
-        let why = other["ignored"].as_str().unwrap_or_default();
-        assert!(why.contains(first["auditId"].as_str().unwrap()) && why.contains("in progress"), "{other}");
-        // The continuation of an audit that is not the one in progress does nothing either.
-        let stray = continuation(&audit_event(&s), json!({"mode": "repair", "continues": "not-this-one"}));
-        assert!(w.deliver(&stray).await.unwrap()["ignored"].is_string());
-        // The audit itself carries on, and its report counts the invocations.
-        let sink = w.sink.clone();
-        let resume = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
-        let (report, invocations) = kiro_tests::audit_to_completion(&w.sync, resume, || sink.events()).await;
-        assert_eq!(report["auditId"], first["auditId"]);
-        assert_eq!(report["invocations"], json!(invocations + 1));
-        assert_eq!(report["granted"], json!(1), "{report}");
-        // Once it finished, its late continuation is acknowledged, not run again.
-        let late = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
-        assert!(w.deliver(&late).await.unwrap()["ignored"].as_str().unwrap().contains("finished"));
-    });
+#[tokio::test]
+async fn a_request_for_another_audit_waits_for_the_one_in_progress() {
+    let s = Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0), (1, 1)], vec![(0, 9)]);
+    let w = World::new(&s, Some(1)).await;
+    let first = w.deliver(&audit_event(&s)).await.unwrap();
+    assert_eq!(first["continuing"], json!(true), "{first}");
+    let report_mode = Setup { mode: "report", ..s.clone() };
+    let other = w.deliver(&audit_event(&report_mode)).await.unwrap();
+    let why = other["ignored"].as_str().unwrap_or_default();
+    assert!(why.contains(first["auditId"].as_str().unwrap()) && why.contains("in progress"), "{other}");
+    // The continuation of an audit that is not the one in progress does nothing either.
+    let stray = continuation(&audit_event(&s), json!({"mode": "repair", "continues": "not-this-one"}));
+    assert!(w.deliver(&stray).await.unwrap()["ignored"].is_string());
+    // The audit itself carries on, and its report counts the invocations.
+    let sink = w.sink.clone();
+    let resume = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+    let (report, invocations) = kiro_tests::audit_to_completion(&w.sync, resume, || sink.events()).await;
+    assert_eq!(report["auditId"], first["auditId"]);
+    assert_eq!(report["invocations"], json!(invocations + 1));
+    assert_eq!(report["granted"], json!(1), "{report}");
+    // Once it finished, its late continuation is acknowledged, not run again.
+    let late = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+    assert!(w.deliver(&late).await.unwrap()["ignored"].as_str().unwrap().contains("finished"));
 }
 
-#[test]
-fn lambdas_retry_of_an_invocation_that_died_holding_the_audit_resumes_it() {
+#[tokio::test]
+async fn lambdas_retry_of_an_invocation_that_died_holding_the_audit_resumes_it() {
     let s = Setup {
-        members: (0..8).map(|u| (0, u)).collect(),
-        group_subs: vec![(0, 0), (1, 1)],
         direct_subs: vec![(12, 2)],
-        drift: vec![(0, 9), (0, 1)],
-        orphaned_groups: vec![],
-        revoke_limit: 25,
-        mode: "repair",
-        force: false,
+        ..Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0), (1, 1)], vec![(0, 9), (0, 1)])
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    rt.block_on(async {
-        use kiro::ports::AuditCheckpoints;
-        let w = World::new(&s, Some(1)).await;
-        let first = w.deliver(&audit_event(&s)).await.unwrap();
-        assert_eq!(first["continuing"], json!(true), "{first}");
-        let next = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
-        // The continuation's invocation took the lease and was killed (a timeout): no save.
-        let head = w.store.checkpoint_snapshot().unwrap();
-        let now = chrono::Utc::now().timestamp_millis();
-        w.store.claim_checkpoint(&head, "req-dead", now + 600_000, now).await.unwrap();
-        // A duplicate delivery stays out while the lease lasts...
-        let other = w.deliver(&next).await.unwrap();
-        assert!(other["ignored"].as_str().unwrap().contains("running in another invocation"), "{other}");
-        // ...Lambda's retry of the dead invocation, under its request id, resumes at once.
-        let retried = w.deliver_as(&next, "req-dead").await.unwrap();
-        assert!(retried.get("ignored").is_none(), "{retried}");
-        let sink = w.sink.clone();
-        let (report, _) = if retried.get("continuing").is_some() {
-            let again = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
-            kiro_tests::audit_to_completion(&w.sync, again, || sink.events()).await
-        } else {
-            (retried, 0)
-        };
-        assert_eq!(report["auditId"], first["auditId"]);
-        assert_eq!((report["granted"].clone(), report["canceled"].clone()), (json!(1), json!(1)), "{report}");
-    });
+    use kiro::ports::AuditCheckpoints;
+    let w = World::new(&s, Some(1)).await;
+    let first = w.deliver(&audit_event(&s)).await.unwrap();
+    assert_eq!(first["continuing"], json!(true), "{first}");
+    let next = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+    // The continuation's invocation took the lease and was killed (a timeout): no save.
+    let head = w.store.checkpoint_snapshot().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    w.store.claim_checkpoint(&head, "req-dead", now + 600_000, now).await.unwrap();
+    // A duplicate delivery stays out while the lease lasts...
+    let other = w.deliver(&next).await.unwrap();
+    assert!(other["ignored"].as_str().unwrap().contains("running in another invocation"), "{other}");
+    // ...Lambda's retry of the dead invocation, under its request id, resumes at once.
+    let retried = w.deliver_as(&next, "req-dead").await.unwrap();
+    assert!(retried.get("ignored").is_none(), "{retried}");
+    let sink = w.sink.clone();
+    let (report, _) = if retried.get("continuing").is_some() {
+        let again = continuation(&audit_event(&s), json!({"mode": "repair", "continues": first["auditId"]}));
+        kiro_tests::audit_to_completion(&w.sync, again, || sink.events()).await
+    } else {
+        (retried, 0)
+    };
+    assert_eq!(report["auditId"], first["auditId"]);
+    assert_eq!((report["granted"].clone(), report["canceled"].clone()), (json!(1), json!(1)), "{report}");
 }
