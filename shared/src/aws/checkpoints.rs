@@ -42,20 +42,9 @@ pub(crate) fn split(state: &str, max: usize) -> Vec<&str> {
     parts
 }
 
-fn mode_str(mode: AuditMode) -> &'static str {
-    match mode {
-        AuditMode::Report => "report",
-        AuditMode::Repair => "repair",
-    }
-}
-
 fn head_from(item: &Item) -> Result<CheckpointHead, StoreError> {
     let r = Reader::new(item, "audit checkpoint");
-    let mode = r.parsed("mode", |m| match m {
-        "report" => Ok(AuditMode::Report),
-        "repair" => Ok(AuditMode::Repair),
-        _ => Err(()),
-    })?;
+    let mode = r.parsed("mode", |m| AuditMode::parse(m).ok_or(()))?;
     let force = match item.get("force") {
         Some(AttributeValue::Bool(b)) => *b,
         _ => return Err(StoreError::Corrupt("audit checkpoint item: attribute 'force' is not a boolean".into())),
@@ -160,7 +149,7 @@ impl AuditCheckpoints for DynamoStore {
             ("entity".to_owned(), s("AuditCheckpoint")),
             ("auditId".to_owned(), s(&next.audit_id)),
             ("step".to_owned(), n(next.step)),
-            ("mode".to_owned(), s(mode_str(next.mode))),
+            ("mode".to_owned(), s(next.mode.as_str())),
             ("force".to_owned(), AttributeValue::Bool(next.force)),
             ("leaseUntil".to_owned(), n(next.lease_until_ms.max(0))),
             ("leaseOwner".to_owned(), s(&next.lease_owner)),

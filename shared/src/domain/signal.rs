@@ -18,6 +18,20 @@ pub enum AuditMode {
     Repair,
 }
 
+impl AuditMode {
+    /// As `detail.mode` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditMode::Report => "report",
+            AuditMode::Repair => "repair",
+        }
+    }
+
+    pub fn parse(mode: &str) -> Option<AuditMode> {
+        [AuditMode::Report, AuditMode::Repair].into_iter().find(|m| m.as_str() == mode)
+    }
+}
+
 /// The meaning of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -102,10 +116,8 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
     match (source, detail_type) {
         ("aws.events", SCHEDULED) => return Signal::Audit { mode: AuditMode::Repair, force: false, continues: None },
         (OWN_SOURCE, AUDIT_REQUESTED) => {
-            let mode = match detail.get("mode").and_then(Value::as_str) {
-                Some("report") => AuditMode::Report,
-                Some("repair") => AuditMode::Repair,
-                _ => return ignore("Audit Requested needs detail.mode \"report\" or \"repair\""),
+            let Some(mode) = detail.get("mode").and_then(Value::as_str).and_then(AuditMode::parse) else {
+                return ignore("Audit Requested needs detail.mode \"report\" or \"repair\"");
             };
             let force = detail.get("force").and_then(Value::as_bool).unwrap_or(false);
             let continues = match detail.get("continues") {

@@ -91,11 +91,7 @@ pub enum Begin {
 }
 
 fn describe(mode: AuditMode, force: bool) -> String {
-    let mode = match mode {
-        AuditMode::Report => "report",
-        AuditMode::Repair => "repair",
-    };
-    if force { format!("{mode}, forced") } else { mode.to_owned() }
+    if force { format!("{}, forced", mode.as_str()) } else { mode.as_str().to_owned() }
 }
 
 /// A continuation resumes its own audit; a new request resumes the audit in progress when it
