@@ -35,63 +35,8 @@ TABLE_NAME="kiro-fuzz"
 IDENTITY_STORE_ID="d-1234567890"
 REGION="us-east-1"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------------------------- processes
-# Each service leads its own session (setsid), so stopping it reaches every process it started
-# (cargo-lambda's `cargo run` children included), by that session id and nothing else.
-
-session_members() {
-    ps -e -o pid= -o sid= | awk -v sid="$1" '$2 == sid { print $1 }'
-}
-
-stop_session() {
-    local sid="$1" pids _
-    pids="$(session_members "$sid")"
-    [[ -n "$pids" ]] || return 0
-    # shellcheck disable=SC2086 # one pid per word
-    kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        [[ -n "$(session_members "$sid")" ]] || return 0
-        sleep 0.1
-    done
-    pids="$(session_members "$sid")"
-    # shellcheck disable=SC2086
-    [[ -z "$pids" ]] || kill -KILL $pids 2>/dev/null || true
-}
-
-stop_all() {
-    local name sid
-    for name in gateway lambda moto; do
-        [[ -f "$PIDS/$name.pid" ]] || continue
-        read -r sid <"$PIDS/$name.pid" || true
-        [[ -z "$sid" ]] || { say "stopping $name"; stop_session "$sid"; }
-        rm -f "$PIDS/$name.pid"
-    done
-}
-
-start() {
-    local name="$1"
-    shift
-    : >"$LOGS/$name.log"
-    setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-    echo "$!" >"$PIDS/$name.pid"
-}
-
-port_free() {
-    "$VENV/bin/python" - "$1" <<'PY'
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PY
-}
+# shellcheck source=scripts/processes.sh
+source "$ROOT/scripts/processes.sh"
 
 # Sends one request to the local API and prints the status; the body goes to $WORK/last.json.
 api() {
