@@ -420,13 +420,20 @@ impl MemoryStack {
 }
 
 impl Stack {
+    /// The stack with a profile bound to its fresh directory.
     pub async fn new() -> Stack {
+        let stack = Stack::without_profile().await;
+        create_test_profile(&stack.world, &stack.dir.store_id).await;
+        stack
+    }
+
+    /// The stack before `POST /profile`.
+    pub async fn without_profile() -> Stack {
         let world = World::new().await;
         let dir = Directory::new(&world.sdk);
         let sink = RecordingSink::default();
         let store = || kiro::aws::DynamoStore::new(world.dynamo.clone(), &world.table);
         let identity = || kiro::aws::IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk));
-        create_test_profile(&world, &dir.store_id).await;
         let sync = sync_group::Deps::new(store(), identity(), sink.clone(), 25);
         let api = assign_tier::Deps::new(store(), identity(), sink.clone());
         Stack { world, dir, sink, sync, api }

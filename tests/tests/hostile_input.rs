@@ -4,14 +4,12 @@
 //! contract's body, a code from its table, no Rust or SDK debug text, and at most a short excerpt
 //! of what the caller sent.
 
-use assign_tier::{Deps, handle};
+use assign_tier::handle;
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
-use kiro::aws::{DynamoStore, IdentityStoreDirectory};
-use kiro_tests::{Directory, RecordingSink, World, fixture, http_event_from};
+use kiro::aws::DynamoStore;
+use kiro_tests::{fixture, http_event_from};
 use serde_json::{Value, json};
-
-type Api = Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>;
 
 /// The contract's error codes a client error may carry.
 const CLIENT_CODES: &[(u16, &str)] = &[
@@ -179,31 +177,31 @@ fn token(raw: &[u8]) -> String {
     b64(raw).trim_end_matches('=').replace('+', "-").replace('/', "_")
 }
 
+/// The shared stack before `POST /profile`, and create-profile on the same table: the profile
+/// is created through the API like any hostile request.
 struct Ctx {
-    _world: World,
-    dir: Directory,
-    sink: RecordingSink,
-    api: Api,
+    stack: kiro_tests::Stack,
     profile: create_profile::Deps<DynamoStore>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = kiro_tests::Stack;
+
+    fn deref(&self) -> &kiro_tests::Stack {
+        &self.stack
+    }
 }
 
 impl Ctx {
     /// A world with a profile bound to a fresh, empty directory.
     async fn new() -> Ctx {
-        let world = World::new().await;
-        let dir = Directory::new(&world.sdk);
-        let sink = RecordingSink::default();
-        let api = Deps::new(
-            DynamoStore::new(world.dynamo.clone(), &world.table),
-            IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk)),
-            sink.clone(),
-        );
+        let stack = kiro_tests::Stack::without_profile().await;
         let profile = create_profile::Deps {
-            store: DynamoStore::new(world.dynamo.clone(), &world.table),
+            store: stack.store(),
             region: "us-east-1".into(),
             supported_regions: vec!["us-east-1".into()],
         };
-        let ctx = Ctx { _world: world, dir, sink, api, profile };
+        let ctx = Ctx { stack, profile };
         let body = json!({"name": "Test", "identityStoreId": ctx.dir.store_id});
         let (status, created) = ctx.send(&case("setup", Target::Profile, "POST", "/profile").json(body)).await;
         assert_eq!(status, 201, "{created}");

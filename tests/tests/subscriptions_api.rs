@@ -1,37 +1,26 @@
 //! `assign-tier` end to end against moto: DynamoDB and Identity Store through the real SDK.
 
-use assign_tier::Deps;
-use kiro::aws::{DynamoStore, IdentityStoreDirectory};
-use kiro_tests::{Directory, RecordingSink, World};
 use serde_json::{Value, json};
 
-type Api = Deps<DynamoStore, IdentityStoreDirectory, RecordingSink>;
+/// The shared stack, with this file's helpers on top.
+struct Ctx(kiro_tests::Stack);
 
-struct Ctx {
-    world: World,
-    dir: Directory,
-    sink: RecordingSink,
-    api: Api,
+impl std::ops::Deref for Ctx {
+    type Target = kiro_tests::Stack;
+
+    fn deref(&self) -> &kiro_tests::Stack {
+        &self.0
+    }
 }
 
 impl Ctx {
     /// A world with a profile bound to a fresh directory.
     async fn new() -> Ctx {
-        let ctx = Ctx::without_profile().await;
-        kiro_tests::create_test_profile(&ctx.world, &ctx.dir.store_id).await;
-        ctx
+        Ctx(kiro_tests::Stack::new().await)
     }
 
     async fn without_profile() -> Ctx {
-        let world = World::new().await;
-        let dir = Directory::new(&world.sdk);
-        let sink = RecordingSink::default();
-        let api = Deps::new(
-            DynamoStore::new(world.dynamo.clone(), &world.table),
-            IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&world.sdk)),
-            sink.clone(),
-        );
-        Ctx { world, dir, sink, api }
+        Ctx(kiro_tests::Stack::without_profile().await)
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
