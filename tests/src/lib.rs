@@ -443,6 +443,25 @@ impl Stack {
     pub fn store(&self) -> kiro::aws::DynamoStore {
         kiro::aws::DynamoStore::new(self.world.dynamo.clone(), &self.world.table)
     }
+
+    /// Calls assign-tier: status and JSON body.
+    pub async fn api(&self, method: &str, path_and_query: &str, body: Option<Value>) -> (i64, Value) {
+        call_api(&self.api, method, path_and_query, body).await
+    }
+
+    /// `POST /subscriptions`; panics unless it answers 201.
+    pub async fn subscribe(&self, principal_type: &str, principal_id: &str, tier: &str) {
+        let body = serde_json::json!({"principalType": principal_type, "principalId": principal_id, "tier": tier});
+        let (status, answer) = self.api("POST", "/subscriptions", Some(body)).await;
+        assert_eq!(status, 201, "POST /subscriptions {principal_type} {principal_id}: {answer}");
+    }
+
+    /// The user's seat as stored.
+    pub async fn seat(&self, user: &str) -> Option<kiro::domain::Seat> {
+        use kiro::ports::SeatStore;
+        let user = kiro::domain::UserId::parse("userId", user).expect("a user id");
+        self.store().get_seats(&[user]).await.expect("reading seats").into_iter().next()
+    }
 }
 
 /// Delivers an audit event to sync-group as EventBridge does, then each `Audit Requested`

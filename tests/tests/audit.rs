@@ -2,8 +2,8 @@
 //! never mass-revokes without `force`.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use kiro::domain::{Principal, SeatStatus, Subscription, Tier, UserId};
-use kiro::ports::{SeatStore, SubscriptionStore};
+use kiro::domain::{Principal, SeatStatus, Subscription, Tier};
+use kiro::ports::SubscriptionStore;
 use kiro_tests::fixture;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -25,17 +25,6 @@ impl Ctx {
         Ctx(kiro_tests::Stack::new().await)
     }
 
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
-        kiro_tests::call_api(&self.api, method, path, body).await
-    }
-
-    async fn subscribe(&self, kind: &str, id: &str, tier: &str) {
-        let (status, body) = self
-            .api("POST", "/subscriptions", Some(json!({"principalType": kind, "principalId": id, "tier": tier})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-
     /// Runs an audit the way EventBridge delivers it: on request, or as the schedule's tick at `time`.
     async fn audit(&self, mode: &str, force: bool, time: &str) -> Value {
         let mut raw = if mode == "scheduled" {
@@ -48,10 +37,6 @@ impl Ctx {
         raw["time"] = json!(time);
         let payload: EventBridgeEvent<Value> = serde_json::from_value(raw).unwrap();
         handle(&self.sync, LambdaEvent::new(payload, Context::default())).await.unwrap()
-    }
-
-    async fn seat(&self, user: &str) -> Option<kiro::domain::Seat> {
-        self.store().get_seats(&[UserId::parse("u", user).unwrap()]).await.unwrap().into_iter().next()
     }
 }
 

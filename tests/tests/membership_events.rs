@@ -3,7 +3,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::domain::{Principal, SeatStatus, UserId};
-use kiro::ports::{SeatStore, SubscriptionStore};
+use kiro::ports::SubscriptionStore;
 use kiro_tests::fixture;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -25,13 +25,6 @@ impl Ctx {
         Ctx(kiro_tests::Stack::new().await)
     }
 
-    async fn subscribe_group(&self, group: &str, tier: &str) {
-        let mut raw = fixture("http/subscribe-group.json");
-        raw["body"] = json!(json!({"principalType": "GROUP", "principalId": group, "tier": tier}).to_string());
-        let resp = assign_tier::handle(&self.api, kiro_tests::http_event_from(raw)).await.unwrap();
-        assert_eq!(resp.status_code, 201);
-    }
-
     /// A sample event with its ids replaced by this test's.
     async fn deliver(&self, sample: &str, ids: &[(&str, &str)]) -> Value {
         let mut text = fixture(&format!("cloudtrail/{sample}")).to_string();
@@ -41,11 +34,6 @@ impl Ctx {
         }
         let payload: EventBridgeEvent<Value> = serde_json::from_str(&text).unwrap();
         handle(&self.sync, LambdaEvent::new(payload, Context::default())).await.unwrap()
-    }
-
-    async fn seat(&self, user: &str) -> Option<kiro::domain::Seat> {
-        let u = UserId::parse("u", user).unwrap();
-        self.store().get_seats(&[u]).await.unwrap().into_iter().next()
     }
 }
 
@@ -58,7 +46,7 @@ const SAMPLE_MEMBERSHIP: &str = "e4d89488-b0d1-70a5-7c2e-3f4a5b6c7d8e";
 async fn api_channel_join_then_leave() {
     let ctx = Ctx::new().await;
     let g = ctx.dir.group("eng").await;
-    ctx.subscribe_group(&g, "PRO_PLUS").await;
+    ctx.subscribe("GROUP", &g, "PRO_PLUS").await;
     let u = ctx.dir.user("joiner").await;
 
     let m = ctx.dir.add(&g, &u).await;
@@ -86,8 +74,8 @@ async fn api_channel_join_then_leave() {
 async fn console_channel_join_leave_and_a_late_add_after_removal() {
     let ctx = Ctx::new().await;
     let (low, high) = (ctx.dir.group("low").await, ctx.dir.group("high").await);
-    ctx.subscribe_group(&low, "PRO").await;
-    ctx.subscribe_group(&high, "POWER").await;
+    ctx.subscribe("GROUP", &low, "PRO").await;
+    ctx.subscribe("GROUP", &high, "POWER").await;
     let u = ctx.dir.user("consoler").await;
     ctx.dir.add(&low, &u).await;
     ctx.deliver("console-add-member-to-group.json", &[(SAMPLE_GROUP, low.as_str()), (SAMPLE_USER, u.as_str())]).await;
@@ -118,7 +106,7 @@ async fn scim_patch_group_resyncs_the_whole_group() {
     let (stay, leave, join) = (ctx.dir.user("stay").await, ctx.dir.user("leave").await, ctx.dir.user("join").await);
     ctx.dir.add(&g, &stay).await;
     let m_leave = ctx.dir.add(&g, &leave).await;
-    ctx.subscribe_group(&g, "PRO").await;
+    ctx.subscribe("GROUP", &g, "PRO").await;
     ctx.sink.clear();
 
     ctx.dir.remove(&m_leave).await;
@@ -148,7 +136,7 @@ async fn deleted_users_and_groups_take_their_subscriptions_and_seats() {
         let (a, b) = (ctx.dir.user("a").await, ctx.dir.user("b").await);
         ctx.dir.add(&g, &a).await;
         ctx.dir.add(&g, &b).await;
-        ctx.subscribe_group(&g, "PRO").await;
+        ctx.subscribe("GROUP", &g, "PRO").await;
         let mut raw = fixture("http/subscribe-user.json");
         raw["body"] = json!(json!({"principalType": "USER", "principalId": a, "tier": "POWER"}).to_string());
         assert_eq!(assign_tier::handle(&ctx.api, kiro_tests::http_event_from(raw)).await.unwrap().status_code, 201);

@@ -23,12 +23,8 @@ impl Ctx {
         Ctx(kiro_tests::Stack::without_profile().await)
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {
-        kiro_tests::call_api(&self.api, method, path, body).await
-    }
-
     async fn seat(&self, user: &str) -> Value {
-        let (status, seat) = self.call("GET", &format!("/seats/{user}"), None).await;
+        let (status, seat) = self.api("GET", &format!("/seats/{user}"), None).await;
         assert_eq!(status, 200, "{seat}");
         seat
     }
@@ -43,7 +39,7 @@ async fn subscription_calls_before_a_profile_are_refused() {
     let ctx = Ctx::without_profile().await;
     for (method, path) in [("GET", "/subscriptions"), ("POST", "/subscriptions"), ("GET", "/seats")] {
         let (status, body) =
-            ctx.call(method, path, Some(json!({"principalType": "USER", "userName": "a", "tier": "PRO"}))).await;
+            ctx.api(method, path, Some(json!({"principalType": "USER", "userName": "a", "tier": "PRO"}))).await;
         assert_eq!((status, code(&body)), (409, "ProfileRequired"), "{method} {path}");
     }
 }
@@ -54,7 +50,7 @@ async fn subscribing_a_user_by_name_grants_one_seat_and_one_event() {
     let alice = ctx.dir.user("alice").await;
 
     let (status, sub) = ctx
-        .call("POST", "/subscriptions", Some(json!({"principalType": "USER", "userName": "alice", "tier": "PRO"})))
+        .api("POST", "/subscriptions", Some(json!({"principalType": "USER", "userName": "alice", "tier": "PRO"})))
         .await;
     assert_eq!(status, 201, "{sub}");
     assert_eq!(
@@ -77,7 +73,7 @@ async fn subscribing_a_user_by_name_grants_one_seat_and_one_event() {
     );
 
     let (status, body) = ctx
-        .call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": alice, "tier": "POWER"})))
+        .api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": alice, "tier": "POWER"})))
         .await;
     assert_eq!((status, code(&body)), (409, "SubscriptionExists"));
     assert_eq!(ctx.sink.events().len(), 1, "a refused request emits nothing");
@@ -92,10 +88,10 @@ async fn unknown_principals_are_not_found() {
         json!({"principalType": "USER", "principalId": "94482488-3041-7026-18f3-be45837cd0e4", "tier": "PRO"}),
     ];
     for body in cases {
-        let (status, out) = ctx.call("POST", "/subscriptions", Some(body.clone())).await;
+        let (status, out) = ctx.api("POST", "/subscriptions", Some(body.clone())).await;
         assert_eq!((status, code(&out)), (404, "PrincipalNotFound"), "{body}");
     }
-    let (_, list) = ctx.call("GET", "/subscriptions", None).await;
+    let (_, list) = ctx.api("GET", "/subscriptions", None).await;
     assert_eq!(list["items"], json!([]));
 }
 
@@ -115,11 +111,11 @@ async fn invalid_subscription_bodies_name_the_field() {
         (json!({"principalType": "USER", "userName": "a", "tier": "PRO", "extra": 1}), "extra"),
     ];
     for (body, field) in cases {
-        let (status, out) = ctx.call("POST", "/subscriptions", Some(body.clone())).await;
+        let (status, out) = ctx.api("POST", "/subscriptions", Some(body.clone())).await;
         assert_eq!((status, code(&out)), (400, "ValidationError"), "{body}");
         assert!(out["error"]["message"].as_str().unwrap().contains(field), "{out} should name {field}");
     }
-    let (status, out) = ctx.call("POST", "/subscriptions", None).await;
+    let (status, out) = ctx.api("POST", "/subscriptions", None).await;
     assert_eq!((status, code(&out)), (400, "BadRequest"));
 }
 
@@ -134,7 +130,7 @@ async fn a_group_subscription_seats_every_member_before_it_answers() {
         members.push(u);
     }
     let (status, sub) = ctx
-        .call(
+        .api(
             "POST",
             "/subscriptions",
             Some(json!({"principalType": "GROUP", "displayName": "engineering", "tier": "PRO_PLUS"})),
@@ -154,10 +150,9 @@ async fn the_highest_of_three_sources_wins() {
     let (a, b) = (ctx.dir.group("a").await, ctx.dir.group("b").await);
     ctx.dir.add(&a, &u).await;
     ctx.dir.add(&b, &u).await;
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "PRO"}))).await;
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": a, "tier": "POWER"})))
-        .await;
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": b, "tier": "PRO_PLUS"})))
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "PRO"}))).await;
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": a, "tier": "POWER"}))).await;
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": b, "tier": "PRO_PLUS"})))
         .await;
     let seat = ctx.seat(&u).await;
     assert_eq!(seat["tier"], "POWER");
@@ -165,7 +160,7 @@ async fn the_highest_of_three_sources_wins() {
     let kinds: Vec<String> = ctx.sink.events().iter().map(|e| e.detail_type.clone()).collect();
     assert_eq!(kinds, ["Seat Granted", "Seat Tier Changed"], "granted, then raised to POWER; PRO_PLUS changes nothing");
 
-    let (status, _) = ctx.call("DELETE", &format!("/subscriptions/GROUP/{a}"), None).await;
+    let (status, _) = ctx.api("DELETE", &format!("/subscriptions/GROUP/{a}"), None).await;
     assert_eq!(status, 204);
     let seat = ctx.seat(&u).await;
     assert_eq!((seat["tier"].as_str(), seat["status"].as_str()), (Some("PRO_PLUS"), Some("ACTIVE")));
@@ -178,8 +173,8 @@ async fn the_highest_of_three_sources_wins() {
 async fn unsubscribe_cancels_and_resubscribe_reactivates() {
     let ctx = Ctx::new().await;
     let u = ctx.dir.user("bob").await;
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "POWER"}))).await;
-    let (status, _) = ctx.call("DELETE", &format!("/subscriptions/USER/{u}"), None).await;
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "POWER"}))).await;
+    let (status, _) = ctx.api("DELETE", &format!("/subscriptions/USER/{u}"), None).await;
     assert_eq!(status, 204);
     let seat = ctx.seat(&u).await;
     assert_eq!((seat["status"].as_str(), seat["tier"].as_str()), (Some("CANCELED"), Some("POWER")));
@@ -189,11 +184,11 @@ async fn unsubscribe_cancels_and_resubscribe_reactivates() {
     assert_eq!(canceled.detail, json!({"userId": u, "previousTier": "POWER", "reason": "UNSUBSCRIBED"}));
 
     // A retried DELETE finds nothing and emits nothing.
-    let (status, body) = ctx.call("DELETE", &format!("/subscriptions/USER/{u}"), None).await;
+    let (status, body) = ctx.api("DELETE", &format!("/subscriptions/USER/{u}"), None).await;
     assert_eq!((status, code(&body)), (404, "NotFound"));
     assert_eq!(ctx.sink.events().len(), 2);
 
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "PRO"}))).await;
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "PRO"}))).await;
     let seat = ctx.seat(&u).await;
     assert_eq!((seat["status"].as_str(), seat["tier"].as_str()), (Some("ACTIVE"), Some("PRO")));
     assert!(seat.get("canceledAt").is_none());
@@ -206,33 +201,32 @@ async fn upgrades_apply_at_once_and_downgrades_wait_for_next_month() {
     let g = ctx.dir.group("team").await;
     let u = ctx.dir.user("carol").await;
     ctx.dir.add(&g, &u).await;
-    ctx.call("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": g, "tier": "PRO"}))).await;
+    ctx.api("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": g, "tier": "PRO"}))).await;
     let path = format!("/subscriptions/GROUP/{g}");
 
-    let (status, sub) = ctx.call("PUT", &path, Some(json!({"tier": "POWER"}))).await;
+    let (status, sub) = ctx.api("PUT", &path, Some(json!({"tier": "POWER"}))).await;
     assert_eq!((status, sub["tier"].as_str()), (200, Some("POWER")), "{sub}");
     assert_eq!(ctx.seat(&u).await["tier"], "POWER");
     assert_eq!(ctx.sink.events().len(), 2);
 
     // The same PUT again (a retried request) changes nothing and emits nothing.
-    ctx.call("PUT", &path, Some(json!({"tier": "POWER"}))).await;
+    ctx.api("PUT", &path, Some(json!({"tier": "POWER"}))).await;
     assert_eq!(ctx.sink.events().len(), 2);
 
-    let (_, sub) = ctx.call("PUT", &path, Some(json!({"tier": "PRO_PLUS"}))).await;
+    let (_, sub) = ctx.api("PUT", &path, Some(json!({"tier": "PRO_PLUS"}))).await;
     assert_eq!((sub["tier"].as_str(), sub["pendingTier"].as_str()), (Some("POWER"), Some("PRO_PLUS")));
     let expected = kiro::time::format(&kiro::time::start_of_next_month(chrono::Utc::now()));
     assert_eq!(sub["pendingTierEffectiveAt"], expected);
     assert_eq!(ctx.seat(&u).await["tier"], "POWER", "until then the tier is unchanged");
     assert_eq!(ctx.sink.events().len(), 2);
 
-    let (_, sub) = ctx.call("PUT", &path, Some(json!({"tier": "POWER"}))).await;
+    let (_, sub) = ctx.api("PUT", &path, Some(json!({"tier": "POWER"}))).await;
     assert!(sub.get("pendingTier").is_none() && sub.get("pendingTierEffectiveAt").is_none(), "{sub}");
 
-    let (status, body) = ctx.call("PUT", &path, Some(json!({"tier": "MEGA"}))).await;
+    let (status, body) = ctx.api("PUT", &path, Some(json!({"tier": "MEGA"}))).await;
     assert_eq!((status, code(&body)), (400, "ValidationError"));
-    let (status, body) = ctx
-        .call("PUT", "/subscriptions/GROUP/a4d8e4a8-1071-70f6-1c5e-6f1a2b3c4d5e", Some(json!({"tier": "PRO"})))
-        .await;
+    let (status, body) =
+        ctx.api("PUT", "/subscriptions/GROUP/a4d8e4a8-1071-70f6-1c5e-6f1a2b3c4d5e", Some(json!({"tier": "PRO"}))).await;
     assert_eq!((status, code(&body)), (404, "NotFound"));
 }
 
@@ -243,8 +237,7 @@ async fn lists_paginate_without_duplicates_or_gaps() {
     for i in 0..7 {
         let u = ctx.dir.user(&format!("p{i}")).await;
         let tier = if i % 2 == 0 { "PRO" } else { "POWER" };
-        ctx.call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": tier})))
-            .await;
+        ctx.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": tier}))).await;
         users.push(u);
     }
     for (path, expected) in [
@@ -260,7 +253,7 @@ async fn lists_paginate_without_duplicates_or_gaps() {
                 Some(t) => format!("{path}&nextToken={t}"),
                 None => path.to_owned(),
             };
-            let (status, page) = ctx.call("GET", &url, None).await;
+            let (status, page) = ctx.api("GET", &url, None).await;
             assert_eq!(status, 200, "{page}");
             for item in page["items"].as_array().unwrap() {
                 seen.push(item.get("userId").or(item.get("principalId")).unwrap().as_str().unwrap().to_owned());
@@ -275,11 +268,11 @@ async fn lists_paginate_without_duplicates_or_gaps() {
         unique.dedup();
         assert_eq!((seen.len(), unique.len()), (expected, expected), "{path}: {seen:?}");
     }
-    let (status, body) = ctx.call("GET", "/seats?status=GONE", None).await;
+    let (status, body) = ctx.api("GET", "/seats?status=GONE", None).await;
     assert_eq!((status, code(&body)), (400, "BadRequest"));
-    let (status, body) = ctx.call("GET", "/seats?limit=0", None).await;
+    let (status, body) = ctx.api("GET", "/seats?limit=0", None).await;
     assert_eq!((status, code(&body)), (400, "ValidationError"));
-    let (status, body) = ctx.call("GET", "/seats?nextToken=%%%", None).await;
+    let (status, body) = ctx.api("GET", "/seats?nextToken=%%%", None).await;
     assert_eq!((status, code(&body)), (400, "BadRequest"));
 }
 
@@ -293,11 +286,10 @@ async fn racing_sources_are_both_kept() {
     let (c1, c2) = (ctx.clone(), ctx.clone());
     let (u1, g2) = (u.clone(), g.clone());
     let direct = tokio::spawn(async move {
-        c1.call("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u1, "tier": "PRO"})))
-            .await
+        c1.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u1, "tier": "PRO"}))).await
     });
     let group = tokio::spawn(async move {
-        c2.call("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": g2, "tier": "POWER"})))
+        c2.api("POST", "/subscriptions", Some(json!({"principalType": "GROUP", "principalId": g2, "tier": "POWER"})))
             .await
     });
     assert_eq!(direct.await.unwrap().0, 201);
@@ -316,15 +308,15 @@ async fn directory_search_finds_exact_and_partial_names() {
     let erin = ctx.dir.user("erin.smith").await;
     ctx.dir.user("frank").await;
     ctx.dir.group("Data Science").await;
-    let (status, found) = ctx.call("GET", "/directory/users?q=erin.smith", None).await;
+    let (status, found) = ctx.api("GET", "/directory/users?q=erin.smith", None).await;
     assert_eq!(status, 200);
     assert_eq!(found["items"][0]["userId"], erin);
     assert_eq!(found["items"][0]["email"], "erin.smith@example.com");
-    let (_, found) = ctx.call("GET", "/directory/users?q=SMITH", None).await;
+    let (_, found) = ctx.api("GET", "/directory/users?q=SMITH", None).await;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
-    let (_, found) = ctx.call("GET", "/directory/groups?q=science", None).await;
+    let (_, found) = ctx.api("GET", "/directory/groups?q=science", None).await;
     assert_eq!(found["items"][0]["displayName"], "Data Science");
-    let (status, body) = ctx.call("GET", "/directory/users", None).await;
+    let (status, body) = ctx.api("GET", "/directory/users", None).await;
     assert_eq!((status, code(&body)), (400, "ValidationError"));
 }
 
@@ -332,7 +324,7 @@ async fn directory_search_finds_exact_and_partial_names() {
 async fn unknown_seats_and_routes_are_not_found() {
     let ctx = Ctx::new().await;
     for path in ["/seats/94482488-3041-7026-18f3-be45837cd0e4", "/seats/nobody", "/subscriptions/ROBOT/x", "/nothing"] {
-        let (status, body) = ctx.call("GET", path, None).await;
+        let (status, body) = ctx.api("GET", path, None).await;
         assert_eq!((status, code(&body)), (404, "NotFound"), "{path}");
     }
 }
