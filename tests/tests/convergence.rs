@@ -7,17 +7,15 @@
 //! calls. `PROPTEST_CASES=10000` for the long profile.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
 use kiro::domain::{GroupId, Principal, SeatStatus, Subscription, Tier, UserId};
-use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
-use kiro::ports::{ProfileStore, SubscriptionStore};
+use kiro::ports::SubscriptionStore;
 use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sync_group::{Deps, handle};
+use sync_group::handle;
 
 const USERS: usize = 4;
 const GROUPS: usize = 3;
@@ -46,36 +44,37 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 struct World {
-    directory: Arc<MemoryDirectory>,
-    store: Arc<MemoryStore>,
-    sink: Arc<MemorySink>,
-    deps: Deps<Arc<MemoryStore>, Arc<MemoryDirectory>, Arc<MemorySink>>,
+    stack: kiro_tests::MemoryStack,
     users: Vec<UserId>,
     groups: Vec<GroupId>,
     tiers: HashMap<GroupId, Tier>,
 }
 
+impl std::ops::Deref for World {
+    type Target = kiro_tests::MemoryStack;
+
+    fn deref(&self) -> &kiro_tests::MemoryStack {
+        &self.stack
+    }
+}
+
 impl World {
     async fn new(subscribed: [Option<Tier>; GROUPS], jitter: u64) -> World {
-        let directory = Arc::new(MemoryDirectory::default());
-        let store = Arc::new(MemoryStore::default());
-        let sink = Arc::new(MemorySink::default());
+        let stack = kiro_tests::MemoryStack::new(25).await;
         let now = Utc::now();
-        store.create_profile(&kiro_tests::memory_profile()).await.unwrap();
-        let users = (0..USERS).map(|i| directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
-        let groups: Vec<GroupId> = (0..GROUPS).map(|i| directory.add_group(format!("g{i}"), None)).collect();
+        let users = (0..USERS).map(|i| stack.directory.add_user(format!("u{i}"), format!("U {i}"), None)).collect();
+        let groups: Vec<GroupId> = (0..GROUPS).map(|i| stack.directory.add_group(format!("g{i}"), None)).collect();
         let mut tiers = HashMap::new();
         for (g, tier) in groups.iter().zip(subscribed) {
             if let Some(tier) = tier {
                 let sub = Subscription::new(Principal::Group(g.clone()), "g".into(), tier, "test", now);
-                store.create_subscription(&sub).await.unwrap();
+                stack.store.create_subscription(&sub).await.unwrap();
                 tiers.insert(g.clone(), tier);
             }
         }
-        store.set_jitter(jitter);
-        directory.set_jitter(jitter.rotate_left(17) | 1);
-        let deps = Deps::new(store.clone(), directory.clone(), sink.clone(), 25);
-        World { directory, store, sink, deps, users, groups, tiers }
+        stack.store.set_jitter(jitter);
+        stack.directory.set_jitter(jitter.rotate_left(17) | 1);
+        World { stack, users, groups, tiers }
     }
 
     /// Changes the directory and returns the event CloudTrail would deliver for it.
@@ -127,14 +126,14 @@ fn run(subscribed: [Option<Tier>; GROUPS], jitter: u64, steps: Vec<Step>) -> Res
                     } else {
                         undelivered.remove(i);
                     }
-                    handle(&w.deps, e).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    handle(&w.sync, e).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
                 Step::Concurrent { a, b } if !pending.is_empty() => {
                     let (i, j) = (a % pending.len(), b % pending.len());
                     undelivered[i] = false;
                     undelivered[j] = false;
                     let (ea, eb) = (clone_event(&pending[i]), clone_event(&pending[j]));
-                    let (ra, rb) = tokio::join!(handle(&w.deps, ea), handle(&w.deps, eb));
+                    let (ra, rb) = tokio::join!(handle(&w.sync, ea), handle(&w.sync, eb));
                     ra.map_err(|e| TestCaseError::fail(e.to_string()))?;
                     rb.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
@@ -149,9 +148,9 @@ fn run(subscribed: [Option<Tier>; GROUPS], jitter: u64, steps: Vec<Step>) -> Res
                         }
                         let e = w.toggle(group, user, console);
                         let copy = clone_event(&e);
-                        (handle(&w.deps, e).await, copy)
+                        (handle(&w.sync, e).await, copy)
                     };
-                    let (ra, (rb, raced)) = tokio::join!(handle(&w.deps, first), racer);
+                    let (ra, (rb, raced)) = tokio::join!(handle(&w.sync, first), racer);
                     ra.map_err(|e| TestCaseError::fail(e.to_string()))?;
                     rb.map_err(|e| TestCaseError::fail(e.to_string()))?;
                     pending.push(raced);
@@ -163,7 +162,7 @@ fn run(subscribed: [Option<Tier>; GROUPS], jitter: u64, steps: Vec<Step>) -> Res
         // Every change is delivered at least once (the rest of the queue, in reverse: late and out of order).
         for (e, missing) in pending.into_iter().zip(undelivered).rev() {
             if missing {
-                handle(&w.deps, e).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                handle(&w.sync, e).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
         }
 
