@@ -409,3 +409,53 @@ async fn lambdas_retry_of_an_invocation_that_died_holding_the_audit_resumes_it()
     assert_eq!(report["auditId"], first["auditId"]);
     assert_eq!((report["granted"].clone(), report["canceled"].clone()), (json!(1), json!(1)), "{report}");
 }
+
+/// Issue 19: an invocation that crashed right after committing a repair left that change's
+/// event in the outbox, and Lambda's retry resumed past the change without publishing it (the
+/// outbox was swept only at the start of an audit's first invocation).
+#[tokio::test]
+async fn the_retry_of_an_invocation_that_crashed_after_a_commit_publishes_its_events() {
+    // One silent join and one silent leave: the repair grants one seat and cancels one.
+    let s = Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0)], vec![(0, 9), (0, 1)]);
+    let w = World::new(&s, None).await;
+    w.store.crash_after_next_commit();
+    let request = kiro_tests::unique("req");
+    assert!(w.deliver_as(&audit_event(&s), &request).await.is_err(), "the injected crash fails the invocation");
+    assert!(!w.store.outboxes_snapshot().is_empty(), "the crashed commit's events wait in the outbox");
+
+    let report = w.deliver_as(&audit_event(&s), &request).await.unwrap();
+    assert_eq!(report["invocations"], json!(2), "{report}");
+    assert!(w.store.outboxes_snapshot().is_empty(), "events left unpublished");
+    let published: Vec<_> = w.sink.events().iter().map(|e| e.detail_type.clone()).collect();
+    for wanted in ["Seat Granted", "Seat Canceled"] {
+        assert_eq!(published.iter().filter(|t| *t == wanted).count(), 1, "{published:?}");
+    }
+}
+
+/// An event bus that is down does not stop a repair: the seats are repaired, the events wait in
+/// the outbox (none lost), and the next repair publishes them.
+#[tokio::test]
+async fn a_repair_goes_on_while_the_event_bus_is_down() {
+    let s = Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0)], vec![(0, 9), (0, 1)]);
+    let w = World::new(&s, None).await;
+    // An event from before the outage is still in the outbox.
+    w.store.crash_after_next_commit();
+    let body = json!({"principalType": "USER", "principalId": w.users[20], "tier": "POWER"});
+    let (status, _) = kiro_tests::call_api(&w.api, "POST", "/subscriptions", Some(body)).await;
+    assert_eq!(status, 500, "the crash after the commit fails the call");
+    let waiting = w.store.outboxes_snapshot().len();
+    assert_eq!(waiting, 1);
+
+    w.sink.fail_next(1_000);
+    let report = w.deliver(&audit_event(&s)).await.expect("the repair finishes without the bus");
+    assert_eq!((report["granted"].clone(), report["canceled"].clone()), (json!(1), json!(1)), "{report}");
+    assert!(w.sink.events().is_empty());
+    assert_eq!(w.store.outboxes_snapshot().len(), waiting + 1, "the repair's own events wait too");
+
+    w.sink.fail_next(0);
+    w.deliver(&audit_event(&s)).await.unwrap();
+    assert!(w.store.outboxes_snapshot().is_empty());
+    let published: Vec<_> = w.sink.events().iter().map(|e| e.detail_type.clone()).collect();
+    assert_eq!(published.iter().filter(|t| *t == "Seat Granted").count(), 2, "{published:?}");
+    assert_eq!(published.iter().filter(|t| *t == "Seat Canceled").count(), 1, "{published:?}");
+}

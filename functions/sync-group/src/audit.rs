@@ -256,12 +256,6 @@ where
     run.invocations += 1;
     tracing::info!(audit_id = %run.audit_id, invocation = run.invocations, stage = run.stage.name(), "audit working");
 
-    if first && run.repair() {
-        let sent = seats::flush_outbox(&deps.store, &deps.events).await?;
-        if sent > 0 {
-            tracing::info!(sent, "published events left in the outbox");
-        }
-    }
     let subs = match subscriptions(deps, &mut run, first).await {
         Ok(subs) => subs,
         Err(e) => return Err(save_after_failure(deps, &run, head.as_ref(), e).await),
@@ -278,6 +272,9 @@ where
         }
     }
 
+    if run.repair() {
+        sweep_outbox(deps).await;
+    }
     let report = report(&run);
     if let Err(e) = deps.store.put_audit(&report).await {
         return Err(save_after_failure(deps, &run, head.as_ref(), e.into()).await);
@@ -303,6 +300,24 @@ where
         "audit finished"
     );
     Ok(Outcome::Completed(Box::new(report)))
+}
+
+/// Publishes what the outbox kept: events of changes whose publish failed or whose writer
+/// crashed after committing, this audit's own invocations included (a crashed invocation's retry
+/// resumes past the change it committed, so only a sweep at the end sees its events). A failure
+/// leaves them for the next repair and does not fail this one: the seats are repaired either way.
+async fn sweep_outbox<S, D, E>(deps: &Deps<S, D, E>)
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    match seats::flush_outbox(&deps.store, &deps.events).await {
+        Ok(0) => {}
+        Ok(sent) => tracing::info!(sent, "published events left in the outbox"),
+        Err(e) => {
+            tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing the outbox failed; the next repair retries it")
+        }
+    }
 }
 
 /// Takes the lease on `head` and loads its state; `None` when another invocation got it first.
