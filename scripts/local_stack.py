@@ -307,7 +307,12 @@ class Route:
 
     @property
     def key(self) -> str:
-        return f"{self.method} {self.path}"
+        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+
+
+# An HttpApi event without Path and Method is the API's catch-all route: API Gateway sends it
+# every request no other route matches, with this routeKey.
+DEFAULT_ROUTE = "$default"
 
 
 def _path_pattern(path: str) -> re.Pattern[str]:
@@ -336,6 +341,9 @@ def load_routes(template: dict[str, Any]) -> list[Route]:
             props = event.get("Properties") or {}
             if not binary:
                 sys.exit(f"{logical_id}: an HttpApi function needs Metadata.BuildProperties.Binary")
+            if "Path" not in props and "Method" not in props:
+                routes.append(Route("ANY", DEFAULT_ROUTE, binary, re.compile(r"^/.*$", re.S), 1_000))
+                continue
             path, method = props["Path"], props.get("Method", "ANY").upper()
             routes.append(Route(method, path, binary, _path_pattern(path), path.count("{")))
     return routes
@@ -348,8 +356,10 @@ def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dic
             continue
         m = route.pattern.match(path)
         if m:
-            # API Gateway picks the most specific route: fewer variables, then an exact method.
-            candidates.append(((route.params, route.method == "ANY"), route, m.groupdict()))
+            # API Gateway picks the most specific route: fewer variables, then an exact method;
+            # $default only when nothing else matches.
+            default = route.path == DEFAULT_ROUTE
+            candidates.append(((default, route.params, route.method == "ANY"), route, m.groupdict()))
     if not candidates:
         return None
     _, route, params = min(candidates, key=lambda c: c[0])

@@ -136,13 +136,19 @@ impl Directory for ShardedDirectory {
         self.of_user(user).user_memberships(store, user).await
     }
 
-    async fn list_users(&self, _: &IdentityStoreId, _: Option<String>) -> Result<Page<DirectoryUser>, DirectoryError> {
+    async fn list_users(
+        &self,
+        _: &IdentityStoreId,
+        _: usize,
+        _: Option<String>,
+    ) -> Result<Page<DirectoryUser>, DirectoryError> {
         Err(refused("ListUsers"))
     }
 
     async fn list_groups(
         &self,
         _: &IdentityStoreId,
+        _: usize,
         _: Option<String>,
     ) -> Result<Page<DirectoryGroup>, DirectoryError> {
         Err(refused("ListGroups"))

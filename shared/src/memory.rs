@@ -83,8 +83,13 @@ impl State {
 }
 
 /// The first page of `from` (position, entry) and the token naming the position after it.
-fn page<'a, T: Clone + 'a>(mut from: impl Iterator<Item = (u64, &'a T)>) -> Page<T> {
-    let items: Vec<T> = from.by_ref().take(PAGE_SIZE).map(|(_, v)| v.clone()).collect();
+fn page<'a, T: Clone + 'a>(from: impl Iterator<Item = (u64, &'a T)>) -> Page<T> {
+    page_of(from, PAGE_SIZE)
+}
+
+/// [`page`] of at most `limit` entries (and at most [`PAGE_SIZE`], as the service caps it).
+fn page_of<'a, T: Clone + 'a>(mut from: impl Iterator<Item = (u64, &'a T)>, limit: usize) -> Page<T> {
+    let items: Vec<T> = from.by_ref().take(limit.clamp(1, PAGE_SIZE)).map(|(_, v)| v.clone()).collect();
     Page { items, next_token: from.next().map(|(seq, _)| seq.to_string()) }
 }
 
@@ -258,10 +263,7 @@ impl MemoryDirectory {
     fn from_token(operation: &'static str, token: Option<&str>) -> Result<RangeFrom<u64>, DirectoryError> {
         match token {
             None => Ok(0..),
-            Some(raw) => raw
-                .parse()
-                .map(|seq| seq..)
-                .map_err(|_| DirectoryError::Aws { operation, source: format!("invalid next token {raw:?}").into() }),
+            Some(raw) => raw.parse().map(|seq| seq..).map_err(|_| DirectoryError::InvalidToken { operation }),
         }
     }
 
@@ -324,20 +326,20 @@ impl MemoryDirectory {
         }
     }
 
-    fn list_users_now(&self, next_token: Option<&str>) -> Result<Page<DirectoryUser>, DirectoryError> {
+    fn list_users_now(&self, limit: usize, next_token: Option<&str>) -> Result<Page<DirectoryUser>, DirectoryError> {
         const OPERATION: &str = "ListUsers";
         self.request(OPERATION)?;
         let range = Self::from_token(OPERATION, next_token)?;
         let state = self.state();
-        Ok(page(state.users.range(range).map(|(seq, u)| (*seq, u))))
+        Ok(page_of(state.users.range(range).map(|(seq, u)| (*seq, u)), limit))
     }
 
-    fn list_groups_now(&self, next_token: Option<&str>) -> Result<Page<DirectoryGroup>, DirectoryError> {
+    fn list_groups_now(&self, limit: usize, next_token: Option<&str>) -> Result<Page<DirectoryGroup>, DirectoryError> {
         const OPERATION: &str = "ListGroups";
         self.request(OPERATION)?;
         let range = Self::from_token(OPERATION, next_token)?;
         let state = self.state();
-        Ok(page(state.groups.range(range).map(|(seq, g)| (*seq, g))))
+        Ok(page_of(state.groups.range(range).map(|(seq, g)| (*seq, g)), limit))
     }
 }
 
@@ -403,19 +405,21 @@ macro_rules! impl_directory {
             async fn list_users(
                 &self,
                 _store: &IdentityStoreId,
+                limit: usize,
                 next_token: Option<String>,
             ) -> Result<Page<DirectoryUser>, DirectoryError> {
                 MemoryDirectory::pause(self).await;
-                MemoryDirectory::list_users_now(self, next_token.as_deref())
+                MemoryDirectory::list_users_now(self, limit, next_token.as_deref())
             }
 
             async fn list_groups(
                 &self,
                 _store: &IdentityStoreId,
+                limit: usize,
                 next_token: Option<String>,
             ) -> Result<Page<DirectoryGroup>, DirectoryError> {
                 MemoryDirectory::pause(self).await;
-                MemoryDirectory::list_groups_now(self, next_token.as_deref())
+                MemoryDirectory::list_groups_now(self, limit, next_token.as_deref())
             }
         }
     )*};
@@ -1496,14 +1500,14 @@ mod tests {
         }
         dir.add_group("Only", Some("the one group"));
 
-        let first = dir.list_users(&store(), None).await.unwrap();
+        let first = dir.list_users(&store(), 100, None).await.unwrap();
         assert_eq!(first.items.len(), 100);
-        let second = dir.list_users(&store(), first.next_token).await.unwrap();
+        let second = dir.list_users(&store(), 100, first.next_token).await.unwrap();
         assert_eq!(second.items.len(), 1);
         assert_eq!(second.items[0].user_name, "user100");
         assert_eq!(second.next_token, None);
 
-        let groups = dir.list_groups(&store(), None).await.unwrap();
+        let groups = dir.list_groups(&store(), 100, None).await.unwrap();
         assert_eq!(groups.items.len(), 1);
         assert_eq!(groups.items[0].description.as_deref(), Some("the one group"));
         assert_eq!(groups.next_token, None);
@@ -1551,8 +1555,8 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_token_is_refused() {
         let dir = MemoryDirectory::default();
-        let err = dir.list_users(&store(), Some("not-a-token".into())).await.unwrap_err();
-        assert!(matches!(err, DirectoryError::Aws { operation: "ListUsers", .. }));
+        let err = dir.list_users(&store(), 100, Some("not-a-token".into())).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::InvalidToken { operation: "ListUsers" }));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum DirectoryError {
         #[source]
         source: BoxError,
     },
+    /// A list's `nextToken` that the service refused (not one it handed out, or expired).
+    #[error("Identity Store refused the nextToken of {operation}")]
+    InvalidToken { operation: &'static str },
 }
 
 /// A user as the directory describes them.
@@ -159,17 +162,19 @@ pub trait Directory: Send + Sync {
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send;
 
-    /// One page (up to 100) of `ListUsers`, unfiltered.
+    /// One page (up to `limit`, at most 100) of `ListUsers`, unfiltered.
     fn list_users(
         &self,
         store: &IdentityStoreId,
+        limit: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<DirectoryUser>, DirectoryError>> + Send;
 
-    /// One page (up to 100) of `ListGroups`, unfiltered.
+    /// One page (up to `limit`, at most 100) of `ListGroups`, unfiltered.
     fn list_groups(
         &self,
         store: &IdentityStoreId,
+        limit: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send;
 }

@@ -46,7 +46,10 @@ impl ServiceError {
 impl From<ServiceError> for crate::http::ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Store(StoreError::InvalidToken) => Self::BadRequest("the nextToken is not valid".into()),
+            ServiceError::Store(StoreError::InvalidToken)
+            | ServiceError::Directory(DirectoryError::InvalidToken { .. }) => Self::BadRequest(
+                "the nextToken is not valid: pass the nextToken of the previous page, unchanged".into(),
+            ),
             e if e.is_throttling() => Self::Throttled(e.into()),
             e => Self::Internal(e.into()),
         }

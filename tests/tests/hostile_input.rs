@@ -856,7 +856,11 @@ fn query_cases() -> Vec<Case> {
         }
     }
     for path in ["/directory/users", "/directory/groups"] {
-        cases.push(tier(format!("{path} without q"), "GET", path).invalid("q"));
+        cases.push(tier(format!("{path} without q: the directory's first page"), "GET", path).ok(200));
+        // Longer than any userName (128): no exact lookup the service would refuse, just a search.
+        for n in [129, 200, 256] {
+            cases.push(tier(format!("{path}?q= {n} characters"), "GET", path).query("q", "q".repeat(n)).ok(200));
+        }
         cases.push(tier(format!("{path}?q= (blank)"), "GET", path).query("q", "  ").invalid("q"));
         cases.push(tier(format!("{path}?q= 257 characters"), "GET", path).query("q", "q".repeat(257)).invalid("q"));
         cases.push(tier(format!("{path}?q= 10,000 characters"), "GET", path).query("q", long.clone()).invalid("q"));

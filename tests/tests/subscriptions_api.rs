@@ -316,8 +316,43 @@ async fn directory_search_finds_exact_and_partial_names() {
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     let (_, found) = ctx.api("GET", "/directory/groups?q=science", None).await;
     assert_eq!(found["items"][0]["displayName"], "Data Science");
-    let (status, body) = ctx.api("GET", "/directory/users", None).await;
+    let (status, body) = ctx.api("GET", "/directory/users?q=  ", None).await;
     assert_eq!((status, code(&body)), (400, "ValidationError"));
+}
+
+#[tokio::test]
+async fn without_q_the_directory_is_listed_page_by_page() {
+    let ctx = Ctx::new().await;
+    let mut users = std::collections::BTreeSet::new();
+    for name in ["dora", "emil", "fay"] {
+        users.insert(ctx.dir.user(name).await);
+    }
+    let groups = std::collections::BTreeSet::from([ctx.dir.group("Ops").await, ctx.dir.group("QA").await]);
+    for (path, id, wanted) in [("/directory/users", "userId", &users), ("/directory/groups", "groupId", &groups)] {
+        let (mut seen, mut token, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let page_path = match &token {
+                // As API Gateway decodes it into queryStringParameters.
+                Some(t) => format!("{path}?limit=2&nextToken={t}"),
+                None => format!("{path}?limit=2"),
+            };
+            let (status, page) = ctx.api("GET", &page_path, None).await;
+            assert_eq!(status, 200, "{page}");
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2, "{page}");
+            seen.extend(items.iter().map(|i| i[id].as_str().unwrap().to_owned()));
+            pages += 1;
+            match page["nextToken"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+            assert!(pages < 100, "the listing never ends");
+        }
+        let distinct: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+        assert_eq!(distinct.len(), seen.len(), "{path}: no principal twice: {seen:?}");
+        assert!(wanted.is_subset(&distinct), "{path}: every principal listed: {seen:?}");
+        assert!(pages >= wanted.len().div_ceil(2), "{path}: pages of at most 2");
+    }
 }
 
 #[tokio::test]
@@ -327,4 +362,30 @@ async fn unknown_seats_and_routes_are_not_found() {
         let (status, body) = ctx.api("GET", path, None).await;
         assert_eq!((status, code(&body)), (404, "NotFound"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn not_found_messages_say_what_the_path_takes() {
+    let ctx = Ctx::new().await;
+    let message = |body: &Value| body["error"]["message"].as_str().unwrap_or_default().to_owned();
+    // A name where the id goes: POST accepts a displayName, the path does not.
+    let (status, body) = ctx.api("PUT", "/subscriptions/GROUP/engineering", Some(json!({"tier": "PRO"}))).await;
+    assert_eq!((status, code(&body)), (404, "NotFound"));
+    assert!(message(&body).contains("takes the Identity Store id, not the displayName"), "{body}");
+    let (status, body) = ctx.api("DELETE", "/subscriptions/USER/alice", None).await;
+    assert_eq!(status, 404);
+    assert!(message(&body).contains("not the userName"), "{body}");
+    // A lowercase type.
+    let (status, body) = ctx.api("GET", "/subscriptions/group/94482488-3041-7026-18f3-be45837cd0e4", None).await;
+    assert_eq!(status, 404);
+    assert!(message(&body).contains("USER or GROUP"), "{body}");
+    // An unknown route names the ones there are.
+    let (status, body) = ctx.api("GET", "/users", None).await;
+    assert_eq!((status, code(&body)), (404, "NotFound"));
+    assert!(message(&body).contains("/subscriptions"), "{body}");
+    // An unknown name, said once, without a double negative.
+    let body = json!({"principalType": "USER", "userName": "nobody-here", "tier": "PRO"});
+    let (status, body) = ctx.api("POST", "/subscriptions", Some(body)).await;
+    assert_eq!((status, code(&body)), (404, "PrincipalNotFound"));
+    assert!(message(&body).contains("has no user with that userName"), "{body}");
 }

@@ -61,7 +61,8 @@ where
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let not_found = || {
         ApiError::NotFound(format!(
-            "no route for {} /{}",
+            "no route for {} /{}; the API serves /profile, /subscriptions, /seats, /directory/users, \
+             /directory/groups and /audits",
             http::excerpt(&req.method),
             http::excerpt(&req.segments.join("/"))
         ))

@@ -2,7 +2,7 @@ use assign_tier::{Deps, handle};
 use kiro::aws::eventbridge::EventBridgeSink;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
 use kiro::config::Config;
-use lambda_runtime::{run, service_fn, tracing};
+use lambda_runtime::{run_concurrent, service_fn, tracing};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
     );
-    let deps = &deps;
-    run(service_fn(move |event| handle(deps, event))).await
+    // Built once and kept for the life of the process; each invocation borrows it.
+    let deps: &'static _ = Box::leak(Box::new(deps));
+    run_concurrent(service_fn(move |event| handle(deps, event))).await
 }

@@ -60,12 +60,14 @@ impl<'a> Query<'a> {
             .transpose()
     }
 
-    /// `q` of the directory search: required, non-blank.
-    pub fn search_text(&self) -> Result<&'a str, ApiError> {
+    /// `q` of the directory search: absent to list the whole directory; otherwise 1 to 256
+    /// characters, not blank.
+    pub fn search_text(&self) -> Result<Option<&'a str>, ApiError> {
         match self.get("q").map(str::trim) {
-            Some(q) if !q.is_empty() && q.chars().count() <= 256 => Ok(q),
-            Some(q) if !q.is_empty() => Err(Invalid::new("q", "must be at most 256 characters").into()),
-            _ => Err(Invalid::missing("q").into()),
+            None => Ok(None),
+            Some("") => Err(Invalid::new("q", "must not be blank: leave q out to list the whole directory").into()),
+            Some(q) if q.chars().count() <= 256 => Ok(Some(q)),
+            Some(_) => Err(Invalid::new("q", "must be at most 256 characters").into()),
         }
     }
 }

@@ -76,11 +76,28 @@ impl NewSubscription {
     }
 }
 
-/// A principal from the path, or `NotFound` (a malformed id names no subscription).
+/// A principal from the path, or `NotFound` saying what the path takes: a malformed type or id
+/// names no subscription (the most common slip: a name where the id goes, which POST accepts).
 fn path_principal(kind: &str, id: &str) -> Result<Principal, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no subscription for {} {}", excerpt(kind), excerpt(id)));
-    let principal_type = PrincipalType::parse("principalType", kind).map_err(|_| not_found())?;
-    Principal::parse(principal_type, "principalId", id).map_err(|_| not_found())
+    let Ok(principal_type) = PrincipalType::parse("principalType", kind) else {
+        return Err(ApiError::NotFound(format!(
+            "no subscription for {} {}: the principal type in the path is USER or GROUP, in capitals",
+            excerpt(kind),
+            excerpt(id)
+        )));
+    };
+    Principal::parse(principal_type, "principalId", id).map_err(|_| {
+        let name = match principal_type {
+            PrincipalType::User => "userName",
+            PrincipalType::Group => "displayName",
+        };
+        ApiError::NotFound(format!(
+            "no subscription for {} {}: the path takes the Identity Store id, not the {name} \
+             (GET /subscriptions lists them with their ids)",
+            principal_type.as_str(),
+            excerpt(id)
+        ))
+    })
 }
 
 /// The principal and its display name, as the profile's Identity Store knows them.
@@ -91,7 +108,7 @@ async fn resolve<D: Directory>(
     by: Lookup,
 ) -> Result<(Principal, String, Option<String>), ApiError> {
     let store = &profile.identity_store_id;
-    let missing = |what: &str| ApiError::PrincipalNotFound(format!("{what} does not exist in identity store {store}"));
+    let missing = |what: &str| ApiError::PrincipalNotFound(format!("identity store {store} has no {what}"));
     let principal = match by {
         Lookup::Id(p) => p,
         Lookup::Name(name) => match principal_type {
@@ -100,14 +117,14 @@ async fn resolve<D: Directory>(
                     .user_id_by_name(store, &name)
                     .await
                     .map_err(ServiceError::from)?
-                    .ok_or_else(|| missing("no user with that userName"))?,
+                    .ok_or_else(|| missing("user with that userName"))?,
             ),
             PrincipalType::Group => Principal::Group(
                 directory
                     .group_id_by_name(store, &name)
                     .await
                     .map_err(ServiceError::from)?
-                    .ok_or_else(|| missing("no group with that displayName"))?,
+                    .ok_or_else(|| missing("group with that displayName"))?,
             ),
         },
     };

@@ -1,7 +1,7 @@
 use create_profile::{Deps, handle};
 use kiro::aws::{DynamoStore, load_sdk_config};
 use kiro::config::{self, Config};
-use lambda_runtime::{run, service_fn, tracing};
+use lambda_runtime::{run_concurrent, service_fn, tracing};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         region,
         supported_regions,
     };
-    let deps = &deps;
-    run(service_fn(move |event| handle(deps, event))).await
+    // Built once and kept for the life of the process; each invocation borrows it.
+    let deps: &'static _ = Box::leak(Box::new(deps));
+    run_concurrent(service_fn(move |event| handle(deps, event))).await
 }

@@ -1,7 +1,7 @@
 use kiro::aws::eventbridge::EventBridgeSink;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
 use kiro::config::{self, Config};
-use lambda_runtime::{run, service_fn, tracing};
+use lambda_runtime::{run_concurrent, service_fn, tracing};
 use sync_group::{Deps, handle};
 
 #[tokio::main(flavor = "current_thread")]
@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
         revoke_limit,
     );
-    let deps = &deps;
-    run(service_fn(move |event| handle(deps, event))).await
+    // Built once and kept for the life of the process; each invocation borrows it.
+    let deps: &'static _ = Box::leak(Box::new(deps));
+    run_concurrent(service_fn(move |event| handle(deps, event))).await
 }

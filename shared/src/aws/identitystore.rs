@@ -27,6 +27,11 @@ use crate::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Mem
 /// The API's maximum page size for every list call used here.
 const PAGE_SIZE: i32 = 100;
 
+/// `MaxResults` for a page of at most `limit` (1 to [`PAGE_SIZE`]).
+fn page_size(limit: usize) -> i32 {
+    i32::try_from(limit).unwrap_or(PAGE_SIZE).clamp(1, PAGE_SIZE)
+}
+
 /// [`Directory`] backed by the Identity Store API.
 #[derive(Debug)]
 pub struct IdentityStoreDirectory {
@@ -92,6 +97,19 @@ where
     let throttled = err.as_service_error().is_some_and(ReadError::is_throttled) || is_throttling(&err);
     let source = Box::new(err);
     if throttled { DirectoryError::Throttled { operation, source } } else { DirectoryError::Aws { operation, source } }
+}
+
+/// A list call's error: a `ValidationException` for a call that passed a `nextToken` is that
+/// token refused (the other parameters are ours and valid), not a failure of the service.
+fn listing_error<E, R>(operation: &'static str, with_token: bool, err: SdkError<E, R>) -> DirectoryError
+where
+    E: ReadError + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if with_token && err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ValidationException") {
+        return DirectoryError::InvalidToken { operation };
+    }
+    directory_error(operation, err)
 }
 
 /// Parses an id the service returned; `None`, with a warning, when it is not one of ours.
@@ -308,6 +326,7 @@ impl Directory for IdentityStoreDirectory {
     async fn list_users(
         &self,
         store: &IdentityStoreId,
+        limit: usize,
         next_token: Option<String>,
     ) -> Result<Page<DirectoryUser>, DirectoryError> {
         self.pacer.wait().await;
@@ -315,11 +334,11 @@ impl Directory for IdentityStoreDirectory {
             .client
             .list_users()
             .identity_store_id(store.as_str())
-            .max_results(PAGE_SIZE)
-            .set_next_token(next_token)
+            .max_results(page_size(limit))
+            .set_next_token(next_token.clone())
             .send()
             .await
-            .map_err(|e| directory_error("ListUsers", e))?;
+            .map_err(|e| listing_error("ListUsers", next_token.is_some(), e))?;
         Ok(Page { items: out.users.into_iter().filter_map(listed_user).collect(), next_token: out.next_token })
     }
 
@@ -327,6 +346,7 @@ impl Directory for IdentityStoreDirectory {
     async fn list_groups(
         &self,
         store: &IdentityStoreId,
+        limit: usize,
         next_token: Option<String>,
     ) -> Result<Page<DirectoryGroup>, DirectoryError> {
         self.pacer.wait().await;
@@ -334,11 +354,11 @@ impl Directory for IdentityStoreDirectory {
             .client
             .list_groups()
             .identity_store_id(store.as_str())
-            .max_results(PAGE_SIZE)
-            .set_next_token(next_token)
+            .max_results(page_size(limit))
+            .set_next_token(next_token.clone())
             .send()
             .await
-            .map_err(|e| directory_error("ListGroups", e))?;
+            .map_err(|e| listing_error("ListGroups", next_token.is_some(), e))?;
         Ok(Page { items: out.groups.into_iter().filter_map(listed_group).collect(), next_token: out.next_token })
     }
 }
@@ -477,7 +497,7 @@ mod tests {
             .then_error(|| ListUsersError::ThrottlingException(ThrottlingException::builder().build()));
         let dir = directory(&[&throttled]);
 
-        let err = dir.list_users(&store(), None).await.unwrap_err();
+        let err = dir.list_users(&store(), 100, None).await.unwrap_err();
 
         assert!(matches!(err, DirectoryError::Throttled { operation: "ListUsers", .. }), "{err:?}");
     }
@@ -574,6 +594,6 @@ mod tests {
                 next_token: Some("more".into()),
             }
         );
-        assert_eq!(dir.list_users(&store(), None).await.unwrap().items, []);
+        assert_eq!(dir.list_users(&store(), 100, None).await.unwrap().items, []);
     }
 }
