@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod names;
 pub mod ports;
 pub mod seats;
 pub mod time;

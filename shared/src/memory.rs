@@ -1362,6 +1362,10 @@ impl_audit_store!(MemoryStore, &MemoryStore, Arc<MemoryStore>);
 ///
 /// A failed publish ([`fail_next`](Self::fail_next)) records nothing of its call, where the
 /// EventBridge sink may already have sent the chunks of 10 before the one that failed.
+fn is_name_request(e: &OutEvent) -> bool {
+    e.detail_type == crate::domain::signal::NAMES_REQUESTED
+}
+
 #[derive(Debug, Default)]
 pub struct MemorySink {
     state: Mutex<SinkState>,
@@ -1377,8 +1381,15 @@ struct SinkState {
 
 impl MemorySink {
     /// Every event accepted so far, in order.
+    /// The events accepted so far, but for `Seat Names Requested` (the stack's request to
+    /// itself to name seats, see [`name_requests`](Self::name_requests)).
     pub fn events(&self) -> Vec<OutEvent> {
-        self.state().events.clone()
+        self.state().events.iter().filter(|e| !is_name_request(e)).cloned().collect()
+    }
+
+    /// The `Seat Names Requested` events accepted so far.
+    pub fn name_requests(&self) -> Vec<OutEvent> {
+        self.state().events.iter().filter(|e| is_name_request(e)).cloned().collect()
     }
 
     /// Forgets the events accepted so far.

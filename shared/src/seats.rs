@@ -428,7 +428,7 @@ where
     let mut token = None;
     loop {
         let page = directory.group_memberships(identity_store, group, token).await?;
-        let changes = page
+        let changes: Vec<UserChange> = page
             .items
             .into_iter()
             .map(|m| UserChange {
@@ -441,7 +441,12 @@ where
                 user_name: None,
             })
             .collect();
-        total.add(apply_changes(store, sink, changes, now).await?);
+        let users: Vec<UserId> = changes.iter().map(|c| c.user.clone()).collect();
+        let applied = apply_changes(store, sink, changes, now).await?;
+        if applied.granted > 0 {
+            crate::names::request(sink, &users).await;
+        }
+        total.add(applied);
         token = page.next_token;
         if token.is_none() {
             return Ok(total);

@@ -266,8 +266,17 @@ pub struct RecordingSink {
 }
 
 impl RecordingSink {
+    /// The events published, but for `Seat Names Requested` (the stack's request to itself to
+    /// name the seats a group granted; see [`name_requests`](Self::name_requests)).
     pub fn events(&self) -> Vec<kiro::ports::OutEvent> {
-        self.events.lock().expect("not poisoned").clone()
+        let all = self.events.lock().expect("not poisoned").clone();
+        all.into_iter().filter(|e| e.detail_type != kiro::domain::signal::NAMES_REQUESTED).collect()
+    }
+
+    /// The `Seat Names Requested` events published.
+    pub fn name_requests(&self) -> Vec<kiro::ports::OutEvent> {
+        let all = self.events.lock().expect("not poisoned").clone();
+        all.into_iter().filter(|e| e.detail_type == kiro::domain::signal::NAMES_REQUESTED).collect()
     }
 
     /// `(detail-type, userId)` of every event, in order.

@@ -341,6 +341,7 @@ enum Meaning {
     GroupMembersChanged(String),
     GroupDeleted(String),
     UserDeleted(String),
+    NameSeats(Vec<String>),
 }
 
 fn meaning_of(s: &Signal) -> Meaning {
@@ -358,6 +359,7 @@ fn meaning_of(s: &Signal) -> Meaning {
         Signal::GroupMembersChanged { group } => Meaning::GroupMembersChanged(group.to_string()),
         Signal::GroupDeleted { group } => Meaning::GroupDeleted(group.to_string()),
         Signal::UserDeleted { user } => Meaning::UserDeleted(user.to_string()),
+        Signal::NameSeats { users } => Meaning::NameSeats(users.iter().map(ToString::to_string).collect()),
     }
 }
 

@@ -389,3 +389,41 @@ async fn not_found_messages_say_what_the_path_takes() {
     assert_eq!((status, code(&body)), (404, "PrincipalNotFound"));
     assert!(message(&body).contains("has no user with that userName"), "{body}");
 }
+
+/// Seats a group grants carry no name (`ListGroupMemberships` has none); the fan-out asks for
+/// them on the bus, and sync-group names them: listed with their names, no audit run.
+#[tokio::test]
+async fn a_group_grant_names_its_seats_through_the_bus_without_an_audit() {
+    let ctx = Ctx::new().await;
+    let (ann, ben) = (ctx.dir.user("ann").await, ctx.dir.user("ben").await);
+    let group = ctx.dir.group("Named").await;
+    ctx.dir.add(&group, &ann).await;
+    ctx.dir.add(&group, &ben).await;
+    ctx.subscribe("GROUP", &group, "PRO").await;
+    let names_of = |page: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<_> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["userId"].as_str().unwrap().to_owned(), s["userName"].as_str().unwrap().to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (_, before) = ctx.api("GET", "/seats", None).await;
+    assert!(names_of(&before).iter().all(|(_, name)| name.is_empty()), "granted without names: {before}");
+
+    let requests = ctx.sink.name_requests();
+    assert_eq!(requests.len(), 1, "one request for the page of members");
+    let event = kiro_tests::eventbridge("Seat Names Requested", "kiro.subscriptions", requests[0].detail.clone());
+    let answer = sync_group::handle(&ctx.sync, event).await.unwrap();
+    assert_eq!(answer["named"], json!(2), "{answer}");
+
+    let (_, after) = ctx.api("GET", "/seats", None).await;
+    let mut wanted = vec![(ann, "ann".to_owned()), (ben, "ben".to_owned())];
+    wanted.sort();
+    assert_eq!(names_of(&after), wanted);
+    // Delivered again, it names nothing and reads no user.
+    let again = kiro_tests::eventbridge("Seat Names Requested", "kiro.subscriptions", requests[0].detail.clone());
+    assert_eq!(sync_group::handle(&ctx.sync, again).await.unwrap()["named"], json!(0));
+}

@@ -1140,7 +1140,8 @@ fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retr
                 requests += 1;
                 assert_eq!(ref_of(&p["EventBusName"]), Some(t.bus_id().as_str()), "{name}: on the custom bus");
                 assert_eq!(strs(&p["Pattern"]["source"]), BTreeSet::from(["kiro.subscriptions".to_owned()]));
-                assert_eq!(strs(&p["Pattern"]["detail-type"]), BTreeSet::from(["Audit Requested".to_owned()]));
+                let own = BTreeSet::from(["Audit Requested".to_owned(), "Seat Names Requested".to_owned()]);
+                assert_eq!(strs(&p["Pattern"]["detail-type"]), own, "{name}: audits and seat names");
             }
             other => panic!("sync-group.{name}: unexpected event type {other:?}"),
         }

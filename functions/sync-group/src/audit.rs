@@ -548,8 +548,7 @@ where
             // Counted when the whole unit is done: a failed unit is done again by the retry.
             let mut filled = 0;
             for user in &run.nameless[next..end] {
-                if let Some(u) = deps.directory.describe_user(&profile.identity_store_id, user).await? {
-                    deps.store.set_user_name(user, &u.user_name).await?;
+                if kiro::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
                     filled += 1;
                 }
             }

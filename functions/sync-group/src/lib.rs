@@ -124,6 +124,11 @@ where
             };
             return Ok(audit::run(deps, profile, request, budget).await?.to_json());
         }
+        Signal::NameSeats { users } => {
+            let named = kiro::names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
+            tracing::info!(requested = users.len(), named, "seats named");
+            return Ok(json!({"signal": kind, "named": named}));
+        }
         Signal::Ignore { .. } => unreachable!("returned above"),
     };
     tracing::info!(

@@ -10,6 +10,10 @@ pub const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
 pub const SCHEDULED: &str = "Scheduled Event";
 pub const AUDIT_REQUESTED: &str = "Audit Requested";
 pub const OWN_SOURCE: &str = "kiro.subscriptions";
+/// Seats granted without a user name (a group's fan-out: `ListGroupMemberships` has no names)
+/// ask sync-group to name them: `{"userIds": [...]}`, at most [`MAX_NAMES_PER_REQUEST`].
+pub const NAMES_REQUESTED: &str = "Seat Names Requested";
+pub const MAX_NAMES_PER_REQUEST: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +66,10 @@ pub enum Signal {
         /// needs more than one invocation requests its own continuation this way).
         continues: Option<String>,
     },
+    /// Fill the user names of these users' seats (those still without one).
+    NameSeats {
+        users: Vec<UserId>,
+    },
     /// Acknowledged and logged, never retried.
     Ignore {
         why: String,
@@ -78,6 +86,7 @@ impl Signal {
             Signal::GroupDeleted { .. } => "group-deleted",
             Signal::UserDeleted { .. } => "user-deleted",
             Signal::Audit { .. } => "audit",
+            Signal::NameSeats { .. } => "name-seats",
             Signal::Ignore { .. } => "ignored",
         }
     }
@@ -126,6 +135,21 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
                 Some(_) => return ignore("Audit Requested: detail.continues must be an audit id"),
             };
             return Signal::Audit { mode, force, continues };
+        }
+        (OWN_SOURCE, NAMES_REQUESTED) => {
+            let Some(raw) = detail.get("userIds").and_then(Value::as_array) else {
+                return ignore("Seat Names Requested needs detail.userIds, a list of user ids");
+            };
+            let users: Vec<UserId> = raw
+                .iter()
+                .take(MAX_NAMES_PER_REQUEST)
+                .filter_map(Value::as_str)
+                .filter_map(|id| UserId::parse("userIds", id).ok())
+                .collect();
+            if users.is_empty() {
+                return ignore("Seat Names Requested: no user id in detail.userIds");
+            }
+            return Signal::NameSeats { users };
         }
         // EventBridge refuses `PutEvents` with a source starting `aws.`: anything else calling
         // itself CloudTrail was put by someone in the account, and must not delete subscriptions.
@@ -258,5 +282,23 @@ mod tests {
         }
         assert!(matches!(classify(OWN_SOURCE, AUDIT_REQUESTED, &json!({"mode": "nuke"})), Signal::Ignore { .. }));
         assert!(matches!(classify("someone.else", AUDIT_REQUESTED, &json!({"mode": "repair"})), Signal::Ignore { .. }));
+    }
+
+    #[test]
+    fn names_requested_carries_the_user_ids_that_parse() {
+        let id = "5f0c6f8e-0c1a-4c59-9d7b-2a1f3f1f9b10";
+        let detail = json!({"userIds": [id, "not an id", 7]});
+        assert_eq!(
+            classify(OWN_SOURCE, NAMES_REQUESTED, &detail),
+            Signal::NameSeats { users: vec![UserId::parse("u", id).unwrap()] }
+        );
+        for bad in [json!({}), json!({"userIds": "x"}), json!({"userIds": []}), json!({"userIds": ["x y"]})] {
+            assert!(matches!(classify(OWN_SOURCE, NAMES_REQUESTED, &bad), Signal::Ignore { .. }), "{bad}");
+        }
+        let many: Vec<String> = (0..1_500).map(|i| format!("00000000-0000-0000-0000-{i:012}")).collect();
+        let Signal::NameSeats { users } = classify(OWN_SOURCE, NAMES_REQUESTED, &json!({"userIds": many})) else {
+            panic!("a long list is cut, not refused");
+        };
+        assert_eq!(users.len(), MAX_NAMES_PER_REQUEST);
     }
 }
