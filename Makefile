@@ -50,6 +50,7 @@ venv-sam: $(SAM_STAMP)
 
 $(SAM_STAMP): scripts/requirements-dev.txt
 	rm -rf $(SAM_VENV)
+	@echo "==> installing aws-sam-cli $(SAM_CLI_VERSION) and cfn-lint $(CFN_LINT_VERSION) into $(SAM_VENV) (about 45 s the first time)"
 	python3 -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)

@@ -61,8 +61,11 @@ ensure_venv() {
         say "creating $VENV"
         python3 -m venv "$VENV"
     fi
-    say "installing pinned dev tools from ${REQUIREMENTS#"$ROOT"/}"
+    say "installing the pinned dev tools of ${REQUIREMENTS#"$ROOT"/} into .venv: moto[server] (the AWS emulator),"
+    say "  cargo-lambda (with zig, for the local Lambda runtime and arm64 builds) and cfn-lint; about 45 s the first time"
+    local started=$SECONDS
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    say "dev tools installed in $((SECONDS - started)) s"
     venv_up_to_date || die "$VENV does not match $REQUIREMENTS after installing"
 }
 
@@ -74,7 +77,8 @@ print_examples() {
 
 Local stack is up (logs in .local/logs/, stop with Ctrl-C):
   API Gateway (HTTP API)  $api            caller: arn:aws:iam::000000000000:user/local-admin
-  cargo lambda watch      http://$LAMBDA_HOST:$LAMBDA_PORT  (functions compile on first use)
+  cargo lambda watch      http://$LAMBDA_HOST:$LAMBDA_PORT  (built; rebuilt when you save a source file)
+  the stack's bus         rules of template.yaml deliver audits, continuations and seat names to sync-group
   moto                    http://127.0.0.1:$MOTO_PORT  table $TABLE_NAME, identity store $IDENTITY_STORE_ID
   demo directory ids      .local/demo-directory.json
 
@@ -84,13 +88,15 @@ Try:
   curl -s $api/profile
   curl -s -X POST $api/subscriptions -H 'content-type: application/json' \\
        -d '{"principalType": "GROUP", "displayName": "engineering", "tier": "PRO"}'
-  curl -s "$api/seats?tier=PRO&limit=10"
+  curl -s "$api/seats?tier=PRO&limit=10"      # userName filled within seconds (Seat Names Requested)
   curl -s "$api/directory/users?q=alice"
+  curl -s "$api/directory/groups?limit=2"      # without q: the directory page by page
 
 Events for sync-group (the CloudTrail samples carry fixed ids, not the demo directory's;
 -A is needed because cargo lambda invoke defaults to [::1] and the functions listen on $LAMBDA_HOST):
   PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/scheduled-audit.json
   PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/audit-requested-report.json
+  PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/audit-requested-continuation.json
   PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/identitystore-create-group-membership.json
 
 EOF
@@ -124,6 +130,17 @@ up() {
     "${stack[@]}" seed-demo --endpoint "$moto" --identity-store-id "$IDENTITY_STORE_ID" \
         >"$LOCAL/demo-directory.json"
 
+    # Build the functions before serving them: `cargo lambda watch` would otherwise compile each
+    # one on its first request, and that request would wait minutes with nothing on the screen.
+    # One `cargo build` per function resolves features as `cargo lambda watch` does (per binary),
+    # so watch finds them built.
+    say "building the functions (a fresh clone: about 3-4 minutes on 2 cores; afterwards seconds)"
+    local started=$SECONDS
+    for function in create-profile assign-tier sync-group; do
+        cargo build --bin "$function" || die "building $function failed"
+    done
+    say "functions built in $((SECONDS - started)) s"
+
     say "starting cargo lambda watch on port $LAMBDA_PORT"
     # The functions' environment as the template sets it, pointed at moto.
     local env_vars=(
@@ -145,17 +162,20 @@ up() {
 
     say "starting the local HTTP API on port $API_PORT"
     start gateway "${stack[@]}" gateway --port "$API_PORT" --lambda-url "http://$LAMBDA_HOST:$LAMBDA_PORT"
-    "${stack[@]}" wait-for --url "http://127.0.0.1:$API_PORT/" --timeout 15
+    "${stack[@]}" wait-for --tcp --url "127.0.0.1:$API_PORT" --timeout 15
+
+    say "delivering the stack's bus ($("${stack[@]}" param EventBusName)) to its functions, as the template's rules do"
+    start bus "${stack[@]}" forward --endpoint "$moto" --lambda-url "http://$LAMBDA_HOST:$LAMBDA_PORT"
 
     print_examples
     say "following the logs (Ctrl-C to stop)"
-    tail -n +1 -F "$LOGS/lambda.log" "$LOGS/gateway.log" &
+    tail -n +1 -F "$LOGS/lambda.log" "$LOGS/gateway.log" "$LOGS/bus.log" &
     TAIL_PID=$!
 
     # Stop as soon as any service exits on its own.
     local status=0
     local pids=() name sid _
-    for name in moto lambda gateway; do
+    for name in moto lambda gateway bus; do
         read -r sid _ <"$PIDS/$name.pid"
         pids+=("$sid")
     done

@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -283,7 +284,12 @@ def cmd_wait_for(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.timeout
     while True:
         try:
-            urllib.request.urlopen(args.url, timeout=2).close()
+            if args.tcp:
+                # Accepting connections is enough (a request to the gateway would start a function).
+                host, port = args.url.rsplit(":", 1)
+                socket.create_connection((host, int(port)), timeout=2).close()
+            else:
+                urllib.request.urlopen(args.url, timeout=2).close()
             return
         except urllib.error.HTTPError:
             return  # it answered
@@ -583,6 +589,73 @@ def cmd_gateway(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The stack's own bus: rules to functions
+
+
+@dataclass(frozen=True)
+class BusRule:
+    name: str  # FunctionLogicalId + event name, as SAM names the rule's target
+    function: str  # cargo-lambda binary name
+    pattern: dict[str, Any]
+
+
+def load_bus_rules(template: dict[str, Any]) -> list[BusRule]:
+    """The functions' EventBridgeRule events on the stack's own bus (those with an EventBusName):
+    the deferred work the stack sends itself (audits, their continuations, seat names)."""
+    rules = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            props = event.get("Properties") or {}
+            if event.get("Type") == "EventBridgeRule" and props.get("EventBusName") and binary:
+                rules.append(BusRule(f"{logical_id}{name}", binary, props["Pattern"]))
+    return rules
+
+
+def cmd_forward(args: argparse.Namespace) -> None:
+    """What EventBridge does in AWS for the stack's bus: each rule of the template (its pattern,
+    on the bus) delivers matching events to its function. moto matches the rule and puts the
+    envelope in an SQS queue; this loop hands each one to the function through the Lambda invoke
+    API of `cargo lambda watch`, and deletes it once the function succeeded (a failure is
+    retried when the message becomes visible again, as EventBridge retries)."""
+    template = load_template(args.template)
+    bus = args.bus or parameter_default(template, "EventBusName")
+    events, sqs = _client("events", args.endpoint), _client("sqs", args.endpoint)
+    queues: list[tuple[BusRule, str]] = []
+    for rule in load_bus_rules(template):
+        queue = sqs.create_queue(QueueName=f"local-{rule.name}", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=rule.name, EventBusName=bus, EventPattern=json.dumps(rule.pattern))
+        events.put_targets(Rule=rule.name, EventBusName=bus, Targets=[{"Id": rule.function, "Arn": arn}])
+        queues.append((rule, queue))
+        sys.stderr.write(f"bus {bus}: rule {rule.name} {json.dumps(rule.pattern)} -> {rule.function}\n")
+    sys.stderr.flush()
+    lambda_url = args.lambda_url.rstrip("/")
+    while True:
+        for rule, queue in queues:
+            received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in received.get("Messages", []):
+                envelope = json.loads(message["Body"])
+                envelope.setdefault("account", LOCAL_ACCOUNT_ID)
+                url = f"{lambda_url}/2015-03-31/functions/{rule.function}/invocations"
+                request = urllib.request.Request(
+                    url, data=json.dumps(envelope).encode(), method="POST", headers={"content-type": "application/json"}
+                )
+                what = f"{envelope.get('detail-type')} -> {rule.function}"
+                try:
+                    with urllib.request.urlopen(request, timeout=args.invoke_timeout) as resp:
+                        answer = resp.read().decode("utf-8", "replace")
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                    sys.stderr.write(f"{what}: {answer[:300]}\n")
+                except (urllib.error.URLError, OSError, ValueError) as err:
+                    detail = err.read().decode("utf-8", "replace")[:300] if isinstance(err, urllib.error.HTTPError) else ""
+                    sys.stderr.write(f"{what} failed ({err}) {detail}; retried in 30 s\n")
+                sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -618,8 +691,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=cmd_gateway)
 
-    p = sub.add_parser("wait-for", help="wait until a URL answers")
+    p = sub.add_parser("forward", help="deliver the stack's bus events to their functions, as the template's rules do")
+    p.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
+    p.add_argument("--bus", help="bus name (default: the template's EventBusName default)")
+    p.add_argument("--lambda-url", default="http://127.0.0.1:9000", help="cargo lambda watch's invoke API")
+    p.add_argument("--invoke-timeout", type=float, default=900.0, help="seconds to wait for a function")
+    p.set_defaults(func=cmd_forward)
+
+    p = sub.add_parser("wait-for", help="wait until a URL answers (or, with --tcp, HOST:PORT accepts)")
     p.add_argument("--url", required=True)
+    p.add_argument("--tcp", action="store_true", help="--url is HOST:PORT; wait until it accepts a connection")
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_wait_for)
 

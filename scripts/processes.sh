@@ -42,8 +42,8 @@ stop_all() {
         TAIL_PID=""
     fi
     [[ -d "$PIDS" ]] || return 0
-    # Reverse start order: gateway, functions, then the emulator they use.
-    for name in gateway lambda moto; do
+    # Reverse start order: bus forwarder, gateway, functions, then the emulator they use.
+    for name in bus gateway lambda moto; do
         pidfile="$PIDS/$name.pid"
         [[ -f "$pidfile" ]] || continue
         read -r sid started <"$pidfile" || true

@@ -102,7 +102,7 @@ start lambda env "PATH=$VENV/bin:$PATH" "${env_vars[@]}" \
 
 say "starting the local HTTP API on port $API_PORT"
 start gateway "${stack[@]}" gateway --host "$HOST" --port "$API_PORT" --lambda-url "http://$HOST:$LAMBDA_PORT"
-"${stack[@]}" wait-for --url "http://$HOST:$API_PORT/" --timeout 30
+"${stack[@]}" wait-for --tcp --url "$HOST:$API_PORT" --timeout 30
 
 # A profile and a subscribed group, so the subscription and seat routes get past ProfileRequired
 # and lists have items. The first call to each function may wait for `cargo run`.

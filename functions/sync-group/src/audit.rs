@@ -548,7 +548,7 @@ where
             // Counted when the whole unit is done: a failed unit is done again by the retry.
             let mut filled = 0;
             for user in &run.nameless[next..end] {
-                if kiro::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
+                if crate::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
                     filled += 1;
                 }
             }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod membership;
+mod names;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
@@ -125,7 +126,7 @@ where
             return Ok(audit::run(deps, profile, request, budget).await?.to_json());
         }
         Signal::NameSeats { users } => {
-            let named = kiro::names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
+            let named = names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
             tracing::info!(requested = users.len(), named, "seats named");
             return Ok(json!({"signal": kind, "named": named}));
         }
