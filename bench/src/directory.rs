@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kiro::domain::{GroupId, IdentityStoreId, UserId};
-use kiro::memory::MemoryDirectory;
 use kiro::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Membership, Page};
+use kiro_fakes::MemoryDirectory;
 
 /// A shard: one `MemoryDirectory`, holding groups with all of their members.
 pub type Shard = Arc<MemoryDirectory>;

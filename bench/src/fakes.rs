@@ -1,4 +1,4 @@
-//! A world of in-memory fakes (`kiro::memory`) behind the real handlers, and the request counts
+//! A world of in-memory fakes (`kiro_fakes`) behind the real handlers, and the request counts
 //! they keep: `MemoryStore` counts the DynamoDB requests `DynamoStore` would send, by operation;
 //! `MemoryDirectory` (here in shards, see [`crate::directory`]) the Identity Store requests;
 //! `MemorySink` the `PutEvents` requests (one per 10 entries).
@@ -10,8 +10,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{SecondsFormat, Utc};
 use kiro::domain::{GroupId, IdentityStoreId, MembershipId, Profile, UserId};
-use kiro::memory::{MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
+use kiro_fakes::{MemorySink, MemoryStore};
 use kiro_tests::{fixture, http_event, status_and_json};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};

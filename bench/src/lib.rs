@@ -1,7 +1,7 @@
 //! `make bench`: the figures issue 8 asks for, printed next to their targets.
 //!
 //! - [`requests`]: AWS requests and in-process time per operation, with the in-memory fakes of
-//!   `kiro::memory`, which count the requests the real adapters would send.
+//!   `kiro_fakes`, which count the requests the real adapters would send.
 //! - [`process`]: the release binaries started as Lambda starts them: cold start, first
 //!   invocation against moto, peak RSS; and the size of the artifacts.
 //! - [`report`]: the tables and the verdict against each target.

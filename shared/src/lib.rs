@@ -10,8 +10,6 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod http;
-#[cfg(feature = "memory")]
-pub mod memory;
 pub mod names;
 pub mod ports;
 pub mod seats;

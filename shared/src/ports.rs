@@ -2,6 +2,7 @@
 //! ones it uses, which mirror its IAM policy in `template.yaml`; tests hand them fakes.
 
 use std::future::Future;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 
@@ -405,6 +406,284 @@ pub trait MembershipMap: Send + Sync {
         user: &UserId,
         membership_id: &MembershipId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+// Any pointer to a port is that port (`&T`, `Arc<T>`, `Box<T>`): handlers take their ports by
+// value, and tests hand them shared fakes or borrowed adapters without wrapper types.
+
+impl<P> ProfileStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: ProfileStore,
+{
+    fn get_profile(&self) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send {
+        (**self).get_profile()
+    }
+
+    fn create_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_profile(profile)
+    }
+
+    fn update_profile(
+        &self,
+        patch: &ProfilePatch,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send {
+        (**self).update_profile(patch, actor, now)
+    }
+}
+
+impl<P> Directory for P
+where
+    P: Deref + Send + Sync,
+    P::Target: Directory,
+{
+    fn describe_user(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<DirectoryUser>, DirectoryError>> + Send {
+        (**self).describe_user(store, user)
+    }
+
+    fn describe_group(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<Option<DirectoryGroup>, DirectoryError>> + Send {
+        (**self).describe_group(store, group)
+    }
+
+    fn user_id_by_name(
+        &self,
+        store: &IdentityStoreId,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<UserId>, DirectoryError>> + Send {
+        (**self).user_id_by_name(store, user_name)
+    }
+
+    fn group_id_by_name(
+        &self,
+        store: &IdentityStoreId,
+        display_name: &str,
+    ) -> impl Future<Output = Result<Option<GroupId>, DirectoryError>> + Send {
+        (**self).group_id_by_name(store, display_name)
+    }
+
+    fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send {
+        (**self).group_memberships(store, group, next_token)
+    }
+
+    fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send {
+        (**self).user_memberships(store, user)
+    }
+
+    fn list_users(
+        &self,
+        store: &IdentityStoreId,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<DirectoryUser>, DirectoryError>> + Send {
+        (**self).list_users(store, limit, next_token)
+    }
+
+    fn list_groups(
+        &self,
+        store: &IdentityStoreId,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send {
+        (**self).list_groups(store, limit, next_token)
+    }
+}
+
+impl<P> SubscriptionStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: SubscriptionStore,
+{
+    fn get_subscription(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send {
+        (**self).get_subscription(principal)
+    }
+
+    fn list_subscriptions(
+        &self,
+        principal_type: Option<PrincipalType>,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Subscription>, StoreError>> + Send {
+        (**self).list_subscriptions(principal_type, limit, next_token)
+    }
+
+    fn create_subscription(&self, sub: &Subscription) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_subscription(sub)
+    }
+
+    fn update_subscription(
+        &self,
+        sub: &Subscription,
+        expected_tier: Tier,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).update_subscription(sub, expected_tier)
+    }
+
+    fn delete_subscription(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send {
+        (**self).delete_subscription(principal)
+    }
+
+    fn count_granted(&self, group: &GroupId) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).count_granted(group)
+    }
+
+    fn granted_users(
+        &self,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<(UserId, Option<MembershipId>)>, StoreError>> + Send {
+        (**self).granted_users(group, next_token)
+    }
+
+    fn membership(
+        &self,
+        membership_id: &MembershipId,
+    ) -> impl Future<Output = Result<Option<(GroupId, UserId)>, StoreError>> + Send {
+        (**self).membership(membership_id)
+    }
+}
+
+impl<P> SeatStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: SeatStore,
+{
+    fn get_seats(&self, users: &[UserId]) -> impl Future<Output = Result<Vec<Seat>, StoreError>> + Send {
+        (**self).get_seats(users)
+    }
+
+    fn list_seats(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Seat>, StoreError>> + Send {
+        (**self).list_seats(filter, limit, next_token)
+    }
+
+    fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit(commit)
+    }
+
+    fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send {
+        (**self).pending_outboxes(limit)
+    }
+
+    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_user_name(user, user_name)
+    }
+
+    fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).settle_outbox(id, remaining)
+    }
+}
+
+impl<P> EventSink for P
+where
+    P: Deref + Send + Sync,
+    P::Target: EventSink,
+{
+    fn publish(&self, events: &[OutEvent]) -> impl Future<Output = Result<Vec<usize>, SinkError>> + Send {
+        (**self).publish(events)
+    }
+}
+
+impl<P> AuditStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: AuditStore,
+{
+    fn put_audit(&self, report: &AuditReport) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_audit(report)
+    }
+
+    fn get_audit(&self, audit_id: &str) -> impl Future<Output = Result<Option<AuditReport>, StoreError>> + Send {
+        (**self).get_audit(audit_id)
+    }
+
+    fn list_audits(
+        &self,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<AuditReport>, StoreError>> + Send {
+        (**self).list_audits(limit, next_token)
+    }
+}
+
+impl<P> AuditCheckpoints for P
+where
+    P: Deref + Send + Sync,
+    P::Target: AuditCheckpoints,
+{
+    fn checkpoint_head(&self) -> impl Future<Output = Result<Option<CheckpointHead>, StoreError>> + Send {
+        (**self).checkpoint_head()
+    }
+
+    fn checkpoint_state(&self, head: &CheckpointHead) -> impl Future<Output = Result<String, StoreError>> + Send {
+        (**self).checkpoint_state(head)
+    }
+
+    fn claim_checkpoint(
+        &self,
+        head: &CheckpointHead,
+        owner: &str,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).claim_checkpoint(head, owner, lease_until_ms, now_ms)
+    }
+
+    fn save_checkpoint(
+        &self,
+        replaces: Option<&CheckpointHead>,
+        next: &CheckpointHead,
+        state: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_checkpoint(replaces, next, state)
+    }
+
+    fn clear_checkpoint(&self, head: &CheckpointHead) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).clear_checkpoint(head)
+    }
+}
+
+impl<P> MembershipMap for P
+where
+    P: Deref + Send + Sync,
+    P::Target: MembershipMap,
+{
+    fn refresh_membership(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+        membership_id: &MembershipId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).refresh_membership(group, user, membership_id)
+    }
 }
 
 /// Every item of a paginated listing: calls `page` with each `nextToken` until the last page.

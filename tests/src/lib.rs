@@ -400,19 +400,19 @@ pub struct Stack {
     pub api: assign_tier::Deps<kiro::aws::DynamoStore, kiro::aws::IdentityStoreDirectory, RecordingSink>,
 }
 
-/// The in-memory fakes (`kiro::memory`) behind both handlers, holding [`memory_profile`]: the
+/// The in-memory fakes (`kiro_fakes`) behind both handlers, holding [`memory_profile`]: the
 /// counterpart of [`Stack`] for property tests, which need thousands of worlds.
 pub struct MemoryStack {
-    pub directory: std::sync::Arc<kiro::memory::MemoryDirectory>,
-    pub store: std::sync::Arc<kiro::memory::MemoryStore>,
-    pub sink: std::sync::Arc<kiro::memory::MemorySink>,
+    pub directory: std::sync::Arc<kiro_fakes::MemoryDirectory>,
+    pub store: std::sync::Arc<kiro_fakes::MemoryStore>,
+    pub sink: std::sync::Arc<kiro_fakes::MemorySink>,
     pub sync: sync_group::Deps<MemoryStoreArc, MemoryDirectoryArc, MemorySinkArc>,
     pub api: assign_tier::Deps<MemoryStoreArc, MemoryDirectoryArc, MemorySinkArc>,
 }
 
-type MemoryStoreArc = std::sync::Arc<kiro::memory::MemoryStore>;
-type MemoryDirectoryArc = std::sync::Arc<kiro::memory::MemoryDirectory>;
-type MemorySinkArc = std::sync::Arc<kiro::memory::MemorySink>;
+type MemoryStoreArc = std::sync::Arc<kiro_fakes::MemoryStore>;
+type MemoryDirectoryArc = std::sync::Arc<kiro_fakes::MemoryDirectory>;
+type MemorySinkArc = std::sync::Arc<kiro_fakes::MemorySink>;
 
 impl MemoryStack {
     /// Empty fakes but for the profile; sync-group's revoke guard at `revoke_limit_percent`.
@@ -558,7 +558,7 @@ pub fn cloudtrail(
 /// or the Identity Store API (`CreateGroupMembership`/`DeleteGroupMembership`). The directory is
 /// [`memory_profile`]'s.
 pub fn toggle_membership(
-    directory: &kiro::memory::MemoryDirectory,
+    directory: &kiro_fakes::MemoryDirectory,
     group: &kiro::domain::GroupId,
     user: &kiro::domain::UserId,
     console: bool,

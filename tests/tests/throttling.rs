@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use kiro::memory::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro::ports::ProfileStore;
+use kiro_fakes::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro_tests::{fixture, http_event_from, status_and_json};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::json;

@@ -40,11 +40,11 @@ fn grant_key(g: &GroupId, u: &UserId) -> (String, String) {
     (format!("GROUP#{g}"), format!("MEMBER#{u}"))
 }
 
-pub(crate) fn encode_token(raw: &str) -> String {
+pub fn encode_token(raw: &str) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-pub(crate) fn decode_token(token: &str) -> Result<String, StoreError> {
+pub fn decode_token(token: &str) -> Result<String, StoreError> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
@@ -71,6 +71,11 @@ fn is_subscription_key(sk: &str) -> bool {
 /// `<userId>`, the gsi1sk of a seat.
 fn is_seat_key(sk: &str) -> bool {
     UserId::parse("userId", sk).is_ok_and(|u| u.as_str() == sk)
+}
+
+/// `MEMBER#<userId>`, the sort key of a group grant row.
+fn is_grant_key(sk: &str) -> bool {
+    sk.strip_prefix("MEMBER#").is_some_and(is_seat_key)
 }
 
 /// `<startedAt>#<auditId>`, the gsi1sk of an audit report.
@@ -375,7 +380,7 @@ impl SubscriptionStore for DynamoStore {
         next_token: Option<String>,
     ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
         let pk = format!("GROUP#{group}");
-        let start = next_token.map(|t| decode_token(&t)).transpose()?.map(|sk| key(pk.clone(), sk));
+        let start = next_token.map(|t| decode_token_of(&t, is_grant_key)).transpose()?.map(|sk| key(pk.clone(), sk));
         let out = self
             .client
             .query()

@@ -1,0 +1,144 @@
+//! Seats, commits and the outbox: [`SeatStore`] on the in-memory table.
+
+use kiro::ports::SeatStore;
+
+use super::*;
+
+impl MemoryStore {
+    /// One `BatchGetItem` per 100 users; each batch answers in user id order, not in the order
+    /// asked, since DynamoDB keeps none.
+    fn get_seats_now(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
+        const OPERATION: &str = "BatchGetItem(seats)";
+        let mut table = self.table();
+        let mut seats = Vec::with_capacity(users.len());
+        for (i, chunk) in users.chunks(QUERY_LIMIT).enumerate() {
+            if i == 0 {
+                table.request(OPERATION)?;
+            } else {
+                table.more_requests(OPERATION, 1);
+            }
+            let keys: BTreeSet<&str> = chunk.iter().map(UserId::as_str).collect();
+            if keys.len() < chunk.len() {
+                return Err(StoreError::Aws {
+                    operation: OPERATION,
+                    source: "ValidationException: Provided list of item keys contains duplicates".into(),
+                });
+            }
+            seats.extend(keys.into_iter().filter_map(|user| table.seats.get(user).cloned()));
+        }
+        Ok(seats)
+    }
+
+    fn list_seats_now(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Seat>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
+        let start = next_token.map(decode_token).transpose()?;
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        // The filters apply to the rows read, as DynamoStore applies them after each Query.
+        let (page, queries) = gsi1_page(table.seats.range(after(start)), limit, |seat| {
+            let keep = filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status);
+            keep.then(|| seat.clone())
+        });
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
+    }
+
+    fn commit_now(&self, commit: &Commit) -> Result<(), StoreError> {
+        const OPERATION: &str = "TransactWriteItems";
+        if commit.item_count() == 0 {
+            return Ok(());
+        }
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        if let Some(refusal) = transaction_refusal(commit) {
+            return Err(StoreError::Aws { operation: OPERATION, source: refusal.into() });
+        }
+        if table.fail_next_commits > 0 {
+            table.fail_next_commits -= 1;
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        if !table.conditions_hold(commit) {
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        table.apply(commit);
+        if std::mem::take(&mut table.crash_after_next_commit) {
+            return Err(StoreError::Aws {
+                operation: "crash",
+                source: "crash injected by MemoryStore::crash_after_next_commit, after the commit applied".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One Query of up to `limit` (clamped to 1..=1000) outboxes, oldest first.
+    fn pending_outboxes_now(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+        let mut table = self.table();
+        table.request("Query(outbox)")?;
+        let outboxes = table.outboxes.iter().take(limit.clamp(1, 1000));
+        Ok(outboxes.map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect())
+    }
+
+    /// Deletes the outbox, or puts it back with only `remaining` (unconditionally, as DynamoStore).
+    fn settle_outbox_now(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
+        let mut table = self.table();
+        if remaining.is_empty() {
+            table.request("DeleteItem(outbox)")?;
+            table.outboxes.remove(id);
+        } else {
+            table.request("PutItem(outbox)")?;
+            table.outboxes.insert(id.to_owned(), remaining.to_vec());
+        }
+        Ok(())
+    }
+
+    fn set_user_name_now(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(seat name)")?;
+        if let Some(seat) = table.seats.get_mut(user.as_str()) {
+            seat.user_name = Some(user_name.to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl SeatStore for MemoryStore {
+    async fn get_seats(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::get_seats_now(self, users)
+    }
+
+    async fn list_seats(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> Result<Page<Seat>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::list_seats_now(self, filter, limit, next_token.as_deref())
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::commit_now(self, commit)
+    }
+
+    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::set_user_name_now(self, user, user_name)
+    }
+
+    async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::pending_outboxes_now(self, limit)
+    }
+
+    async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::settle_outbox_now(self, id, remaining)
+    }
+}

@@ -1,0 +1,158 @@
+//! Subscriptions and the group grants index: [`SubscriptionStore`] on the in-memory table.
+
+use kiro::ports::SubscriptionStore;
+
+use super::*;
+
+impl MemoryStore {
+    fn get_subscription_now(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        let mut table = self.table();
+        table.request("GetItem(subscription)")?;
+        Ok(table.subscriptions.get(&sub_key(principal)).cloned())
+    }
+
+    fn list_subscriptions_now(
+        &self,
+        principal_type: Option<PrincipalType>,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Subscription>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
+        let prefix = principal_type.map(|t| format!("{}#", t.as_str())).unwrap_or_default();
+        let start = next_token.map(decode_token).transpose()?;
+        if start.as_ref().is_some_and(|sk| !sk.starts_with(&prefix)) {
+            return Err(StoreError::InvalidToken);
+        }
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let lower = start.map_or_else(|| Bound::Included(prefix.clone()), Bound::Excluded);
+        let rows = table.subscriptions.range((lower, Bound::Unbounded)).take_while(|(sk, _)| sk.starts_with(&prefix));
+        let (page, queries) = gsi1_page(rows, limit, |sub| Some(sub.clone()));
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
+    }
+
+    fn create_subscription_now(&self, sub: &Subscription) -> Result<(), StoreError> {
+        const OPERATION: &str = "PutItem(subscription)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let key = sub_key(&sub.principal);
+        if table.subscriptions.contains_key(&key) {
+            return Err(StoreError::Conflict(OPERATION));
+        }
+        table.subscriptions.insert(key, stored_subscription(sub));
+        Ok(())
+    }
+
+    fn update_subscription_now(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
+        const OPERATION: &str = "PutItem(subscription)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        // A conditional `PutItem`: the whole item is replaced, not only the fields that changed.
+        match table.subscriptions.get_mut(&sub_key(&sub.principal)) {
+            Some(stored) if stored.tier == expected_tier => {
+                *stored = stored_subscription(sub);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(OPERATION)),
+        }
+    }
+
+    fn delete_subscription_now(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        let mut table = self.table();
+        table.request("DeleteItem(subscription)")?;
+        Ok(table.subscriptions.remove(&sub_key(principal)))
+    }
+
+    fn count_granted_now(&self, group: &GroupId) -> Result<u64, StoreError> {
+        const OPERATION: &str = "Query(count grants)";
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let (count, bytes) = table
+            .grants
+            .get(group)
+            .map_or((0, 0), |rows| (rows.len(), rows.values().map(|row| grant_item_bytes(group, row)).sum::<usize>()));
+        // A counting Query still reads its rows: one request per MiB of them.
+        table.more_requests(OPERATION, bytes / QUERY_BYTES);
+        Ok(count as u64)
+    }
+
+    fn granted_users_now(
+        &self,
+        group: &GroupId,
+        next_token: Option<&str>,
+    ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
+        let start = next_token.map(decode_token).transpose()?;
+        // Any other start key lies outside the query's `begins_with(sk, "MEMBER#")`.
+        if start.as_ref().is_some_and(|sk| !sk.starts_with(MEMBER)) {
+            return Err(StoreError::InvalidToken);
+        }
+        let mut table = self.table();
+        table.request("Query(grants)")?;
+        let Some(rows) = table.grants.get(group) else {
+            return Ok(Page { items: Vec::new(), next_token: None });
+        };
+        let read: Vec<(&String, &Grant)> = rows.range(after(start)).take(kiro::ports::GRANTS_PAGE).collect();
+        // DynamoDB answers a `LastEvaluatedKey` whenever the Query stopped at its `Limit`.
+        let next_token = read.last().filter(|_| read.len() == kiro::ports::GRANTS_PAGE).map(|(sk, _)| encode_token(sk));
+        let items = read.into_iter().map(|(_, row)| (row.user.clone(), row.membership.clone())).collect();
+        Ok(Page { items, next_token })
+    }
+
+    fn membership_now(&self, membership_id: &MembershipId) -> Result<Option<(GroupId, UserId)>, StoreError> {
+        let mut table = self.table();
+        table.request("Query(membership)")?;
+        Ok(table.memberships.get(membership_id).and_then(|rows| rows.first().cloned()))
+    }
+}
+
+impl SubscriptionStore for MemoryStore {
+    async fn get_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::get_subscription_now(self, principal)
+    }
+
+    async fn list_subscriptions(
+        &self,
+        principal_type: Option<PrincipalType>,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> Result<Page<Subscription>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::list_subscriptions_now(self, principal_type, limit, next_token.as_deref())
+    }
+
+    async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::create_subscription_now(self, sub)
+    }
+
+    async fn update_subscription(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::update_subscription_now(self, sub, expected_tier)
+    }
+
+    async fn delete_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::delete_subscription_now(self, principal)
+    }
+
+    async fn count_granted(&self, group: &GroupId) -> Result<u64, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::count_granted_now(self, group)
+    }
+
+    async fn granted_users(
+        &self,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::granted_users_now(self, group, next_token.as_deref())
+    }
+
+    async fn membership(&self, membership_id: &MembershipId) -> Result<Option<(GroupId, UserId)>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::membership_now(self, membership_id)
+    }
+}

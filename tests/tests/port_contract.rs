@@ -1,0 +1,574 @@
+//! The port contract: one set of checks, run against `DynamoStore` on moto and against the
+//! in-memory `MemoryStore` that the property tests (convergence, faults, sliced audits) trust.
+//! Each check uses the ports only, never a snapshot of either side, so whatever one answers the
+//! other must answer too. Where they disagree, the fake is wrong.
+//!
+//! Every check also compares request counts: the fake counts, by operation, the requests
+//! `DynamoStore` would send (the bench's requests per operation come from that count), and the
+//! adapter's client here counts what it sent. Kept out: what moto is lenient about (it accepts
+//! transactions DynamoDB refuses: those are pinned on the fake alone, in
+//! `fakes/tests/memory_store.rs`).
+
+use chrono::{DateTime, Utc};
+use kiro::domain::audit::AuditReport;
+use kiro::domain::signal::AuditMode;
+use kiro::domain::{
+    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatStatus,
+    SourceKey, Sources, Subscription, Tier, UserId,
+};
+use kiro::ports::{
+    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, OutEvent, Outbox, ProfileStore,
+    SeatFilter, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
+};
+use serde_json::json;
+
+/// Runs `check` against a fresh `MemoryStore`, then against a fresh table on moto through a
+/// `DynamoStore` whose client counts its requests: both must pass, and the fake must count the
+/// requests the adapter sent (the bench's requests per operation come from that count).
+macro_rules! contract {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[tokio::test]
+            async fn memory_then_dynamo() {
+                let memory = kiro_fakes::MemoryStore::default();
+                super::$check(&memory).await;
+                let world = kiro_tests::World::new().await;
+                let counter = kiro_tests::counting::RequestCounter::default();
+                let (dynamo, _, _) = counter.clients(&world.sdk);
+                super::$check(&kiro::aws::DynamoStore::new(dynamo, &world.table)).await;
+                assert_eq!(
+                    memory.requests(),
+                    counter.total(),
+                    "requests counted by the fake ({:?}) against those the adapter sent ({:?})",
+                    memory.requests_by_operation(),
+                    counter.snapshot()
+                );
+            }
+        }
+    )*};
+}
+
+contract!(
+    a_failing_guard_applies_nothing_of_the_commit,
+    a_guard_on_a_deleted_subscription_fails_and_a_matching_one_passes,
+    an_absent_condition_holds_only_while_the_subscription_is_gone,
+    a_stale_version_anywhere_applies_nothing_of_the_commit,
+    seat_writes_are_guarded_by_their_versions,
+    seats_page_without_duplicates_or_gaps_and_a_last_full_page_has_a_token,
+    a_filtered_page_holds_up_to_limit_seats,
+    subscriptions_list_groups_before_users_and_filter_by_type,
+    tokens_not_handed_out_are_refused,
+    subscriptions_are_created_once_and_updated_only_from_the_expected_tier,
+    reads_answer_what_the_table_keeps,
+    the_profile_is_created_once_and_patched,
+    grant_rows_follow_commits_and_page,
+    a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed,
+    get_seats_answers_the_seats_that_exist,
+    outboxes_are_pending_oldest_first_until_settled,
+    user_names_are_set_only_on_seats_that_exist,
+    audit_reports_are_listed_newest_first,
+    the_checkpoint_is_created_once_leased_and_replaced_step_by_step,
+);
+
+// --- fixtures -----------------------------------------------------------------------------------
+
+fn at(s: &str) -> DateTime<Utc> {
+    kiro::time::parse(s).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    at("2026-01-01T00:00:00Z")
+}
+
+fn user(n: u32) -> UserId {
+    UserId::parse("u", &format!("94482488-3041-7026-18f3-{n:012x}")).unwrap()
+}
+
+fn group(n: u32) -> GroupId {
+    GroupId::parse("g", &format!("a4d8e4a8-1071-70f6-1c5e-{n:012x}")).unwrap()
+}
+
+fn membership(n: u32) -> MembershipId {
+    MembershipId::parse("m", &format!("c0ffee00-1071-70f6-1c5e-{n:012x}")).unwrap()
+}
+
+fn seat(user: &UserId, tier: Tier, version: u64) -> Seat {
+    Seat {
+        user_id: user.clone(),
+        user_name: None,
+        sources: Sources::from([(SourceKey::Direct, tier)]),
+        tier,
+        status: SeatStatus::Active,
+        granted_at: now(),
+        updated_at: now(),
+        canceled_at: None,
+        version,
+    }
+}
+
+fn canceled(user: &UserId, tier: Tier, version: u64) -> Seat {
+    Seat {
+        sources: Sources::new(),
+        status: SeatStatus::Canceled,
+        canceled_at: Some(now()),
+        ..seat(user, tier, version)
+    }
+}
+
+fn write(seat: Seat, expected_version: Option<u64>) -> SeatWrite {
+    SeatWrite { seat, expected_version, grants_added: Vec::new(), grants_removed: Vec::new() }
+}
+
+fn one(seat: Seat, expected_version: Option<u64>) -> Commit {
+    Commit { seats: vec![write(seat, expected_version)], ..Commit::default() }
+}
+
+fn event(n: u32) -> OutEvent {
+    OutEvent { detail_type: "Seat Granted".into(), detail: json!({ "userId": user(n) }) }
+}
+
+fn outbox(id: &str, events: Vec<OutEvent>) -> Outbox {
+    Outbox { id: id.into(), events }
+}
+
+fn subscription(principal: Principal, tier: Tier) -> Subscription {
+    Subscription::new(principal, "someone".into(), tier, "admin", now())
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+/// Stores `seats` as new seats, 45 per commit.
+async fn seed<S: SeatStore>(store: &S, seats: Vec<Seat>) {
+    let writes: Vec<SeatWrite> = seats.into_iter().map(|s| write(s, None)).collect();
+    for chunk in writes.chunks(45) {
+        store.commit(&Commit { seats: chunk.to_vec(), ..Commit::default() }).await.unwrap();
+    }
+}
+
+/// Every page of `list_seats`, following the tokens.
+async fn seat_pages<S: SeatStore>(store: &S, filter: SeatFilter, limit: usize) -> Vec<Vec<UserId>> {
+    let mut pages = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list_seats(filter, limit, token).await.unwrap();
+        pages.push(page.items.iter().map(|s| s.user_id.clone()).collect());
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+// --- the commit ---------------------------------------------------------------------------------
+
+async fn a_failing_guard_applies_nothing_of_the_commit<S: SeatStore + SubscriptionStore>(store: &S) {
+    // Given a subscription at PRO
+    let alice = Principal::User(user(1));
+    store.create_subscription(&subscription(alice.clone(), Tier::Pro)).await.unwrap();
+
+    // When a commit of two new seats, a grant row and an outbox is guarded by POWER
+    let mut first = write(seat(&user(1), Tier::Power, 1), None);
+    first.grants_added.push((group(1), Some(membership(1))));
+    let commit = Commit {
+        seats: vec![first, write(seat(&user(2), Tier::Power, 1), None)],
+        guards: vec![SubscriptionGuard { principal: alice, tier: Tier::Power }],
+        outbox: Some(outbox("2026-01-01T00:00:00.000Z#1", vec![event(1)])),
+        ..Commit::default()
+    };
+    let result = store.commit(&commit).await;
+
+    // Then it is a conflict and nothing of it was written
+    assert!(is_conflict(&result), "{result:?}");
+    assert_eq!(store.get_seats(&[user(1), user(2)]).await.unwrap(), []);
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 0);
+    assert_eq!(store.membership(&membership(1)).await.unwrap(), None);
+    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+}
+
+async fn a_guard_on_a_deleted_subscription_fails_and_a_matching_one_passes<S: SeatStore + SubscriptionStore>(
+    store: &S,
+) {
+    let team = Principal::Group(group(1));
+    let guarded = |tier| Commit {
+        guards: vec![SubscriptionGuard { principal: team.clone(), tier }],
+        ..one(seat(&user(1), tier, 1), None)
+    };
+    assert!(is_conflict(&store.commit(&guarded(Tier::Pro)).await), "no subscription");
+    store.create_subscription(&subscription(team.clone(), Tier::Pro)).await.unwrap();
+    assert!(is_conflict(&store.commit(&guarded(Tier::Power)).await), "another tier");
+    store.commit(&guarded(Tier::Pro)).await.unwrap();
+    assert_eq!(store.get_seats(&[user(1)]).await.unwrap().len(), 1);
+}
+
+async fn an_absent_condition_holds_only_while_the_subscription_is_gone<S: SeatStore + SubscriptionStore>(store: &S) {
+    let alice = Principal::User(user(1));
+    let removal = |version| Commit { absent: vec![alice.clone()], ..one(canceled(&user(1), Tier::Pro, version), None) };
+    store.create_subscription(&subscription(alice.clone(), Tier::Pro)).await.unwrap();
+    assert!(is_conflict(&store.commit(&removal(1)).await), "the subscription exists");
+    assert_eq!(store.get_seats(&[user(1)]).await.unwrap(), []);
+    store.delete_subscription(&alice).await.unwrap();
+    store.commit(&removal(1)).await.unwrap();
+    assert_eq!(store.get_seats(&[user(1)]).await.unwrap(), [canceled(&user(1), Tier::Pro, 1)]);
+}
+
+async fn a_stale_version_anywhere_applies_nothing_of_the_commit<S: SeatStore>(store: &S) {
+    // Given two seats at version 1
+    seed(store, vec![seat(&user(1), Tier::Pro, 1), seat(&user(2), Tier::Pro, 1)]).await;
+
+    // When one write holds the right version and the other a stale one
+    let commit = Commit {
+        seats: vec![write(seat(&user(1), Tier::Power, 2), Some(1)), write(seat(&user(2), Tier::Power, 2), Some(0))],
+        outbox: Some(outbox("o", vec![event(1)])),
+        ..Commit::default()
+    };
+
+    // Then neither seat moved, and no outbox was kept
+    assert!(is_conflict(&store.commit(&commit).await));
+    let seats = store.get_seats(&[user(1), user(2)]).await.unwrap();
+    assert!(seats.len() == 2 && seats.iter().all(|s| s.version == 1 && s.tier == Tier::Pro), "{seats:?}");
+    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+}
+
+async fn seat_writes_are_guarded_by_their_versions<S: SeatStore>(store: &S) {
+    assert!(is_conflict(&store.commit(&one(seat(&user(1), Tier::Pro, 6), Some(5))).await), "a version on no seat");
+    store.commit(&one(seat(&user(1), Tier::Pro, 1), None)).await.unwrap();
+    assert!(is_conflict(&store.commit(&one(seat(&user(1), Tier::Pro, 1), None)).await), "must not exist yet");
+    store.commit(&one(seat(&user(1), Tier::Power, 2), Some(1))).await.unwrap();
+    assert!(is_conflict(&store.commit(&one(seat(&user(1), Tier::ProPlus, 2), Some(1))).await), "lost the race");
+    assert_eq!(store.get_seats(&[user(1)]).await.unwrap(), [seat(&user(1), Tier::Power, 2)]);
+}
+
+// --- listing seats ------------------------------------------------------------------------------
+
+async fn seats_page_without_duplicates_or_gaps_and_a_last_full_page_has_a_token<S: SeatStore>(store: &S) {
+    // Given 60 seats stored in an order that is not their id order
+    let mut users: Vec<UserId> = (0..60).map(|i| user((i * 7919) % 1000)).collect();
+    seed(store, users.iter().map(|u| seat(u, Tier::Pro, 1)).collect()).await;
+    users.sort();
+
+    // When the caller follows the tokens 7 at a time: 8 full pages and one of 4, in id order
+    let pages = seat_pages(store, SeatFilter::default(), 7).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 7, 7, 7, 7, 7, 7, 4]);
+    assert_eq!(pages.concat(), users);
+
+    // A page that ends on the last seat still hands out a token; the page after it is empty.
+    let pages = seat_pages(store, SeatFilter::default(), 30).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [30, 30, 0]);
+}
+
+async fn a_filtered_page_holds_up_to_limit_seats<S: SeatStore>(store: &S) {
+    // Given 150 seats, one in three canceled, tiers in turn
+    let tier = |i: u32| Tier::ALL[(i % 3) as usize];
+    let seats = (0..150)
+        .map(|i| if i % 3 == 0 { canceled(&user(i), tier(i), 1) } else { seat(&user(i), tier(i), 1) })
+        .collect();
+    seed(store, seats).await;
+
+    // When the canceled ones are listed 20 at a time, every page but the last is full
+    let filter = SeatFilter { status: Some(SeatStatus::Canceled), ..SeatFilter::default() };
+    let pages = seat_pages(store, filter, 20).await;
+    assert!(pages.iter().rev().skip(1).all(|p| p.len() == 20), "{:?}", pages.iter().map(Vec::len).collect::<Vec<_>>());
+    let expected: Vec<UserId> = (0..150).filter(|i| i % 3 == 0).map(user).collect();
+    assert_eq!(pages.concat(), expected);
+
+    // And tier and status together keep exactly their own
+    let filter = SeatFilter { tier: Some(Tier::ProPlus), status: Some(SeatStatus::Active) };
+    let expected: Vec<UserId> = (0..150).filter(|i| i % 3 == 1).map(user).collect();
+    assert_eq!(seat_pages(store, filter, 100).await.concat(), expected);
+}
+
+// --- subscriptions ------------------------------------------------------------------------------
+
+async fn subscriptions_list_groups_before_users_and_filter_by_type<S: SubscriptionStore>(store: &S) {
+    for p in
+        [Principal::User(user(2)), Principal::Group(group(2)), Principal::User(user(1)), Principal::Group(group(1))]
+    {
+        store.create_subscription(&subscription(p, Tier::Pro)).await.unwrap();
+    }
+    let principals = |page: &[Subscription]| page.iter().map(|s| s.principal.clone()).collect::<Vec<_>>();
+
+    // All, 3 at a time: groups then users, each by id
+    let first = store.list_subscriptions(None, 3, None).await.unwrap();
+    let second = store.list_subscriptions(None, 3, first.next_token.clone()).await.unwrap();
+    assert_eq!(
+        principals(&[first.items, second.items].concat()),
+        [Principal::Group(group(1)), Principal::Group(group(2)), Principal::User(user(1)), Principal::User(user(2))]
+    );
+    assert_eq!(second.next_token, None);
+
+    // A type filter keeps its own, with tokens good only for that type
+    let users = store.list_subscriptions(Some(PrincipalType::User), 1, None).await.unwrap();
+    assert_eq!(principals(&users.items), [Principal::User(user(1))]);
+    let users_token = users.next_token.unwrap();
+    let next = store.list_subscriptions(Some(PrincipalType::User), 10, Some(users_token.clone())).await.unwrap();
+    assert_eq!(principals(&next.items), [Principal::User(user(2))]);
+    let other = store.list_subscriptions(Some(PrincipalType::Group), 10, Some(users_token)).await;
+    assert!(matches!(other, Err(StoreError::InvalidToken)), "{other:?}");
+}
+
+async fn tokens_not_handed_out_are_refused<S: SeatStore + SubscriptionStore>(store: &S) {
+    for bad in ["not base64!", "__8"] {
+        let token = || Some(bad.to_owned());
+        assert!(matches!(store.list_seats(SeatFilter::default(), 10, token()).await, Err(StoreError::InvalidToken)));
+        assert!(matches!(store.list_subscriptions(None, 10, token()).await, Err(StoreError::InvalidToken)));
+        assert!(matches!(store.granted_users(&group(1), token()).await, Err(StoreError::InvalidToken)));
+    }
+    // A seat token is no grants token.
+    seed(store, vec![seat(&user(1), Tier::Pro, 1), seat(&user(2), Tier::Pro, 1)]).await;
+    let seat_token = store.list_seats(SeatFilter::default(), 1, None).await.unwrap().next_token;
+    assert!(seat_token.is_some());
+    assert!(matches!(store.granted_users(&group(1), seat_token).await, Err(StoreError::InvalidToken)));
+}
+
+async fn subscriptions_are_created_once_and_updated_only_from_the_expected_tier<S: SubscriptionStore>(store: &S) {
+    let alice = Principal::User(user(1));
+    let sub = subscription(alice.clone(), Tier::Pro);
+    store.create_subscription(&sub).await.unwrap();
+    assert!(is_conflict(&store.create_subscription(&sub).await));
+
+    let upgraded = Subscription { tier: Tier::Power, ..sub.clone() };
+    assert!(is_conflict(&store.update_subscription(&upgraded, Tier::ProPlus).await));
+    store.update_subscription(&upgraded, Tier::Pro).await.unwrap();
+    assert_eq!(store.get_subscription(&alice).await.unwrap().map(|s| s.tier), Some(Tier::Power));
+
+    assert_eq!(store.delete_subscription(&alice).await.unwrap().map(|s| s.tier), Some(Tier::Power));
+    assert_eq!(store.delete_subscription(&alice).await.unwrap(), None);
+    assert!(is_conflict(&store.update_subscription(&upgraded, Tier::Power).await), "a deleted one is not updated");
+    assert_eq!(store.get_subscription(&alice).await.unwrap(), None);
+}
+
+async fn reads_answer_what_the_table_keeps<S: SeatStore + SubscriptionStore>(store: &S) {
+    // Given a subscription with a seat count, nanoseconds, and a pending tier without its date
+    let precise = at("2026-01-01T10:00:00.123456789Z");
+    let sub = Subscription {
+        seats: 42,
+        pending_tier: Some(Tier::Pro),
+        created_at: precise,
+        updated_at: precise,
+        ..subscription(Principal::User(user(1)), Tier::Power)
+    };
+    store.create_subscription(&sub).await.unwrap();
+    store.commit(&one(Seat { updated_at: precise, ..seat(&user(1), Tier::Pro, 1) }, None)).await.unwrap();
+
+    // When they are read back: no stored seat count, milliseconds, no half a pending change
+    let read = store.get_subscription(&sub.principal).await.unwrap().unwrap();
+    let seat = store.get_seats(&[user(1)]).await.unwrap().remove(0);
+    let millis = at("2026-01-01T10:00:00.123Z");
+    assert_eq!((read.seats, read.created_at, read.updated_at), (0, millis, millis));
+    assert_eq!((read.pending_tier, read.pending_tier_effective_at), (None, None));
+    assert_eq!(seat.updated_at, millis);
+}
+
+async fn the_profile_is_created_once_and_patched<S: ProfileStore>(store: &S) {
+    let patch = ProfilePatch { name: Some("Renamed".into()), description: None };
+    assert_eq!(store.update_profile(&patch, "bob", now()).await.unwrap(), None, "no profile yet");
+    assert_eq!(store.get_profile().await.unwrap(), None);
+
+    let profile = Profile {
+        profile_id: "p-1".into(),
+        name: "Kiro".into(),
+        description: "all of us".into(),
+        region: "us-east-1".into(),
+        identity_store_id: IdentityStoreId::parse("i", "d-1234567890").unwrap(),
+        created_at: now(),
+        updated_at: now(),
+        updated_by: "alice".into(),
+    };
+    store.create_profile(&profile).await.unwrap();
+    assert!(is_conflict(&store.create_profile(&profile).await));
+
+    let later = at("2026-02-01T00:00:00Z");
+    let updated = store.update_profile(&patch, "bob", later).await.unwrap().unwrap();
+    let expected = Profile { name: "Renamed".into(), updated_at: later, updated_by: "bob".into(), ..profile };
+    assert_eq!(updated, expected);
+    assert_eq!(store.get_profile().await.unwrap(), Some(expected));
+}
+
+// --- the grants index ---------------------------------------------------------------------------
+
+async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(store: &S) {
+    // Given more seats holding a group than one page of grants
+    let n = u32::try_from(GRANTS_PAGE).unwrap() + 30;
+    let writes: Vec<SeatWrite> = (0..n)
+        .map(|i| SeatWrite {
+            grants_added: vec![(group(1), Some(membership(i)))],
+            ..write(seat(&user(i), Tier::Pro, 1), None)
+        })
+        .collect();
+    for chunk in writes.chunks(49) {
+        store.commit(&Commit { seats: chunk.to_vec(), ..Commit::default() }).await.unwrap();
+    }
+
+    // Then they are counted, and listed by user id with the membership recorded for each
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n));
+    let first = store.granted_users(&group(1), None).await.unwrap();
+    assert_eq!(first.items.len(), GRANTS_PAGE);
+    let second = store.granted_users(&group(1), first.next_token).await.unwrap();
+    assert_eq!(second.next_token, None);
+    let expected: Vec<_> = (0..n).map(|i| (user(i), Some(membership(i)))).collect();
+    assert_eq!([first.items, second.items].concat(), expected);
+    assert_eq!(store.count_granted(&group(2)).await.unwrap(), 0);
+}
+
+async fn a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed<
+    S: SeatStore + SubscriptionStore + MembershipMap,
+>(
+    store: &S,
+) {
+    let mut first = write(seat(&user(1), Tier::Pro, 1), None);
+    first.grants_added = vec![(group(1), Some(membership(1))), (group(2), None)];
+    store.commit(&Commit { seats: vec![first], ..Commit::default() }).await.unwrap();
+    assert_eq!(store.membership(&membership(1)).await.unwrap(), Some((group(1), user(1))));
+    assert_eq!(store.granted_users(&group(2), None).await.unwrap().items, [(user(1), None)]);
+
+    // The grant learns its membership id later (the audit refreshes it).
+    store.refresh_membership(&group(2), &user(1), &membership(7)).await.unwrap();
+    assert_eq!(store.membership(&membership(7)).await.unwrap(), Some((group(2), user(1))));
+    // A grant that does not exist is not created by a refresh.
+    store.refresh_membership(&group(9), &user(1), &membership(9)).await.unwrap();
+    assert_eq!(store.membership(&membership(9)).await.unwrap(), None);
+    assert_eq!(store.count_granted(&group(9)).await.unwrap(), 0);
+
+    // The user left and rejoined: the row is put again with the new membership id.
+    let mut rejoined = write(seat(&user(1), Tier::Pro, 2), Some(1));
+    rejoined.grants_added = vec![(group(1), Some(membership(2)))];
+    store.commit(&Commit { seats: vec![rejoined], ..Commit::default() }).await.unwrap();
+    assert_eq!(store.membership(&membership(1)).await.unwrap(), None);
+    assert_eq!(store.membership(&membership(2)).await.unwrap(), Some((group(1), user(1))));
+
+    let mut left = write(seat(&user(1), Tier::Pro, 3), Some(2));
+    left.grants_removed = vec![group(1), group(3)];
+    store.commit(&Commit { seats: vec![left], ..Commit::default() }).await.unwrap();
+    assert_eq!(store.membership(&membership(2)).await.unwrap(), None);
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 0);
+    assert_eq!(store.count_granted(&group(2)).await.unwrap(), 1);
+}
+
+async fn get_seats_answers_the_seats_that_exist<S: SeatStore>(store: &S) {
+    seed(store, vec![seat(&user(1), Tier::Pro, 1), seat(&user(3), Tier::Power, 1)]).await;
+    let mut found = store.get_seats(&[user(3), user(2), user(1)]).await.unwrap();
+    found.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    assert_eq!(found, [seat(&user(1), Tier::Pro, 1), seat(&user(3), Tier::Power, 1)]);
+    assert_eq!(store.get_seats(&[]).await.unwrap(), []);
+}
+
+async fn outboxes_are_pending_oldest_first_until_settled<S: SeatStore>(store: &S) {
+    for (n, id) in [(2, "2026-01-01T00:00:02.000Z#b"), (1, "2026-01-01T00:00:01.000Z#a")] {
+        let commit = Commit {
+            outbox: Some(outbox(id, vec![event(n), event(n + 10)])),
+            ..one(seat(&user(n), Tier::Pro, 1), None)
+        };
+        store.commit(&commit).await.unwrap();
+    }
+    let pending = store.pending_outboxes(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        ["2026-01-01T00:00:01.000Z#a", "2026-01-01T00:00:02.000Z#b"]
+    );
+    assert_eq!(pending[0].events, [event(1), event(11)]);
+    assert_eq!(store.pending_outboxes(1).await.unwrap().len(), 1);
+
+    // Settling keeps what could not be published, then nothing
+    store.settle_outbox("2026-01-01T00:00:01.000Z#a", &[event(11)]).await.unwrap();
+    assert_eq!(store.pending_outboxes(10).await.unwrap()[0].events, [event(11)]);
+    store.settle_outbox("2026-01-01T00:00:01.000Z#a", &[]).await.unwrap();
+    store.settle_outbox("2026-01-01T00:00:02.000Z#b", &[]).await.unwrap();
+    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+}
+
+async fn user_names_are_set_only_on_seats_that_exist<S: SeatStore>(store: &S) {
+    store.commit(&one(seat(&user(1), Tier::Pro, 1), None)).await.unwrap();
+    store.set_user_name(&user(1), "alice").await.unwrap();
+    store.set_user_name(&user(2), "bob").await.unwrap();
+    let seats = store.get_seats(&[user(1), user(2)]).await.unwrap();
+    assert_eq!(seats.len(), 1, "no seat is created by naming it");
+    assert_eq!((seats[0].user_name.as_deref(), seats[0].version), (Some("alice"), 1), "display only: no new version");
+}
+
+// --- audits -------------------------------------------------------------------------------------
+
+fn report(id: &str, started: &str) -> AuditReport {
+    let started = at(started);
+    AuditReport {
+        audit_id: id.into(),
+        mode: AuditMode::Report,
+        granted: 1,
+        changed: 0,
+        canceled: 0,
+        halted: false,
+        started_at: started,
+        finished_at: started,
+        active_seats: 3,
+        downgrades_due: 0,
+        cancels_withheld: 0,
+        names_filled: 0,
+        invocations: 1,
+        findings: Vec::new(),
+        findings_truncated: false,
+    }
+}
+
+async fn audit_reports_are_listed_newest_first<S: AuditStore>(store: &S) {
+    let ids = [
+        "00000000-0000-0000-0000-000000000001",
+        "00000000-0000-0000-0000-000000000002",
+        "00000000-0000-0000-0000-000000000003",
+    ];
+    for (id, t) in ids.iter().zip(["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-01T00:00:00Z"]) {
+        store.put_audit(&report(id, t)).await.unwrap();
+    }
+    assert_eq!(store.get_audit(ids[0]).await.unwrap(), Some(report(ids[0], "2026-01-02T00:00:00Z")));
+    assert_eq!(store.get_audit("00000000-0000-0000-0000-000000000009").await.unwrap(), None);
+    let first = store.list_audits(2, None).await.unwrap();
+    let second = store.list_audits(2, first.next_token).await.unwrap();
+    let listed: Vec<String> = [first.items, second.items].concat().into_iter().map(|r| r.audit_id).collect();
+    assert_eq!(listed, [ids[1], ids[0], ids[2]]);
+    assert_eq!(second.next_token, None);
+}
+
+fn head(step: u32, save_id: &str) -> CheckpointHead {
+    CheckpointHead {
+        audit_id: "a-1".into(),
+        step,
+        mode: AuditMode::Repair,
+        force: false,
+        lease_until_ms: 0,
+        lease_owner: String::new(),
+        saved_at: now(),
+        save_id: save_id.into(),
+    }
+}
+
+async fn the_checkpoint_is_created_once_leased_and_replaced_step_by_step<S: AuditCheckpoints>(store: &S) {
+    assert_eq!(store.checkpoint_head().await.unwrap(), None);
+    let first = head(1, "s-1");
+    store.save_checkpoint(None, &first, "state one ✓").await.unwrap();
+    assert!(is_conflict(&store.save_checkpoint(None, &head(1, "s-x"), "other").await), "created once");
+    let read = store.checkpoint_head().await.unwrap().unwrap();
+    assert_eq!((read.step, read.save_id.as_str()), (1, "s-1"));
+    assert_eq!(store.checkpoint_state(&read).await.unwrap(), "state one ✓");
+
+    // One lease at a time; its owner may take it again
+    store.claim_checkpoint(&read, "req-1", 2_000, 1_000).await.unwrap();
+    assert!(is_conflict(&store.claim_checkpoint(&read, "req-2", 3_000, 1_500).await), "held");
+    let held = store.checkpoint_head().await.unwrap().unwrap();
+    store.claim_checkpoint(&held, "req-1", 4_000, 1_500).await.unwrap();
+    let held = store.checkpoint_head().await.unwrap().unwrap();
+    store.claim_checkpoint(&held, "req-2", 9_000, 5_000).await.unwrap();
+
+    // A save names the step it replaces; a stale one loses
+    let current = store.checkpoint_head().await.unwrap().unwrap();
+    let second = head(2, "s-2");
+    store.save_checkpoint(Some(&current), &second, "state two").await.unwrap();
+    assert!(is_conflict(&store.save_checkpoint(Some(&current), &head(2, "s-3"), "late").await), "replaced already");
+    let read = store.checkpoint_head().await.unwrap().unwrap();
+    assert_eq!(store.checkpoint_state(&read).await.unwrap(), "state two");
+
+    // Clearing an old head does nothing; clearing the current one ends the run
+    store.clear_checkpoint(&first).await.unwrap();
+    assert!(store.checkpoint_head().await.unwrap().is_some());
+    store.clear_checkpoint(&read).await.unwrap();
+    assert_eq!(store.checkpoint_head().await.unwrap(), None);
+}
