@@ -155,11 +155,6 @@ impl Request {
         self.query.get(name).map(String::as_str)
     }
 
-    /// Names of all query parameters present.
-    pub fn query_names(&self) -> impl Iterator<Item = &str> {
-        self.query.keys().map(String::as_str)
-    }
-
     /// The body as a JSON object, or `BadRequest` saying why not.
     pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
         let raw = self.raw.body.as_deref().unwrap_or("");

@@ -353,7 +353,7 @@ pub struct CheckpointHead {
     pub audit_id: String,
     /// Bumped by every save; a save names the step it replaces.
     pub step: u32,
-    pub mode: crate::domain::signal::AuditMode,
+    pub mode: crate::domain::audit::AuditMode,
     pub force: bool,
     /// Milliseconds since the epoch until which one invocation holds the run; 0 when none does.
     pub lease_until_ms: i64,

@@ -46,7 +46,7 @@ const NOW: &str = "2026-11-26T10:00:00Z";
 async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() {
     let ctx = Ctx::new().await;
     let g = ctx.dir.group("eng").await;
-    let members: Vec<String> = futures_seq(&ctx, 8).await;
+    let members: Vec<String> = users(&ctx, 8).await;
     let mut memberships = Vec::new();
     for u in &members[..6] {
         memberships.push(ctx.dir.add(&g, u).await);
@@ -94,7 +94,8 @@ async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() 
     );
 }
 
-async fn futures_seq(ctx: &Ctx, n: usize) -> Vec<String> {
+/// Creates users `member0`.. in the directory, one after the other.
+async fn users(ctx: &Ctx, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..n {
         out.push(ctx.dir.user(&format!("member{i}")).await);
@@ -130,7 +131,7 @@ async fn the_revoke_guard_halts_mass_cancellation_until_forced() {
     let g = ctx.dir.group("vanishing").await;
     let extra = ctx.dir.group("growing").await;
     let mut memberships = Vec::new();
-    for u in futures_seq(&ctx, 4).await {
+    for u in users(&ctx, 4).await {
         memberships.push(ctx.dir.add(&g, &u).await);
     }
     ctx.subscribe("GROUP", &g, "PRO").await;
@@ -155,7 +156,7 @@ async fn the_revoke_guard_halts_mass_cancellation_until_forced() {
 async fn a_half_granted_group_is_completed_and_reports_are_readable() {
     let ctx = Ctx::new().await;
     let g = ctx.dir.group("half").await;
-    let members = futures_seq(&ctx, 5).await;
+    let members = users(&ctx, 5).await;
     for u in &members {
         ctx.dir.add(&g, u).await;
     }
@@ -190,7 +191,7 @@ async fn an_audit_cut_into_invocations_continues_from_its_checkpoint() {
     stack.sync.audit_units_per_invocation = Some(1);
     let ctx = Ctx(stack);
     let (eng, ops) = (ctx.dir.group("eng").await, ctx.dir.group("ops").await);
-    let members = futures_seq(&ctx, 6).await;
+    let members = users(&ctx, 6).await;
     let mut memberships = Vec::new();
     for u in &members[..4] {
         memberships.push(ctx.dir.add(&eng, u).await);
@@ -224,7 +225,7 @@ async fn an_audit_cut_into_invocations_continues_from_its_checkpoint() {
 
 #[tokio::test]
 async fn checkpoints_are_stored_in_parts_and_replaced_only_by_their_holder() {
-    use kiro::domain::signal::AuditMode;
+    use kiro::domain::audit::AuditMode;
     use kiro::ports::{AuditCheckpoints, CheckpointHead, StoreError};
     let ctx = Ctx::new().await;
     let store = ctx.store();

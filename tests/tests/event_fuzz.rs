@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
-use kiro::domain::signal::{self, AuditMode, Signal};
+use kiro::domain::audit::AuditMode;
+use kiro::domain::signal::{self, Signal};
 use kiro::domain::{GroupId, Principal, Subscription, Tier, UserId};
 use kiro::ports::{ProfileStore, SubscriptionStore};
 use kiro_fakes::{MemoryDirectory, MemorySink, MemoryStore};
@@ -336,7 +337,7 @@ fn apply(envelope: &mut Value, m: &Mutation, ids: &Ids) {
 enum Meaning {
     Ignore,
     Audit { report: bool, force: bool, continues: Option<String> },
-    Membership { group: String, user: String, membership: Option<String> },
+    Membership { group: String, user: String },
     MembershipDeleted(String),
     GroupMembersChanged(String),
     GroupDeleted(String),
@@ -350,11 +351,7 @@ fn meaning_of(s: &Signal) -> Meaning {
         Signal::Audit { mode, force, continues } => {
             Meaning::Audit { report: *mode == AuditMode::Report, force: *force, continues: continues.clone() }
         }
-        Signal::Membership { group, user, membership } => Meaning::Membership {
-            group: group.to_string(),
-            user: user.to_string(),
-            membership: membership.as_ref().map(ToString::to_string),
-        },
+        Signal::Membership { group, user } => Meaning::Membership { group: group.to_string(), user: user.to_string() },
         Signal::MembershipDeleted { membership } => Meaning::MembershipDeleted(membership.to_string()),
         Signal::GroupMembersChanged { group } => Meaning::GroupMembersChanged(group.to_string()),
         Signal::GroupDeleted { group } => Meaning::GroupDeleted(group.to_string()),
@@ -426,24 +423,20 @@ fn expected(source: &str, detail_type: &str, detail: &Value) -> Meaning {
     let text = |p: &str| detail.pointer(p).and_then(Value::as_str);
     let id = |p: &str, kind: &str| text(p).and_then(|raw| bare_id(raw, kind));
     let one = |p: &str, kind: &str, make: fn(String) -> Meaning| id(p, kind).map_or(Meaning::Ignore, make);
-    let membership = |group: Option<String>, user: Option<String>, membership: Option<String>| match (group, user) {
-        (Some(group), Some(user)) => Meaning::Membership { group, user, membership },
+    let membership = |group: Option<String>, user: Option<String>| match (group, user) {
+        (Some(group), Some(user)) => Meaning::Membership { group, user },
         _ => Meaning::Ignore,
     };
     match (text("/eventSource").unwrap_or(""), text("/eventName").unwrap_or("")) {
-        (IDENTITY_STORE, "CreateGroupMembership") => membership(
-            id("/requestParameters/groupId", "group"),
-            id("/requestParameters/memberId/userId", "user"),
-            id("/responseElements/membershipId", "membership"),
-        ),
+        (IDENTITY_STORE, "CreateGroupMembership") => {
+            membership(id("/requestParameters/groupId", "group"), id("/requestParameters/memberId/userId", "user"))
+        }
         (IDENTITY_STORE, "DeleteGroupMembership") => {
             one("/requestParameters/membershipId", "membership", Meaning::MembershipDeleted)
         }
-        (CONSOLE, "AddMemberToGroup" | "RemoveMemberFromGroup") => membership(
-            id("/requestParameters/groupId", "group"),
-            id("/requestParameters/member/memberId", "user"),
-            None,
-        ),
+        (CONSOLE, "AddMemberToGroup" | "RemoveMemberFromGroup") => {
+            membership(id("/requestParameters/groupId", "group"), id("/requestParameters/member/memberId", "user"))
+        }
         (IDENTITY_STORE | CONSOLE, "DeleteGroup") => one("/requestParameters/groupId", "group", Meaning::GroupDeleted),
         (IDENTITY_STORE | CONSOLE, "DeleteUser") => one("/requestParameters/userId", "user", Meaning::UserDeleted),
         (SCIM, "PatchGroup") => one("/requestParameters/id", "group", Meaning::GroupMembersChanged),

@@ -41,7 +41,7 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
     let group = dir.group("everyone").await;
     let mut users = Vec::with_capacity(MEMBERS);
     for chunk in (0..MEMBERS).collect::<Vec<_>>().chunks(20) {
-        let made = futures_join(chunk.iter().map(|i| {
+        let made = futures_util::future::join_all(chunk.iter().map(|i| {
             let dir = &dir;
             let group = &group;
             async move {
@@ -129,15 +129,6 @@ async fn requests_per_operation_and_a_thousand_member_fan_out() {
     for l in &report {
         println!("{l}");
     }
-}
-
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futs.collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for f in handles {
-        out.push(f.await);
-    }
-    out
 }
 
 /// A sink that is down: every publish fails.

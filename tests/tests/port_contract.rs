@@ -10,8 +10,8 @@
 //! `fakes/tests/memory_store.rs`).
 
 use chrono::{DateTime, Utc};
+use kiro::domain::audit::AuditMode;
 use kiro::domain::audit::AuditReport;
-use kiro::domain::signal::AuditMode;
 use kiro::domain::{
     GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatStatus,
     SourceKey, Sources, Subscription, Tier, UserId,

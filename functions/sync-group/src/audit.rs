@@ -21,12 +21,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
-use kiro::domain::audit::{self, Action, AuditReport, Finding, FindingRecord, MAX_FINDINGS, MAX_NAMES_PER_AUDIT};
-use kiro::domain::signal::{AUDIT_REQUESTED, AuditMode};
-use kiro::domain::subscription::due_downgrade;
-use kiro::domain::{
-    GroupId, MembershipId, Principal, Profile, Seat, SeatChange, SourceKey, SourceOp, Sources, Tier, UserId,
+use kiro::domain::audit::{
+    self, Action, AuditMode, AuditReport, FindingRecord, GroupDrift, MAX_NAMES_PER_AUDIT, Planned, Subscribed,
 };
+use kiro::domain::signal::AUDIT_REQUESTED;
+use kiro::domain::subscription::due_downgrade;
+use kiro::domain::{GroupId, MembershipId, Principal, Profile, Seat, UserId};
 use kiro::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore,
     StoreError, SubscriptionStore, all_pages, for_each_item,
@@ -127,24 +127,6 @@ impl Stage {
     }
 }
 
-/// How a user's group sources differ from the directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct GroupDrift {
-    /// Groups the user is a member of without holding them, with the membership ids.
-    joined: BTreeMap<GroupId, MembershipId>,
-    /// Groups the user holds without being a member.
-    left: BTreeSet<GroupId>,
-}
-
-/// A seat the audit changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Planned {
-    user: UserId,
-    change: SeatChange,
-    finding: Finding,
-    memberships: BTreeMap<GroupId, MembershipId>,
-}
-
 /// Everything an audit carries from one unit of work to the next, and across invocations:
 /// positions and drift, never the directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,21 +187,6 @@ impl Run {
 
     fn repair(&self) -> bool {
         self.mode == AuditMode::Repair
-    }
-}
-
-/// The subscriptions as the audit's clock sees them (due downgrades applied).
-struct Subs {
-    direct: BTreeMap<UserId, Tier>,
-    groups: BTreeMap<GroupId, Tier>,
-}
-
-impl Subs {
-    fn has(&self, p: &Principal) -> bool {
-        match p {
-            Principal::User(u) => self.direct.contains_key(u),
-            Principal::Group(g) => self.groups.contains_key(g),
-        }
     }
 }
 
@@ -439,11 +406,11 @@ where
 }
 
 /// Reads the subscriptions, applying due pending downgrades (writing them in `repair`).
-async fn subscriptions<S, D, E>(deps: &Deps<S, D, E>, run: &mut Run, first: bool) -> Result<Subs, SyncError>
+async fn subscriptions<S, D, E>(deps: &Deps<S, D, E>, run: &mut Run, first: bool) -> Result<Subscribed, SyncError>
 where
     S: SubscriptionStore,
 {
-    let mut subs = Subs { direct: BTreeMap::new(), groups: BTreeMap::new() };
+    let mut subs = Subscribed::default();
     for mut sub in all_pages(|token| deps.store.list_subscriptions(None, 100, token)).await? {
         if let Some(tier) = due_downgrade(&sub, run.clock) {
             // In `report` mode nothing is written, so later invocations find the same ones.
@@ -472,7 +439,12 @@ where
 }
 
 /// One unit of work.
-async fn step<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, subs: &Subs, run: &mut Run) -> Result<(), SyncError>
+async fn step<S, D, E>(
+    deps: &Deps<S, D, E>,
+    profile: &Profile,
+    subs: &Subscribed,
+    run: &mut Run,
+) -> Result<(), SyncError>
 where
     S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory,
@@ -603,7 +575,7 @@ where
 
 /// Plans the users strictly between `after` and `before` that have drift or a direct
 /// subscription but no seat (the walk is by user id, so they fall between two seats).
-fn plan_seatless(run: &mut Run, subs: &Subs, after: Option<&UserId>, before: Option<&UserId>) {
+fn plan_seatless(run: &mut Run, subs: &Subscribed, after: Option<&UserId>, before: Option<&UserId>) {
     if after.zip(before).is_some_and(|(a, b)| a >= b) {
         return;
     }
@@ -620,53 +592,21 @@ fn plan_seatless(run: &mut Run, subs: &Subs, after: Option<&UserId>, before: Opt
     }
 }
 
-/// What `seat` should hold: its direct subscription, the subscribed groups it holds and did not
-/// leave, and those it joined; planned when that differs.
-fn plan(run: &mut Run, subs: &Subs, user: &UserId, seat: Option<&Seat>, drift: GroupDrift) {
-    let mut desired = Sources::new();
-    if let Some(tier) = subs.direct.get(user) {
-        desired.insert(SourceKey::Direct, *tier);
-    }
-    let held = seat.into_iter().flat_map(|s| s.sources.keys()).filter_map(|k| match k {
-        SourceKey::Group(g) if !drift.left.contains(g) => Some(g),
-        _ => None,
-    });
-    for group in held.chain(drift.joined.keys()) {
-        if let Some(tier) = subs.groups.get(group) {
-            desired.insert(SourceKey::Group(group.clone()), *tier);
-        }
-    }
-    let Some(change) = audit::diff(seat, &desired).map(|c| follow_subscriptions(c, user, subs)) else {
-        return;
-    };
-    let Some(finding) = audit::classify(user, seat, &change, run.clock) else {
-        return;
-    };
-    let memberships = drift
-        .joined
-        .into_iter()
-        .filter(|(g, _)| change.ops.iter().any(|op| matches!(op, SourceOp::Set(SourceKey::Group(x), _) if x == g)))
-        .collect();
-    run.planned.push(Planned { user: user.clone(), change, finding, memberships });
+/// Plans `user`'s seat (see [`audit::plan`]).
+fn plan(run: &mut Run, subs: &Subscribed, user: &UserId, seat: Option<&Seat>, drift: GroupDrift) {
+    run.planned.extend(audit::plan(subs, user, seat, drift, run.clock));
 }
 
-/// The revoke guard, on the whole plan, and what the report will say.
+/// The revoke guard, on the whole plan ([`audit::decide`]), and what the report will say.
 fn decide(run: &mut Run, revoke_limit_percent: u8) {
-    let cancels = run.planned.iter().filter(|p| p.finding.action == Action::Cancel).count() as u64;
-    run.halted = audit::halts(cancels, run.active_seats, revoke_limit_percent, run.force);
-    if run.halted {
+    let d = audit::decide(&mut run.planned, run.active_seats, revoke_limit_percent, run.force);
+    if d.halted {
         tracing::warn!(
-            cancels,
+            cancels = d.cancels_withheld,
             active_seats = run.active_seats,
             limit_percent = revoke_limit_percent,
             "revoke guard: cancellations withheld"
         );
-        run.cancels_withheld = cancels;
-        run.planned = std::mem::take(&mut run.planned)
-            .into_iter()
-            .filter(|p| p.finding.action != Action::Cancel)
-            .filter_map(|p| audit::without_removals(&p.change).map(|change| Planned { change, ..p }))
-            .collect();
     }
     // Seats this repair grants have no name yet either; those it cancels need none.
     let canceling: BTreeSet<&UserId> =
@@ -676,29 +616,11 @@ fn decide(run: &mut Run, revoke_limit_percent: u8) {
     let granting: Vec<UserId> =
         run.planned.iter().filter(|p| p.finding.action == Action::Grant).map(|p| p.user.clone()).take(room).collect();
     run.nameless.extend(granting);
-
-    let counted = |a: Action| run.planned.iter().filter(|p| p.finding.action == a).count() as u64;
-    run.plan = Applied {
-        granted: counted(Action::Grant),
-        changed: counted(Action::Change),
-        canceled: counted(Action::Cancel),
-        updated: counted(Action::Update),
-        unchanged: 0,
-    };
-    run.findings = run.planned.iter().take(MAX_FINDINGS).map(|p| FindingRecord::from(&p.finding)).collect();
-    run.findings_truncated = run.planned.len() > MAX_FINDINGS;
-    // Set and Remove name subscribed groups only (`follow_subscriptions` turned the rest into
-    // `Unsubscribed`).
-    let touched: BTreeSet<&GroupId> = run
-        .planned
-        .iter()
-        .flat_map(|p| p.change.ops.iter())
-        .filter_map(|op| match op {
-            SourceOp::Set(SourceKey::Group(g), _) | SourceOp::Remove(SourceKey::Group(g)) => Some(g),
-            _ => None,
-        })
-        .collect();
-    run.touched = touched.into_iter().cloned().collect();
+    let c = d.counts;
+    run.plan =
+        Applied { granted: c.granted, changed: c.changed, canceled: c.canceled, updated: c.updated, unchanged: 0 };
+    (run.halted, run.cancels_withheld) = (d.halted, d.cancels_withheld);
+    (run.findings, run.findings_truncated, run.touched) = (d.findings, d.findings_truncated, d.touched);
 }
 
 fn report(run: &Run) -> AuditReport {
@@ -721,21 +643,4 @@ fn report(run: &Run) -> AuditReport {
         findings: run.findings.clone(),
         findings_truncated: run.findings_truncated,
     }
-}
-
-/// A source whose subscription is gone is removed only while it stays gone (`Unsubscribed`), so
-/// a subscription created while the audit runs keeps the source it grants.
-fn follow_subscriptions(mut change: SeatChange, user: &UserId, subs: &Subs) -> SeatChange {
-    for op in &mut change.ops {
-        if let SourceOp::Remove(k) = op {
-            let principal = match k {
-                SourceKey::Direct => Principal::User(user.clone()),
-                SourceKey::Group(g) => Principal::Group(g.clone()),
-            };
-            if !subs.has(&principal) {
-                *op = SourceOp::Unsubscribed(k.clone());
-            }
-        }
-    }
-    change
 }

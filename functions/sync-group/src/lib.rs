@@ -107,7 +107,7 @@ where
     }
     let now = Utc::now();
     let applied: Applied = match signal {
-        Signal::Membership { group, user, .. } => membership::converge(deps, profile, &group, &user, now).await?,
+        Signal::Membership { group, user } => membership::converge(deps, profile, &group, &user, now).await?,
         Signal::MembershipDeleted { membership } => {
             membership::membership_deleted(deps, profile, &membership, now).await?
         }

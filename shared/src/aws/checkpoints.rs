@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, Reader, key, n, s, t};
-use crate::domain::signal::AuditMode;
+use crate::domain::audit::AuditMode;
 use crate::ports::{AuditCheckpoints, CheckpointHead, StoreError};
 
 const HEAD_PK: &str = "AUDITRUN";

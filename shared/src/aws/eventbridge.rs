@@ -3,9 +3,9 @@
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
+use crate::domain::signal::OWN_SOURCE;
 use crate::ports::{EventSink, OutEvent, SinkError};
 
-pub const SOURCE: &str = "kiro.subscriptions";
 /// PutEvents takes at most 10 entries.
 const MAX_ENTRIES: usize = 10;
 
@@ -30,7 +30,7 @@ impl EventSink for EventBridgeSink {
                 .map(|e| {
                     PutEventsRequestEntry::builder()
                         .event_bus_name(&self.bus)
-                        .source(SOURCE)
+                        .source(OWN_SOURCE)
                         .detail_type(&e.detail_type)
                         .detail(e.detail.to_string())
                         .build()

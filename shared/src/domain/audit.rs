@@ -4,10 +4,33 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::seat::{CancelReason, Seat, SeatChange, SeatEvent, SourceOp, Sources, transition};
-use super::signal::AuditMode;
-use super::{Tier, UserId};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::seat::{CancelReason, Seat, SeatChange, SeatEvent, SourceKey, SourceOp, Sources, transition};
+use super::{GroupId, MembershipId, Principal, Tier, UserId};
 use crate::time::rfc3339;
+
+/// What an audit does: `report` plans and reports, `repair` also applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditMode {
+    Report,
+    Repair,
+}
+
+impl AuditMode {
+    /// As `detail.mode` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditMode::Report => "report",
+            AuditMode::Repair => "repair",
+        }
+    }
+
+    pub fn parse(mode: &str) -> Option<AuditMode> {
+        [AuditMode::Report, AuditMode::Repair].into_iter().find(|m| m.as_str() == mode)
+    }
+}
 
 /// The change that makes `seat` hold exactly `desired` (`None` when it already does).
 pub fn diff(seat: Option<&Seat>, desired: &Sources) -> Option<SeatChange> {
@@ -138,6 +161,155 @@ pub const MAX_FINDINGS: usize = 1000;
 /// Names an audit fills at most: `DescribeUser` one by one at 20 requests/s is 2.5 minutes.
 pub const MAX_NAMES_PER_AUDIT: usize = 3000;
 
+// --- planning: what the audit changes, and the guard on the whole plan -------------------------
+
+/// The subscriptions as the audit's clock sees them (due downgrades applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscribed {
+    pub direct: BTreeMap<UserId, Tier>,
+    pub groups: BTreeMap<GroupId, Tier>,
+}
+
+impl Subscribed {
+    pub fn has(&self, p: &Principal) -> bool {
+        match p {
+            Principal::User(u) => self.direct.contains_key(u),
+            Principal::Group(g) => self.groups.contains_key(g),
+        }
+    }
+}
+
+/// How a user's group sources differ from the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDrift {
+    /// Groups the user is a member of without holding them, with the membership ids.
+    pub joined: BTreeMap<GroupId, MembershipId>,
+    /// Groups the user holds without being a member.
+    pub left: BTreeSet<GroupId>,
+}
+
+/// A seat the audit changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planned {
+    pub user: UserId,
+    pub change: SeatChange,
+    pub finding: Finding,
+    /// Membership ids of the groups the change grants (for the grants index).
+    pub memberships: BTreeMap<GroupId, MembershipId>,
+}
+
+/// What `seat` should hold: its direct subscription, the subscribed groups it holds and did not
+/// leave, and those it joined. `None` when it already does.
+pub fn plan(
+    subs: &Subscribed,
+    user: &UserId,
+    seat: Option<&Seat>,
+    drift: GroupDrift,
+    clock: DateTime<Utc>,
+) -> Option<Planned> {
+    let mut desired = Sources::new();
+    if let Some(tier) = subs.direct.get(user) {
+        desired.insert(SourceKey::Direct, *tier);
+    }
+    let held = seat.into_iter().flat_map(|s| s.sources.keys()).filter_map(|k| match k {
+        SourceKey::Group(g) if !drift.left.contains(g) => Some(g),
+        _ => None,
+    });
+    for group in held.chain(drift.joined.keys()) {
+        if let Some(tier) = subs.groups.get(group) {
+            desired.insert(SourceKey::Group(group.clone()), *tier);
+        }
+    }
+    let change = follow_subscriptions(diff(seat, &desired)?, user, subs);
+    let finding = classify(user, seat, &change, clock)?;
+    let memberships = drift
+        .joined
+        .into_iter()
+        .filter(|(g, _)| change.ops.iter().any(|op| matches!(op, SourceOp::Set(SourceKey::Group(x), _) if x == g)))
+        .collect();
+    Some(Planned { user: user.clone(), change, finding, memberships })
+}
+
+/// A source whose subscription is gone is removed only while it stays gone (`Unsubscribed`), so
+/// a subscription created while the audit runs keeps the source it grants.
+fn follow_subscriptions(mut change: SeatChange, user: &UserId, subs: &Subscribed) -> SeatChange {
+    for op in &mut change.ops {
+        if let SourceOp::Remove(k) = op {
+            let principal = match k {
+                SourceKey::Direct => Principal::User(user.clone()),
+                SourceKey::Group(g) => Principal::Group(g.clone()),
+            };
+            if !subs.has(&principal) {
+                *op = SourceOp::Unsubscribed(k.clone());
+            }
+        }
+    }
+    change
+}
+
+/// Seats planned by what the change does to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub granted: u64,
+    pub changed: u64,
+    pub canceled: u64,
+    pub updated: u64,
+}
+
+/// The revoke guard's verdict on the whole plan, and what the report says of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub halted: bool,
+    /// Cancellations the guard withheld.
+    pub cancels_withheld: u64,
+    /// What the plan does, once the guard has spoken.
+    pub counts: Counts,
+    /// The first [`MAX_FINDINGS`].
+    pub findings: Vec<FindingRecord>,
+    pub findings_truncated: bool,
+    /// The subscribed groups the plan grants or removes (re-read after the repair).
+    pub touched: Vec<GroupId>,
+}
+
+/// Decides the revoke guard on the complete plan: over the allowance (and not forced), every
+/// cancellation is dropped and the other changes keep only what adds or raises. `planned` is left
+/// holding what the repair will do.
+pub fn decide(planned: &mut Vec<Planned>, active_seats: u64, limit_percent: u8, force: bool) -> Decision {
+    let cancels = planned.iter().filter(|p| p.finding.action == Action::Cancel).count() as u64;
+    let halted = halts(cancels, active_seats, limit_percent, force);
+    if halted {
+        *planned = std::mem::take(planned)
+            .into_iter()
+            .filter(|p| p.finding.action != Action::Cancel)
+            .filter_map(|p| without_removals(&p.change).map(|change| Planned { change, ..p }))
+            .collect();
+    }
+    let counted = |a: Action| planned.iter().filter(|p| p.finding.action == a).count() as u64;
+    // Set and Remove name subscribed groups only (`follow_subscriptions` turned the rest into
+    // `Unsubscribed`).
+    let touched: BTreeSet<&GroupId> = planned
+        .iter()
+        .flat_map(|p| p.change.ops.iter())
+        .filter_map(|op| match op {
+            SourceOp::Set(SourceKey::Group(g), _) | SourceOp::Remove(SourceKey::Group(g)) => Some(g),
+            _ => None,
+        })
+        .collect();
+    Decision {
+        halted,
+        cancels_withheld: if halted { cancels } else { 0 },
+        counts: Counts {
+            granted: counted(Action::Grant),
+            changed: counted(Action::Change),
+            canceled: counted(Action::Cancel),
+            updated: counted(Action::Update),
+        },
+        findings: planned.iter().take(MAX_FINDINGS).map(|p| FindingRecord::from(&p.finding)).collect(),
+        findings_truncated: planned.len() > MAX_FINDINGS,
+        touched: touched.into_iter().cloned().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +382,194 @@ mod tests {
         );
         assert_eq!(without_removals(&change).unwrap().ops, vec![SourceOp::Set(SourceKey::Direct, Tier::Power)]);
         assert_eq!(without_removals(&SeatChange::one(SourceOp::Remove(group(1)), CancelReason::Audit)), None);
+    }
+
+    // --- plan ---
+
+    fn gid(n: u8) -> GroupId {
+        match group(n) {
+            SourceKey::Group(g) => g,
+            SourceKey::Direct => unreachable!(),
+        }
+    }
+
+    fn mid(n: u8) -> MembershipId {
+        MembershipId::parse("m", &format!("c0ffee00-1071-70f6-1c5e-6f1a2b3c4d{n:02x}")).unwrap()
+    }
+
+    fn clock() -> DateTime<Utc> {
+        crate::time::parse("2026-02-01T00:00:00Z").unwrap()
+    }
+
+    fn subscribed(direct: Option<Tier>, groups: &[(u8, Tier)]) -> Subscribed {
+        Subscribed {
+            direct: direct.map(|t| (user(), t)).into_iter().collect(),
+            groups: groups.iter().map(|(g, t)| (gid(*g), *t)).collect(),
+        }
+    }
+
+    fn joined(groups: &[u8]) -> GroupDrift {
+        GroupDrift { joined: groups.iter().map(|g| (gid(*g), mid(*g))).collect(), left: BTreeSet::new() }
+    }
+
+    fn left(groups: &[u8]) -> GroupDrift {
+        GroupDrift { joined: BTreeMap::new(), left: groups.iter().map(|g| gid(*g)).collect() }
+    }
+
+    #[test]
+    fn plan_makes_a_seat_hold_its_subscriptions_and_memberships() {
+        use Action::*;
+        let (pro, plus, power) = (Tier::Pro, Tier::ProPlus, Tier::Power);
+        // (what is subscribed, the seat, the drift) -> (action, the seat's sources afterwards)
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(&str, Subscribed, Option<Seat>, GroupDrift, Option<(Action, Vec<(SourceKey, Tier)>)>)> = vec![
+            (
+                "in step: nothing",
+                subscribed(Some(pro), &[]),
+                Some(seat(&[(SourceKey::Direct, pro)])),
+                GroupDrift::default(),
+                None,
+            ),
+            (
+                "a direct subscription without a seat",
+                subscribed(Some(plus), &[]),
+                None,
+                GroupDrift::default(),
+                Some((Grant, vec![(SourceKey::Direct, plus)])),
+            ),
+            (
+                "joined a subscribed group silently",
+                subscribed(None, &[(1, pro)]),
+                None,
+                joined(&[1]),
+                Some((Grant, vec![(group(1), pro)])),
+            ),
+            ("joined a group nobody subscribed", subscribed(None, &[]), None, joined(&[1]), None),
+            (
+                "left its only group",
+                subscribed(None, &[(1, pro)]),
+                Some(seat(&[(group(1), pro)])),
+                left(&[1]),
+                Some((Cancel, vec![])),
+            ),
+            (
+                "left one of two groups, the higher",
+                subscribed(None, &[(1, pro), (2, power)]),
+                Some(seat(&[(group(1), pro), (group(2), power)])),
+                left(&[2]),
+                Some((Change, vec![(group(1), pro)])),
+            ),
+            (
+                "left one of two groups, the same tier",
+                subscribed(None, &[(1, pro), (2, pro)]),
+                Some(seat(&[(group(1), pro), (group(2), pro)])),
+                left(&[2]),
+                Some((Update, vec![(group(1), pro)])),
+            ),
+            (
+                "a group re-tiered since the grant",
+                subscribed(None, &[(1, power)]),
+                Some(seat(&[(group(1), pro)])),
+                GroupDrift::default(),
+                Some((Change, vec![(group(1), power)])),
+            ),
+            (
+                "a source whose subscription is gone",
+                subscribed(Some(pro), &[]),
+                Some(seat(&[(SourceKey::Direct, pro), (group(1), power)])),
+                GroupDrift::default(),
+                Some((Change, vec![(SourceKey::Direct, pro)])),
+            ),
+        ];
+        for (name, subs, seat, drift, expected) in cases {
+            let planned = plan(&subs, &user(), seat.as_ref(), drift, clock());
+            let got = planned.as_ref().map(|p| {
+                let after = p.change.apply_to(&seat.as_ref().map(|s| s.sources.clone()).unwrap_or_default());
+                (p.finding.action, after.into_iter().collect::<Vec<_>>())
+            });
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_removed_source_whose_subscription_is_gone_stays_removed_only_while_it_is() {
+        // Group 1 is no longer subscribed: its removal must not strip a subscription created meanwhile.
+        let s = seat(&[(SourceKey::Direct, Tier::Pro), (group(1), Tier::Power)]);
+        let p = plan(&subscribed(Some(Tier::Pro), &[]), &user(), Some(&s), GroupDrift::default(), clock()).unwrap();
+        assert_eq!(p.change.ops, vec![SourceOp::Unsubscribed(group(1))]);
+        // Still subscribed but left: a plain removal.
+        let p =
+            plan(&subscribed(Some(Tier::Pro), &[(1, Tier::Power)]), &user(), Some(&s), left(&[1]), clock()).unwrap();
+        assert_eq!(p.change.ops, vec![SourceOp::Remove(group(1))]);
+    }
+
+    #[test]
+    fn plan_keeps_the_membership_ids_of_the_groups_it_grants() {
+        let p = plan(&subscribed(None, &[(1, Tier::Pro)]), &user(), None, joined(&[1, 2]), clock()).unwrap();
+        assert_eq!(p.memberships, BTreeMap::from([(gid(1), mid(1))]), "group 2 is not subscribed");
+    }
+
+    // --- decide ---
+
+    fn planned(user_n: u8, action: Action) -> Planned {
+        let u = UserId::parse("u", &format!("94482488-3041-7026-18f3-be45837cd0{user_n:02x}")).unwrap();
+        let ops = match action {
+            Action::Grant => vec![SourceOp::Set(group(1), Tier::Pro)],
+            Action::Cancel => vec![SourceOp::Remove(group(2))],
+            Action::Change => vec![SourceOp::Set(SourceKey::Direct, Tier::Power), SourceOp::Remove(group(3))],
+            Action::Update => vec![SourceOp::Unsubscribed(group(4))],
+        };
+        let finding = Finding { user_id: u.clone(), action, from_tier: None, to_tier: None };
+        Planned { user: u, change: SeatChange::new(ops, CancelReason::Audit), finding, memberships: BTreeMap::new() }
+    }
+
+    #[test]
+    fn decide_withholds_every_cancellation_past_the_allowance_unless_forced() {
+        use Action::*;
+        // (cancellations, active seats, limit %, force) -> (halted, withheld, canceled counted)
+        let cases = [
+            (0, 10, 25, false, (false, 0, 0)),
+            (3, 10, 25, false, (false, 0, 3)),
+            (4, 10, 25, false, (true, 4, 0)),
+            (4, 10, 25, true, (false, 0, 4)),
+            (1, 10, 0, false, (true, 1, 0)),
+            (10, 10, 100, false, (false, 0, 10)),
+            (1, 0, 25, false, (true, 1, 0)),
+        ];
+        for (cancels, active, limit, force, (halted, withheld, canceled)) in cases {
+            let mut plan: Vec<Planned> = (0..cancels).map(|i| planned(i, Cancel)).collect();
+            plan.extend([planned(100, Grant), planned(101, Change), planned(102, Update)]);
+            let d = decide(&mut plan, active, limit, force);
+            let case = format!("{cancels} of {active} at {limit}%, force {force}");
+            assert_eq!((d.halted, d.cancels_withheld, d.counts.canceled), (halted, withheld, canceled), "{case}");
+            // Grants and raises go ahead either way; a halted change keeps only what it adds.
+            assert_eq!((d.counts.granted, d.counts.changed), (1, 1), "{case}");
+            let change = plan.iter().find(|p| p.finding.action == Change).unwrap();
+            let removes = change.change.ops.iter().any(|op| matches!(op, SourceOp::Remove(_)));
+            assert_eq!(removes, !halted, "{case}");
+            // A change that only removes (the update) is withheld whole under a halt.
+            assert_eq!(d.counts.updated, u64::from(!halted), "{case}");
+            assert_eq!(plan.len() as u64, d.counts.granted + d.counts.changed + d.counts.canceled + d.counts.updated);
+        }
+    }
+
+    #[test]
+    fn decide_reports_the_first_findings_and_the_groups_the_plan_touches() {
+        let mut plan: Vec<Planned> = (0..=u8::MAX).flat_map(|i| [planned(i, Action::Grant)]).collect();
+        plan.extend((0..MAX_FINDINGS).map(|_| planned(7, Action::Grant)));
+        let d = decide(&mut plan, 0, 25, false);
+        assert_eq!(d.findings.len(), MAX_FINDINGS);
+        assert!(d.findings_truncated);
+        assert_eq!(d.touched, vec![gid(1)]);
+
+        let mut exactly: Vec<Planned> = (0..MAX_FINDINGS).map(|_| planned(7, Action::Grant)).collect();
+        let d = decide(&mut exactly, 0, 25, false);
+        assert_eq!((d.findings.len(), d.findings_truncated), (MAX_FINDINGS, false), "all of them fit");
+
+        let mut plan = vec![planned(1, Action::Change), planned(2, Action::Update)];
+        let d = decide(&mut plan, 10, 100, false);
+        assert!(!d.findings_truncated);
+        // Set and Remove name subscribed groups; Unsubscribed (group 4) names one that is gone.
+        assert_eq!(d.touched, vec![gid(3)]);
     }
 }

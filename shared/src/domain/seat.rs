@@ -50,16 +50,6 @@ pub fn sources_list(sources: &Sources) -> Vec<Source> {
         .collect()
 }
 
-pub fn sources_from_list(list: Vec<Source>) -> Option<Sources> {
-    list.into_iter()
-        .map(|s| match (s.kind, s.group_id) {
-            (SourceKind::Direct, None) => Some((SourceKey::Direct, s.tier)),
-            (SourceKind::Group, Some(g)) => Some((SourceKey::Group(g), s.tier)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatStatus {
@@ -207,14 +197,6 @@ impl SeatEvent {
             SeatEvent::Granted { .. } => "Seat Granted",
             SeatEvent::TierChanged { .. } => "Seat Tier Changed",
             SeatEvent::Canceled { .. } => "Seat Canceled",
-        }
-    }
-
-    pub fn user_id(&self) -> &UserId {
-        match self {
-            SeatEvent::Granted { user_id, .. }
-            | SeatEvent::TierChanged { user_id, .. }
-            | SeatEvent::Canceled { user_id, .. } => user_id,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::audit::AuditMode;
 use super::{GroupId, MembershipId, UserId};
 
 pub const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
@@ -15,27 +16,6 @@ pub const OWN_SOURCE: &str = "kiro.subscriptions";
 pub const NAMES_REQUESTED: &str = "Seat Names Requested";
 pub const MAX_NAMES_PER_REQUEST: usize = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuditMode {
-    Report,
-    Repair,
-}
-
-impl AuditMode {
-    /// As `detail.mode` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditMode::Report => "report",
-            AuditMode::Repair => "repair",
-        }
-    }
-
-    pub fn parse(mode: &str) -> Option<AuditMode> {
-        [AuditMode::Report, AuditMode::Repair].into_iter().find(|m| m.as_str() == mode)
-    }
-}
-
 /// The meaning of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -43,7 +23,6 @@ pub enum Signal {
     Membership {
         group: GroupId,
         user: UserId,
-        membership: Option<MembershipId>,
     },
     /// `DeleteGroupMembership`: only the membership id is known.
     MembershipDeleted {
@@ -166,7 +145,6 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
             Ok(Signal::Membership {
                 group: id(detail, "/requestParameters/groupId", GroupId::parse)?,
                 user: id(detail, "/requestParameters/memberId/userId", UserId::parse)?,
-                membership: id(detail, "/responseElements/membershipId", MembershipId::parse).ok(),
             })
         })(),
         (IDENTITY_STORE, "DeleteGroupMembership") => id(detail, "/requestParameters/membershipId", MembershipId::parse)
@@ -175,7 +153,6 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
             Ok(Signal::Membership {
                 group: id(detail, "/requestParameters/groupId", GroupId::parse)?,
                 user: id(detail, "/requestParameters/member/memberId", UserId::parse)?,
-                membership: None,
             })
         })(),
         (IDENTITY_STORE | CONSOLE, "DeleteGroup") => {
@@ -219,7 +196,7 @@ mod tests {
     fn every_contract_pair_is_recognised() {
         let group = GroupId::parse("g", G).unwrap();
         let user = UserId::parse("u", U).unwrap();
-        let membership = Signal::Membership { group: group.clone(), user: user.clone(), membership: None };
+        let membership = Signal::Membership { group: group.clone(), user: user.clone() };
         assert_eq!(ct(CONSOLE, "AddMemberToGroup", json!({"groupId": G, "member": {"memberId": U}})), membership);
         assert_eq!(ct(CONSOLE, "RemoveMemberFromGroup", json!({"groupId": G, "member": {"memberId": U}})), membership);
         assert_eq!(

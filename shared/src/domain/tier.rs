@@ -22,15 +22,6 @@ impl Tier {
             Tier::Power => "POWER",
         }
     }
-
-    /// How the Kiro console shows it.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Tier::Pro => "Pro",
-            Tier::ProPlus => "Pro+",
-            Tier::Power => "Power",
-        }
-    }
 }
 
 impl fmt::Display for Tier {

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use kiro::domain::signal::AuditMode;
+use kiro::domain::audit::AuditMode;
 use kiro::ports::CheckpointHead;
 
 use super::Request;
