@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kiro::domain::{GroupId, IdentityStoreId, UserId};
-use kiro::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Membership, Page};
+use kiro::ports::{
+    Directory, DirectoryError, DirectoryGroup, DirectorySearch, DirectoryUser, MemberGroups, Membership, Page,
+};
 use kiro_fakes::MemoryDirectory;
 
 /// A shard: one `MemoryDirectory`, holding groups with all of their members.
@@ -103,6 +105,17 @@ impl Directory for ShardedDirectory {
         self.of_user(user).describe_user(store, user).await
     }
 
+    async fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> Result<Page<Membership>, DirectoryError> {
+        self.of_group(group).group_memberships(store, group, next_token).await
+    }
+}
+
+impl DirectorySearch for ShardedDirectory {
     async fn describe_group(
         &self,
         store: &IdentityStoreId,
@@ -117,23 +130,6 @@ impl Directory for ShardedDirectory {
 
     async fn group_id_by_name(&self, _: &IdentityStoreId, _: &str) -> Result<Option<GroupId>, DirectoryError> {
         Err(refused("GetGroupId"))
-    }
-
-    async fn group_memberships(
-        &self,
-        store: &IdentityStoreId,
-        group: &GroupId,
-        next_token: Option<String>,
-    ) -> Result<Page<Membership>, DirectoryError> {
-        self.of_group(group).group_memberships(store, group, next_token).await
-    }
-
-    async fn user_memberships(
-        &self,
-        store: &IdentityStoreId,
-        user: &UserId,
-    ) -> Result<Vec<Membership>, DirectoryError> {
-        self.of_user(user).user_memberships(store, user).await
     }
 
     async fn list_users(
@@ -152,6 +148,16 @@ impl Directory for ShardedDirectory {
         _: Option<String>,
     ) -> Result<Page<DirectoryGroup>, DirectoryError> {
         Err(refused("ListGroups"))
+    }
+}
+
+impl MemberGroups for ShardedDirectory {
+    async fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> Result<Vec<Membership>, DirectoryError> {
+        self.of_user(user).user_memberships(store, user).await
     }
 }
 

@@ -10,7 +10,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{SecondsFormat, Utc};
 use kiro::domain::{GroupId, IdentityStoreId, MembershipId, Profile, UserId};
-use kiro::ports::ProfileStore;
+use kiro::ports::ProfileAdmin;
 use kiro_fakes::{MemorySink, MemoryStore};
 use kiro_tests::{fixture, http_event, status_and_json};
 use lambda_runtime::{Context, LambdaEvent};

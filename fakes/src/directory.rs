@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use kiro::domain::{GroupId, IdentityStoreId, MembershipId, UserId};
-use kiro::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Membership, Page};
+use kiro::ports::{
+    Directory, DirectoryError, DirectoryGroup, DirectorySearch, DirectoryUser, MemberGroups, Membership, Page,
+};
 use uuid::Uuid;
 
 use crate::pause;
@@ -339,6 +341,18 @@ impl Directory for MemoryDirectory {
         MemoryDirectory::describe_user_now(self, user)
     }
 
+    async fn group_memberships(
+        &self,
+        _store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> Result<Page<Membership>, DirectoryError> {
+        MemoryDirectory::pause(self).await;
+        MemoryDirectory::group_memberships_now(self, group, next_token.as_deref())
+    }
+}
+
+impl DirectorySearch for MemoryDirectory {
     async fn describe_group(
         &self,
         _store: &IdentityStoreId,
@@ -366,25 +380,6 @@ impl Directory for MemoryDirectory {
         MemoryDirectory::group_id_by_name_now(self, display_name)
     }
 
-    async fn group_memberships(
-        &self,
-        _store: &IdentityStoreId,
-        group: &GroupId,
-        next_token: Option<String>,
-    ) -> Result<Page<Membership>, DirectoryError> {
-        MemoryDirectory::pause(self).await;
-        MemoryDirectory::group_memberships_now(self, group, next_token.as_deref())
-    }
-
-    async fn user_memberships(
-        &self,
-        _store: &IdentityStoreId,
-        user: &UserId,
-    ) -> Result<Vec<Membership>, DirectoryError> {
-        MemoryDirectory::pause(self).await;
-        MemoryDirectory::user_memberships_now(self, user)
-    }
-
     async fn list_users(
         &self,
         _store: &IdentityStoreId,
@@ -403,6 +398,17 @@ impl Directory for MemoryDirectory {
     ) -> Result<Page<DirectoryGroup>, DirectoryError> {
         MemoryDirectory::pause(self).await;
         MemoryDirectory::list_groups_now(self, limit, next_token.as_deref())
+    }
+}
+
+impl MemberGroups for MemoryDirectory {
+    async fn user_memberships(
+        &self,
+        _store: &IdentityStoreId,
+        user: &UserId,
+    ) -> Result<Vec<Membership>, DirectoryError> {
+        MemoryDirectory::pause(self).await;
+        MemoryDirectory::user_memberships_now(self, user)
     }
 }
 
@@ -629,8 +635,8 @@ mod tests {
         }
         dir.set_throttle_next(1);
 
-        // Through a borrow, as a handler generic over `Directory` would hold it.
-        async fn memberships(dir: impl Directory, user: &UserId) -> Result<Vec<Membership>, DirectoryError> {
+        // Through a borrow, as a handler generic over `MemberGroups` would hold it.
+        async fn memberships(dir: impl MemberGroups, user: &UserId) -> Result<Vec<Membership>, DirectoryError> {
             dir.user_memberships(&store(), user).await
         }
         let err = memberships(&dir, &user).await.unwrap_err();

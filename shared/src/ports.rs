@@ -46,10 +46,13 @@ pub enum StoreError {
 /// ~150 bytes, so a page stays far below the 1 MB a DynamoDB Query answers at most.
 pub const GRANTS_PAGE: usize = 1_000;
 
-/// The deployment's one profile.
+/// The deployment's one profile, as every function reads it.
 pub trait ProfileStore: Send + Sync {
     fn get_profile(&self) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+}
 
+/// Creating and editing the profile (`create-profile`).
+pub trait ProfileAdmin: Send + Sync {
     /// Writes the profile only if none exists; [`StoreError::Conflict`] otherwise.
     fn create_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -118,7 +121,8 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
-/// Read-only access to the profile's Identity Store (`identitystore:Describe*`, `Get*Id`, `List*`).
+/// What every function reads of the profile's Identity Store: a user, and a group's members. The
+/// directory ports are read-only and split as the functions' IAM policies are.
 pub trait Directory: Send + Sync {
     /// `DescribeUser`; `None` when the user does not exist.
     fn describe_user(
@@ -127,6 +131,17 @@ pub trait Directory: Send + Sync {
         user: &UserId,
     ) -> impl Future<Output = Result<Option<DirectoryUser>, DirectoryError>> + Send;
 
+    /// One page (up to 100) of `ListGroupMemberships` for a group.
+    fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send;
+}
+
+/// Finding principals to subscribe, by name or page by page (`assign-tier`).
+pub trait DirectorySearch: Send + Sync {
     /// `DescribeGroup`; `None` when the group does not exist.
     fn describe_group(
         &self,
@@ -148,21 +163,6 @@ pub trait Directory: Send + Sync {
         display_name: &str,
     ) -> impl Future<Output = Result<Option<GroupId>, DirectoryError>> + Send;
 
-    /// One page (up to 100) of `ListGroupMemberships` for a group.
-    fn group_memberships(
-        &self,
-        store: &IdentityStoreId,
-        group: &GroupId,
-        next_token: Option<String>,
-    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send;
-
-    /// Every group the user belongs to (`ListGroupMembershipsForMember`, all pages).
-    fn user_memberships(
-        &self,
-        store: &IdentityStoreId,
-        user: &UserId,
-    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send;
-
     /// One page (up to `limit`, at most 100) of `ListUsers`, unfiltered.
     fn list_users(
         &self,
@@ -178,6 +178,16 @@ pub trait Directory: Send + Sync {
         limit: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send;
+}
+
+/// The groups one user belongs to (`sync-group`, converging on a membership event).
+pub trait MemberGroups: Send + Sync {
+    /// Every group the user belongs to (`ListGroupMembershipsForMember`, all pages).
+    fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send;
 }
 
 /// Subscriptions and the group grants index (which seats a group is a source of).
@@ -298,11 +308,14 @@ pub trait SeatStore: Send + Sync {
     /// Outboxes left behind (a crash or a failed publish after their commit), oldest first.
     fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
 
-    /// Records the user's name on their seat (display only: no version change), if the seat exists.
-    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Marks an outbox published. `remaining` keeps the events that could not be published.
     fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Names on seats (display only), filled after a grant through a group.
+pub trait SeatNames: Send + Sync {
+    /// Records the user's name on their seat (display only: no version change), if the seat exists.
+    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What can go wrong publishing events.
@@ -419,7 +432,13 @@ where
     fn get_profile(&self) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send {
         (**self).get_profile()
     }
+}
 
+impl<P> ProfileAdmin for P
+where
+    P: Deref + Send + Sync,
+    P::Target: ProfileAdmin,
+{
     fn create_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).create_profile(profile)
     }
@@ -447,6 +466,21 @@ where
         (**self).describe_user(store, user)
     }
 
+    fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send {
+        (**self).group_memberships(store, group, next_token)
+    }
+}
+
+impl<P> DirectorySearch for P
+where
+    P: Deref + Send + Sync,
+    P::Target: DirectorySearch,
+{
     fn describe_group(
         &self,
         store: &IdentityStoreId,
@@ -471,23 +505,6 @@ where
         (**self).group_id_by_name(store, display_name)
     }
 
-    fn group_memberships(
-        &self,
-        store: &IdentityStoreId,
-        group: &GroupId,
-        next_token: Option<String>,
-    ) -> impl Future<Output = Result<Page<Membership>, DirectoryError>> + Send {
-        (**self).group_memberships(store, group, next_token)
-    }
-
-    fn user_memberships(
-        &self,
-        store: &IdentityStoreId,
-        user: &UserId,
-    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send {
-        (**self).user_memberships(store, user)
-    }
-
     fn list_users(
         &self,
         store: &IdentityStoreId,
@@ -504,6 +521,20 @@ where
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send {
         (**self).list_groups(store, limit, next_token)
+    }
+}
+
+impl<P> MemberGroups for P
+where
+    P: Deref + Send + Sync,
+    P::Target: MemberGroups,
+{
+    fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<Membership>, DirectoryError>> + Send {
+        (**self).user_memberships(store, user)
     }
 }
 
@@ -593,12 +624,18 @@ where
         (**self).pending_outboxes(limit)
     }
 
-    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).set_user_name(user, user_name)
-    }
-
     fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).settle_outbox(id, remaining)
+    }
+}
+
+impl<P> SeatNames for P
+where
+    P: Deref + Send + Sync,
+    P::Target: SeatNames,
+{
+    fn set_user_name(&self, user: &UserId, user_name: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_user_name(user, user_name)
     }
 }
 

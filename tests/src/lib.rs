@@ -235,7 +235,7 @@ pub async fn call_api<S, D, E>(
 ) -> (i64, Value)
 where
     S: kiro::ports::ProfileStore + kiro::ports::SubscriptionStore + kiro::ports::SeatStore + kiro::ports::AuditStore,
-    D: kiro::ports::Directory,
+    D: kiro::ports::Directory + kiro::ports::DirectorySearch,
     E: kiro::ports::EventSink,
 {
     let resp = assign_tier::handle(api, api_request(method, path_and_query, body.as_ref())).await.unwrap();
@@ -417,7 +417,7 @@ type MemorySinkArc = std::sync::Arc<kiro_fakes::MemorySink>;
 impl MemoryStack {
     /// Empty fakes but for the profile; sync-group's revoke guard at `revoke_limit_percent`.
     pub async fn new(revoke_limit_percent: u8) -> MemoryStack {
-        use kiro::ports::ProfileStore;
+        use kiro::ports::ProfileAdmin;
         let directory = MemoryDirectoryArc::default();
         let store = MemoryStoreArc::default();
         let sink = MemorySinkArc::default();
@@ -487,9 +487,10 @@ where
         + kiro::ports::SubscriptionStore
         + kiro::ports::SeatStore
         + kiro::ports::AuditStore
+        + kiro::ports::SeatNames
         + kiro::ports::AuditCheckpoints
         + kiro::ports::MembershipMap,
-    D: kiro::ports::Directory,
+    D: kiro::ports::Directory + kiro::ports::MemberGroups,
     E: kiro::ports::EventSink,
 {
     let mut seen = published().len();

@@ -20,7 +20,7 @@ use chrono::Utc;
 use kiro::domain::audit::AuditMode;
 use kiro::domain::signal::{self, Signal};
 use kiro::domain::{GroupId, Principal, Subscription, Tier, UserId};
-use kiro::ports::{ProfileStore, SubscriptionStore};
+use kiro::ports::{ProfileAdmin, SubscriptionStore};
 use kiro_fakes::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro_tests::fixture;
 use lambda_runtime::{Context, LambdaEvent};

@@ -17,8 +17,8 @@ use kiro::domain::{
     SourceKey, Sources, Subscription, Tier, UserId,
 };
 use kiro::ports::{
-    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, OutEvent, Outbox, ProfileStore,
-    SeatFilter, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
+    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, OutEvent, Outbox, ProfileAdmin,
+    ProfileStore, SeatFilter, SeatNames, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
 };
 use serde_json::json;
 
@@ -361,7 +361,7 @@ async fn reads_answer_what_the_table_keeps<S: SeatStore + SubscriptionStore>(sto
     assert_eq!(seat.updated_at, millis);
 }
 
-async fn the_profile_is_created_once_and_patched<S: ProfileStore>(store: &S) {
+async fn the_profile_is_created_once_and_patched<S: ProfileStore + ProfileAdmin>(store: &S) {
     let patch = ProfilePatch { name: Some("Renamed".into()), description: None };
     assert_eq!(store.update_profile(&patch, "bob", now()).await.unwrap(), None, "no profile yet");
     assert_eq!(store.get_profile().await.unwrap(), None);
@@ -478,7 +478,7 @@ async fn outboxes_are_pending_oldest_first_until_settled<S: SeatStore>(store: &S
     assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
 }
 
-async fn user_names_are_set_only_on_seats_that_exist<S: SeatStore>(store: &S) {
+async fn user_names_are_set_only_on_seats_that_exist<S: SeatStore + SeatNames>(store: &S) {
     store.commit(&one(seat(&user(1), Tier::Pro, 1), None)).await.unwrap();
     store.set_user_name(&user(1), "alice").await.unwrap();
     store.set_user_name(&user(2), "bob").await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kiro::ports::ProfileStore;
+use kiro::ports::ProfileAdmin;
 use kiro_fakes::{MemoryDirectory, MemorySink, MemoryStore};
 use kiro_tests::{fixture, http_event_from, status_and_json};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};

@@ -1,6 +1,6 @@
 //! The profile: [`ProfileStore`] on the in-memory table.
 
-use kiro::ports::ProfileStore;
+use kiro::ports::{ProfileAdmin, ProfileStore};
 
 use super::*;
 
@@ -50,7 +50,9 @@ impl ProfileStore for MemoryStore {
         MemoryStore::pause(self).await;
         MemoryStore::get_profile_now(self)
     }
+}
 
+impl ProfileAdmin for MemoryStore {
     async fn create_profile(&self, profile: &Profile) -> Result<(), StoreError> {
         MemoryStore::pause(self).await;
         MemoryStore::create_profile_now(self, profile)

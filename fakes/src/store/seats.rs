@@ -1,6 +1,6 @@
 //! Seats, commits and the outbox: [`SeatStore`] on the in-memory table.
 
-use kiro::ports::SeatStore;
+use kiro::ports::{SeatNames, SeatStore};
 
 use super::*;
 
@@ -127,11 +127,6 @@ impl SeatStore for MemoryStore {
         MemoryStore::commit_now(self, commit)
     }
 
-    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
-        MemoryStore::pause(self).await;
-        MemoryStore::set_user_name_now(self, user, user_name)
-    }
-
     async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         MemoryStore::pause(self).await;
         MemoryStore::pending_outboxes_now(self, limit)
@@ -140,5 +135,12 @@ impl SeatStore for MemoryStore {
     async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
         MemoryStore::pause(self).await;
         MemoryStore::settle_outbox_now(self, id, remaining)
+    }
+}
+
+impl SeatNames for MemoryStore {
+    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::set_user_name_now(self, user, user_name)
     }
 }

@@ -9,7 +9,7 @@
 
 use kiro::domain::Profile;
 use kiro::http::{ApiError, Reply};
-use kiro::ports::{Directory, DirectoryGroup, DirectoryUser};
+use kiro::ports::{Directory, DirectoryGroup, DirectorySearch, DirectoryUser};
 use kiro::seats::ServiceError;
 
 use crate::Deps;
@@ -30,7 +30,7 @@ fn matches(q: &str, fields: &[Option<&str>]) -> bool {
     fields.iter().flatten().any(|f| f.to_lowercase().contains(&q))
 }
 
-pub async fn users<S, D: Directory, E>(
+pub async fn users<S, D: Directory + DirectorySearch, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     q: &Query<'_>,
@@ -68,7 +68,7 @@ pub async fn users<S, D: Directory, E>(
     Reply::json(200, &list_body(found, None))
 }
 
-pub async fn groups<S, D: Directory, E>(
+pub async fn groups<S, D: Directory + DirectorySearch, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     q: &Query<'_>,

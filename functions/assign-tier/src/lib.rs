@@ -7,7 +7,7 @@ mod subscriptions;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use kiro::domain::{Profile, UserId};
 use kiro::http::{self, ApiError, Reply, Request};
-use kiro::ports::{AuditStore, Directory, EventSink, ProfileStore, SeatStore, SubscriptionStore};
+use kiro::ports::{AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore};
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
 
@@ -46,7 +46,7 @@ pub async fn handle<S, D, E>(
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
     S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
-    D: Directory,
+    D: Directory + DirectorySearch,
     E: EventSink,
 {
     Ok(http::serve(event, |req| route(deps, req)).await)
@@ -55,7 +55,7 @@ where
 async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, ApiError>
 where
     S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
-    D: Directory,
+    D: Directory + DirectorySearch,
     E: EventSink,
 {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();

@@ -7,7 +7,7 @@ use kiro::domain::{
     TierChange, UserId,
 };
 use kiro::http::{ApiError, Reply, Request, excerpt};
-use kiro::ports::{Directory, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
+use kiro::ports::{Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
 use kiro::seats::{self, ServiceError, UserChange};
 use serde_json::{Map, Value};
 
@@ -101,7 +101,7 @@ fn path_principal(kind: &str, id: &str) -> Result<Principal, ApiError> {
 }
 
 /// The principal and its display name, as the profile's Identity Store knows them.
-async fn resolve<D: Directory>(
+async fn resolve<D: Directory + DirectorySearch>(
     directory: &D,
     profile: &Profile,
     principal_type: PrincipalType,
@@ -188,7 +188,7 @@ async fn counted<S: SubscriptionStore + SeatStore>(
 pub async fn create<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, req: &Request) -> Result<Reply, ApiError>
 where
     S: ProfileStore + SubscriptionStore + SeatStore,
-    D: Directory,
+    D: Directory + DirectorySearch,
     E: EventSink,
 {
     let new = NewSubscription::from_json(&req.json_object()?)?;

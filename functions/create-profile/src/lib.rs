@@ -4,7 +4,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use chrono::Utc;
 use kiro::domain::{NewProfile, ProfilePatch};
 use kiro::http::{self, ApiError, Reply, Request};
-use kiro::ports::{ProfileStore, StoreError};
+use kiro::ports::{ProfileAdmin, ProfileStore, StoreError};
 use lambda_runtime::LambdaEvent;
 
 /// What the handler needs; built once in `main`.
@@ -16,14 +16,14 @@ pub struct Deps<S> {
     pub supported_regions: Vec<String>,
 }
 
-pub async fn handle<S: ProfileStore>(
+pub async fn handle<S: ProfileStore + ProfileAdmin>(
     deps: &Deps<S>,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error> {
     Ok(http::serve(event, |req| route(deps, req)).await)
 }
 
-async fn route<S: ProfileStore>(deps: &Deps<S>, req: Request) -> Result<Reply, ApiError> {
+async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match (req.method.as_str(), segments.as_slice()) {
         ("POST", ["profile"]) => create(deps, &req).await,
@@ -37,7 +37,7 @@ async fn route<S: ProfileStore>(deps: &Deps<S>, req: Request) -> Result<Reply, A
     }
 }
 
-async fn create<S: ProfileStore>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
+async fn create<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
     let body = req.json_object()?;
     if !deps.supported_regions.contains(&deps.region) {
         return Err(ApiError::UnsupportedRegion {
@@ -57,14 +57,14 @@ async fn create<S: ProfileStore>(deps: &Deps<S>, req: &Request) -> Result<Reply,
     }
 }
 
-async fn get<S: ProfileStore>(deps: &Deps<S>) -> Result<Reply, ApiError> {
+async fn get<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>) -> Result<Reply, ApiError> {
     match deps.store.get_profile().await? {
         Some(profile) => Reply::json(200, &profile),
         None => Err(no_profile()),
     }
 }
 
-async fn update<S: ProfileStore>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
+async fn update<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
     let patch = ProfilePatch::from_json(&req.json_object()?)?;
     let profile = if patch.is_empty() {
         // Nothing to change: answer the profile as it is, like an idempotent AWS update.

@@ -28,8 +28,8 @@ use kiro::domain::signal::AUDIT_REQUESTED;
 use kiro::domain::subscription::due_downgrade;
 use kiro::domain::{GroupId, MembershipId, Principal, Profile, Seat, UserId};
 use kiro::ports::{
-    AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MembershipMap, OutEvent, SeatFilter, SeatStore,
-    StoreError, SubscriptionStore, all_pages, for_each_item,
+    AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MemberGroups, MembershipMap, OutEvent,
+    SeatFilter, SeatNames, SeatStore, StoreError, SubscriptionStore, all_pages, for_each_item,
 };
 use kiro::seats::{self, Applied, UserChange};
 use kiro::time::rfc3339;
@@ -198,8 +198,8 @@ pub async fn run<S, D, E>(
     mut budget: Budget,
 ) -> Result<Outcome, SyncError>
 where
-    S: SubscriptionStore + SeatStore + AuditStore + AuditCheckpoints + MembershipMap,
-    D: Directory,
+    S: SubscriptionStore + SeatStore + SeatNames + AuditStore + AuditCheckpoints + MembershipMap,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     let now = Utc::now();
@@ -446,8 +446,8 @@ async fn step<S, D, E>(
     run: &mut Run,
 ) -> Result<(), SyncError>
 where
-    S: SubscriptionStore + SeatStore + MembershipMap,
-    D: Directory,
+    S: SubscriptionStore + SeatStore + SeatNames + MembershipMap,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     match run.stage.clone() {
@@ -543,7 +543,7 @@ async fn read_group<S, D, E>(
 ) -> Result<(), SyncError>
 where
     S: SubscriptionStore + MembershipMap,
-    D: Directory,
+    D: Directory + MemberGroups,
 {
     let store_id = &profile.identity_store_id;
     // Page by page into the map: the group's members are the largest thing the audit holds.

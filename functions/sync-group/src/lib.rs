@@ -13,8 +13,8 @@ use chrono::Utc;
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
 use kiro::ports::{
-    AuditCheckpoints, AuditStore, Directory, EventSink, MembershipMap, ProfileStore, SeatStore, StoreError,
-    SubscriptionStore,
+    AuditCheckpoints, AuditStore, Directory, EventSink, MemberGroups, MembershipMap, ProfileStore, SeatNames,
+    SeatStore, StoreError, SubscriptionStore,
 };
 use kiro::seats::{Applied, ServiceError};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -84,8 +84,8 @@ pub async fn handle<S, D, E>(
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, SyncError>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore + AuditCheckpoints + MembershipMap,
-    D: Directory,
+    S: ProfileStore + SubscriptionStore + SeatStore + SeatNames + AuditStore + AuditCheckpoints + MembershipMap,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     let e = &event.payload;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use kiro::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
-use kiro::ports::{Directory, EventSink, MembershipMap, SeatStore, SubscriptionStore, all_pages};
+use kiro::ports::{Directory, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages};
 use kiro::seats::{self, Applied, UserChange};
 
 use crate::{Deps, SyncError};
@@ -26,7 +26,7 @@ pub async fn converge<S, D, E>(
 ) -> Result<Applied, SyncError>
 where
     S: SubscriptionStore + SeatStore,
-    D: Directory,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     let principal = Principal::Group(group.clone());
@@ -68,7 +68,7 @@ where
     Ok(total)
 }
 
-async fn member_of<S, D: Directory, E>(
+async fn member_of<S, D: Directory + MemberGroups, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     group: &GroupId,
@@ -89,7 +89,7 @@ pub async fn membership_deleted<S, D, E>(
 ) -> Result<Applied, SyncError>
 where
     S: SubscriptionStore + SeatStore + MembershipMap,
-    D: Directory,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     if let Some((group, user)) = deps.store.membership(membership).await? {
@@ -118,7 +118,7 @@ pub async fn resync_group<S, D, E>(
 ) -> Result<Applied, SyncError>
 where
     S: SubscriptionStore + SeatStore + MembershipMap,
-    D: Directory,
+    D: Directory + MemberGroups,
     E: EventSink,
 {
     let mut total = Applied::default();
@@ -145,7 +145,7 @@ async fn group_diff<S, D, E>(
 ) -> Result<Vec<UserChange>, SyncError>
 where
     S: SubscriptionStore + MembershipMap,
-    D: Directory,
+    D: Directory + MemberGroups,
 {
     // Grants first, members second: a member added after the member read has its own event.
     let granted: HashMap<UserId, Option<MembershipId>> =

@@ -2,12 +2,12 @@
 //! without names) and for the audit's naming stage. Requesting them is `kiro::names`.
 
 use kiro::domain::{IdentityStoreId, UserId};
-use kiro::ports::{Directory, SeatStore};
+use kiro::ports::{Directory, SeatNames, SeatStore};
 use kiro::seats::ServiceError;
 
 /// Names the seats of `users` that hold a seat and have no name yet: one `BatchGetItem` per 100
 /// users, then a `DescribeUser` and an `UpdateItem` per seat named. Answers how many were named.
-pub async fn fill<S: SeatStore, D: Directory>(
+pub async fn fill<S: SeatStore + SeatNames, D: Directory>(
     store: &S,
     directory: &D,
     identity_store: &IdentityStoreId,
@@ -28,7 +28,7 @@ pub async fn fill<S: SeatStore, D: Directory>(
 }
 
 /// Names one user's seat from the directory; `false` when the directory no longer has the user.
-pub async fn fill_one<S: SeatStore, D: Directory>(
+pub async fn fill_one<S: SeatNames, D: Directory>(
     store: &S,
     directory: &D,
     identity_store: &IdentityStoreId,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::item::{Item, Reader, key, s, t};
 use super::{error_code, is_throttling};
 use crate::domain::{IdentityStoreId, Profile, ProfilePatch};
-use crate::ports::{ProfileStore, StoreError};
+use crate::ports::{ProfileAdmin, ProfileStore, StoreError};
 
 const PROFILE_KEY: &str = "PROFILE";
 
@@ -71,7 +71,9 @@ impl ProfileStore for DynamoStore {
             .map_err(|e| store_error("GetItem(profile)", e))?;
         out.item.as_ref().map(profile_from).transpose()
     }
+}
 
+impl ProfileAdmin for DynamoStore {
     async fn create_profile(&self, p: &Profile) -> Result<(), StoreError> {
         let mut item = key(PROFILE_KEY, PROFILE_KEY);
         item.extend([

@@ -22,7 +22,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::is_throttling;
 use crate::domain::{GroupId, IdentityStoreId, Invalid, MembershipId, UserId};
-use crate::ports::{Directory, DirectoryError, DirectoryGroup, DirectoryUser, Membership, Page};
+use crate::ports::{
+    Directory, DirectoryError, DirectoryGroup, DirectorySearch, DirectoryUser, MemberGroups, Membership, Page,
+};
 
 /// The API's maximum page size for every list call used here.
 const PAGE_SIZE: i32 = 100;
@@ -212,6 +214,32 @@ impl Directory for IdentityStoreDirectory {
     }
 
     #[tracing::instrument(skip_all, fields(identity_store_id = %store, group_id = %group))]
+    async fn group_memberships(
+        &self,
+        store: &IdentityStoreId,
+        group: &GroupId,
+        next_token: Option<String>,
+    ) -> Result<Page<Membership>, DirectoryError> {
+        self.pacer.wait().await;
+        let out = self
+            .client
+            .list_group_memberships()
+            .identity_store_id(store.as_str())
+            .group_id(group.as_str())
+            .max_results(PAGE_SIZE)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| directory_error("ListGroupMemberships", e))?;
+        Ok(Page {
+            items: out.group_memberships.into_iter().filter_map(|m| membership_of_group(group, m)).collect(),
+            next_token: out.next_token,
+        })
+    }
+}
+
+impl DirectorySearch for IdentityStoreDirectory {
+    #[tracing::instrument(skip_all, fields(identity_store_id = %store, group_id = %group))]
     async fn describe_group(
         &self,
         store: &IdentityStoreId,
@@ -274,54 +302,6 @@ impl Directory for IdentityStoreDirectory {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(identity_store_id = %store, group_id = %group))]
-    async fn group_memberships(
-        &self,
-        store: &IdentityStoreId,
-        group: &GroupId,
-        next_token: Option<String>,
-    ) -> Result<Page<Membership>, DirectoryError> {
-        self.pacer.wait().await;
-        let out = self
-            .client
-            .list_group_memberships()
-            .identity_store_id(store.as_str())
-            .group_id(group.as_str())
-            .max_results(PAGE_SIZE)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(|e| directory_error("ListGroupMemberships", e))?;
-        Ok(Page {
-            items: out.group_memberships.into_iter().filter_map(|m| membership_of_group(group, m)).collect(),
-            next_token: out.next_token,
-        })
-    }
-
-    #[tracing::instrument(skip_all, fields(identity_store_id = %store, user_id = %user))]
-    async fn user_memberships(
-        &self,
-        store: &IdentityStoreId,
-        user: &UserId,
-    ) -> Result<Vec<Membership>, DirectoryError> {
-        self.pacer.wait().await;
-        // The SDK's paginator follows NextToken and stops if the service repeats a token.
-        let mut pages = self
-            .client
-            .list_group_memberships_for_member()
-            .identity_store_id(store.as_str())
-            .member_id(MemberId::UserId(user.as_str().to_owned()))
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .send();
-        let mut memberships = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| directory_error("ListGroupMembershipsForMember", e))?;
-            memberships.extend(page.group_memberships.into_iter().filter_map(|m| membership_of_user(user, m)));
-        }
-        Ok(memberships)
-    }
-
     #[tracing::instrument(skip_all, fields(identity_store_id = %store))]
     async fn list_users(
         &self,
@@ -360,6 +340,32 @@ impl Directory for IdentityStoreDirectory {
             .await
             .map_err(|e| listing_error("ListGroups", next_token.is_some(), e))?;
         Ok(Page { items: out.groups.into_iter().filter_map(listed_group).collect(), next_token: out.next_token })
+    }
+}
+
+impl MemberGroups for IdentityStoreDirectory {
+    #[tracing::instrument(skip_all, fields(identity_store_id = %store, user_id = %user))]
+    async fn user_memberships(
+        &self,
+        store: &IdentityStoreId,
+        user: &UserId,
+    ) -> Result<Vec<Membership>, DirectoryError> {
+        self.pacer.wait().await;
+        // The SDK's paginator follows NextToken and stops if the service repeats a token.
+        let mut pages = self
+            .client
+            .list_group_memberships_for_member()
+            .identity_store_id(store.as_str())
+            .member_id(MemberId::UserId(user.as_str().to_owned()))
+            .into_paginator()
+            .page_size(PAGE_SIZE)
+            .send();
+        let mut memberships = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| directory_error("ListGroupMembershipsForMember", e))?;
+            memberships.extend(page.group_memberships.into_iter().filter_map(|m| membership_of_user(user, m)));
+        }
+        Ok(memberships)
     }
 }
 

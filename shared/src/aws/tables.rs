@@ -17,7 +17,7 @@ use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, Reader, key, n, s, t};
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
 use crate::domain::{GroupId, MembershipId, Principal, PrincipalType, Seat, Subscription, Tier, UserId};
-use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatStore, StoreError, SubscriptionStore};
+use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError, SubscriptionStore};
 
 const SUBS: &str = "SUBS";
 const SEATS: &str = "SEATS";
@@ -586,23 +586,6 @@ impl SeatStore for DynamoStore {
         }
     }
 
-    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(seat_pk(user), "SEAT")))
-            .update_expression("SET userName = :name")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":name", s(user_name))
-            .send()
-            .await;
-        match result.map_err(|e| store_error("UpdateItem(seat name)", e)) {
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         let out = self
             .client
@@ -637,6 +620,25 @@ impl SeatStore for DynamoStore {
                 .map_err(|e| store_error("PutItem(outbox)", e))?;
         }
         Ok(())
+    }
+}
+
+impl SeatNames for DynamoStore {
+    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(seat_pk(user), "SEAT")))
+            .update_expression("SET userName = :name")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":name", s(user_name))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(seat name)", e)) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
