@@ -1,5 +1,5 @@
 //! API Gateway HTTP API (payload 2.0) requests in, contract-shaped responses out.
-//! [`ApiError`] → response happens here and nowhere else.
+//! [`AppError`] → response happens here and nowhere else.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,79 +13,11 @@ use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
-use crate::BoxError;
-use crate::domain::Invalid;
 pub use crate::domain::invalid::excerpt;
-use crate::ports::StoreError;
+use crate::error::{AppError, cause_chain};
 
 /// Bodies larger than this are refused before parsing (API Gateway itself allows 10 MB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Every way a request can fail, each with the contract's status and code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    Validation(#[from] Invalid),
-    #[error("profiles can only be created in {}; this deployment runs in {region}", supported.join(", "))]
-    UnsupportedRegion { region: String, supported: Vec<String> },
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    PrincipalNotFound(String),
-    #[error("a profile already exists in this deployment; use PATCH /profile to change it")]
-    ProfileAlreadyExists,
-    #[error("no profile exists yet; create one with POST /profile first")]
-    ProfileRequired,
-    #[error("{0}")]
-    SubscriptionExists(String),
-    #[error("the request was throttled upstream and retries did not succeed; try again shortly")]
-    Throttled(#[source] BoxError),
-    #[error("internal error")]
-    Internal(#[source] BoxError),
-}
-
-impl ApiError {
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::BadRequest(_) | Self::Validation(_) | Self::UnsupportedRegion { .. } => 400,
-            Self::NotFound(_) | Self::PrincipalNotFound(_) => 404,
-            Self::ProfileAlreadyExists | Self::ProfileRequired | Self::SubscriptionExists(_) => 409,
-            Self::Throttled(_) => 429,
-            Self::Internal(_) => 500,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) => "BadRequest",
-            Self::Validation(_) => "ValidationError",
-            Self::UnsupportedRegion { .. } => "UnsupportedRegion",
-            Self::NotFound(_) => "NotFound",
-            Self::PrincipalNotFound(_) => "PrincipalNotFound",
-            Self::ProfileAlreadyExists => "ProfileAlreadyExists",
-            Self::ProfileRequired => "ProfileRequired",
-            Self::SubscriptionExists(_) => "SubscriptionExists",
-            Self::Throttled(_) => "Throttled",
-            Self::Internal(_) => "InternalError",
-        }
-    }
-
-    pub fn internal(e: impl Into<BoxError>) -> Self {
-        Self::Internal(e.into())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::InvalidToken => Self::BadRequest("the nextToken is not valid".into()),
-            StoreError::Throttled { .. } => Self::Throttled(e.into()),
-            other => Self::Internal(other.into()),
-        }
-    }
-}
 
 /// A successful answer: status and optional JSON body.
 #[derive(Debug)]
@@ -95,8 +27,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, body: &impl Serialize) -> Result<Self, ApiError> {
-        let body = serde_json::to_value(body).map_err(ApiError::internal)?;
+    pub fn json(status: u16, body: &impl Serialize) -> Result<Self, AppError> {
+        let body = serde_json::to_value(body).map_err(AppError::internal)?;
         Ok(Self { status, body: Some(body) })
     }
 
@@ -156,29 +88,29 @@ impl Request {
     }
 
     /// The body as a JSON object, or `BadRequest` saying why not.
-    pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
+    pub fn json_object(&self) -> Result<Map<String, Value>, AppError> {
         let raw = self.raw.body.as_deref().unwrap_or("");
         let bytes = if self.raw.is_base64_encoded {
             base64::engine::general_purpose::STANDARD
                 .decode(raw)
-                .map_err(|_| ApiError::BadRequest("the body is not valid base64".into()))?
+                .map_err(|_| AppError::BadRequest("the body is not valid base64".into()))?
         } else {
             raw.as_bytes().to_vec()
         };
         if bytes.len() > MAX_BODY_BYTES {
-            return Err(ApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
+            return Err(AppError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("a JSON object body is required".into()));
+            return Err(AppError::BadRequest("a JSON object body is required".into()));
         }
         match serde_json::from_slice::<Strict>(&bytes) {
             Ok(Strict(Value::Object(map))) => Ok(map),
-            Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
+            Ok(_) => Err(AppError::BadRequest("the body must be a JSON object".into())),
             // A data error is the one `Strict` raises; everything else is syntax.
             Err(e) if e.is_data() => {
-                Err(ApiError::BadRequest("the body repeats a key; each key may appear once".into()))
+                Err(AppError::BadRequest("the body repeats a key; each key may appear once".into()))
             }
-            Err(_) => Err(ApiError::BadRequest("the body is not valid JSON".into())),
+            Err(_) => Err(AppError::BadRequest("the body is not valid JSON".into())),
         }
     }
 }
@@ -257,7 +189,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 pub async fn serve<F, Fut>(event: LambdaEvent<ApiGatewayV2httpRequest>, route: F) -> ApiGatewayV2httpResponse
 where
     F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Result<Reply, ApiError>>,
+    Fut: Future<Output = Result<Reply, AppError>>,
 {
     let request_id = event.context.request_id.clone();
     let request = Request::new(event.payload, request_id.clone());
@@ -280,7 +212,7 @@ where
 }
 
 /// The contract's error body.
-pub fn error_response(err: &ApiError, request_id: &str) -> ApiGatewayV2httpResponse {
+pub fn error_response(err: &AppError, request_id: &str) -> ApiGatewayV2httpResponse {
     let body = json!({"error": {"code": err.code(), "message": err.to_string(), "requestId": request_id}});
     response(err.status(), Some(body))
 }
@@ -294,18 +226,6 @@ fn response(status: u16, body: Option<Value>) -> ApiGatewayV2httpResponse {
         out.body = Some(Body::Text(body.to_string()));
     }
     out.headers = headers;
-    out
-}
-
-/// `a: b: c` — every error in the `source()` chain, for the one log line of a failure.
-pub fn cause_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
     out
 }
 
@@ -343,6 +263,33 @@ fn percent_decode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Invalid;
+
+    #[test]
+    fn every_error_has_the_contract_status_and_code() {
+        let cases: Vec<(AppError, u16, &str)> = vec![
+            (AppError::BadRequest("x".into()), 400, "BadRequest"),
+            (Invalid::missing("name").into(), 400, "ValidationError"),
+            (AppError::UnsupportedRegion { region: "r".into(), supported: vec![] }, 400, "UnsupportedRegion"),
+            (AppError::NotFound("x".into()), 404, "NotFound"),
+            (AppError::PrincipalNotFound("x".into()), 404, "PrincipalNotFound"),
+            (AppError::ProfileAlreadyExists, 409, "ProfileAlreadyExists"),
+            (AppError::ProfileRequired, 409, "ProfileRequired"),
+            (AppError::SubscriptionExists("x".into()), 409, "SubscriptionExists"),
+            (AppError::Throttled("t".into()), 429, "Throttled"),
+            (AppError::internal("secret detail"), 500, "InternalError"),
+        ];
+        for (err, status, code) in cases {
+            let resp = error_response(&err, "req-1");
+            assert_eq!(resp.status_code, i64::from(status));
+            assert_eq!(resp.headers.get(CONTENT_TYPE).unwrap(), "application/json");
+            let Some(Body::Text(text)) = resp.body else { panic!("no body") };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["requestId"], "req-1");
+            assert!(!text.contains("secret detail"), "internal causes never reach the client");
+        }
+    }
 
     #[test]
     fn stage_prefix_is_removed_only_for_named_stages() {
@@ -374,31 +321,5 @@ mod tests {
         }
         let err = body(r#"{"a": 1"#).json_object().unwrap_err();
         assert_eq!(err.to_string(), "the body is not valid JSON");
-    }
-
-    #[test]
-    fn every_error_has_the_contract_status_and_code() {
-        let cases: Vec<(ApiError, u16, &str)> = vec![
-            (ApiError::BadRequest("x".into()), 400, "BadRequest"),
-            (Invalid::missing("name").into(), 400, "ValidationError"),
-            (ApiError::UnsupportedRegion { region: "r".into(), supported: vec![] }, 400, "UnsupportedRegion"),
-            (ApiError::NotFound("x".into()), 404, "NotFound"),
-            (ApiError::PrincipalNotFound("x".into()), 404, "PrincipalNotFound"),
-            (ApiError::ProfileAlreadyExists, 409, "ProfileAlreadyExists"),
-            (ApiError::ProfileRequired, 409, "ProfileRequired"),
-            (ApiError::SubscriptionExists("x".into()), 409, "SubscriptionExists"),
-            (ApiError::Throttled("t".into()), 429, "Throttled"),
-            (ApiError::internal("secret detail"), 500, "InternalError"),
-        ];
-        for (err, status, code) in cases {
-            let resp = error_response(&err, "req-1");
-            assert_eq!(resp.status_code, i64::from(status));
-            assert_eq!(resp.headers.get(CONTENT_TYPE).unwrap(), "application/json");
-            let Some(Body::Text(text)) = resp.body else { panic!("no body") };
-            let v: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(v["error"]["code"], code);
-            assert_eq!(v["error"]["requestId"], "req-1");
-            assert!(!text.contains("secret detail"), "internal causes never reach the client");
-        }
     }
 }

@@ -34,7 +34,7 @@ pub async fn request<E: EventSink>(sink: &E, users: &[UserId]) {
             tracing::warn!(failed = failed.len(), "some name requests were refused; the audit names those seats")
         }
         Err(e) => {
-            tracing::warn!(cause = %crate::http::cause_chain(&e), "requesting seat names failed; the audit names those seats")
+            tracing::warn!(cause = %crate::error::cause_chain(&e), "requesting seat names failed; the audit names those seats")
         }
     }
 }

@@ -43,19 +43,6 @@ impl ServiceError {
     }
 }
 
-impl From<ServiceError> for crate::http::ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Store(StoreError::InvalidToken)
-            | ServiceError::Directory(DirectoryError::InvalidToken { .. }) => Self::BadRequest(
-                "the nextToken is not valid: pass the nextToken of the previous page, unchanged".into(),
-            ),
-            e if e.is_throttling() => Self::Throttled(e.into()),
-            e => Self::Internal(e.into()),
-        }
-    }
-}
-
 /// One user's change, with the membership ids of groups it grants (for the membership map).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserChange {
@@ -360,7 +347,7 @@ async fn publish<S: SeatStore, E: EventSink>(store: &S, sink: &E, outbox: Option
     let remaining: Vec<OutEvent> = match sink.publish(&outbox.events).await {
         Ok(failed) => failed.into_iter().filter_map(|i| outbox.events.get(i).cloned()).collect(),
         Err(e) => {
-            tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "publishing events failed; left in the outbox");
+            tracing::error!(outbox = %outbox.id, cause = %crate::error::cause_chain(&e), "publishing events failed; left in the outbox");
             return;
         }
     };
@@ -373,7 +360,7 @@ async fn publish<S: SeatStore, E: EventSink>(store: &S, sink: &E, outbox: Option
         match store.settle_outbox(&outbox.id, &remaining).await {
             Ok(()) => return,
             Err(e) if attempt == SETTLE_ATTEMPTS => {
-                tracing::error!(outbox = %outbox.id, cause = %crate::http::cause_chain(&e), "settling the outbox failed; its events may be published again");
+                tracing::error!(outbox = %outbox.id, cause = %crate::error::cause_chain(&e), "settling the outbox failed; its events may be published again");
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await,
         }

@@ -8,9 +8,9 @@
 //! in full.
 
 use kiro::domain::Profile;
-use kiro::http::{ApiError, Reply};
+use kiro::error::AppError;
+use kiro::http::Reply;
 use kiro::ports::{Directory, DirectoryGroup, DirectorySearch, DirectoryUser};
-use kiro::seats::ServiceError;
 
 use crate::Deps;
 use crate::query::{Query, list_body};
@@ -34,25 +34,25 @@ pub async fn users<S, D: Directory + DirectorySearch, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     q: &Query<'_>,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, AppError> {
     let (text, limit) = (q.search_text()?, q.limit()?);
     let store = &profile.identity_store_id;
     let Some(text) = text else {
-        let page = deps.directory.list_users(store, limit, q.next_token()).await.map_err(ServiceError::from)?;
+        let page = deps.directory.list_users(store, limit, q.next_token()).await?;
         return Reply::json(200, &list_body(page.items, page.next_token));
     };
     let mut found: Vec<DirectoryUser> = Vec::new();
     if text.chars().count() <= MAX_USER_NAME
-        && let Some(id) = deps.directory.user_id_by_name(store, text).await.map_err(ServiceError::from)?
+        && let Some(id) = deps.directory.user_id_by_name(store, text).await?
     {
-        found.extend(deps.directory.describe_user(store, &id).await.map_err(ServiceError::from)?);
+        found.extend(deps.directory.describe_user(store, &id).await?);
     }
     let mut token = None;
     for _ in 0..SCAN_PAGES {
         if found.len() >= limit {
             break;
         }
-        let page = deps.directory.list_users(store, SCAN_PAGE, token).await.map_err(ServiceError::from)?;
+        let page = deps.directory.list_users(store, SCAN_PAGE, token).await?;
         for u in page.items {
             let hit = matches(text, &[Some(&u.user_name), Some(&u.display_name), u.email.as_deref()]);
             if hit && !found.iter().any(|f| f.user_id == u.user_id) {
@@ -72,23 +72,23 @@ pub async fn groups<S, D: Directory + DirectorySearch, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     q: &Query<'_>,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, AppError> {
     let (text, limit) = (q.search_text()?, q.limit()?);
     let store = &profile.identity_store_id;
     let Some(text) = text else {
-        let page = deps.directory.list_groups(store, limit, q.next_token()).await.map_err(ServiceError::from)?;
+        let page = deps.directory.list_groups(store, limit, q.next_token()).await?;
         return Reply::json(200, &list_body(page.items, page.next_token));
     };
     let mut found: Vec<DirectoryGroup> = Vec::new();
-    if let Some(id) = deps.directory.group_id_by_name(store, text).await.map_err(ServiceError::from)? {
-        found.extend(deps.directory.describe_group(store, &id).await.map_err(ServiceError::from)?);
+    if let Some(id) = deps.directory.group_id_by_name(store, text).await? {
+        found.extend(deps.directory.describe_group(store, &id).await?);
     }
     let mut token = None;
     for _ in 0..SCAN_PAGES {
         if found.len() >= limit {
             break;
         }
-        let page = deps.directory.list_groups(store, SCAN_PAGE, token).await.map_err(ServiceError::from)?;
+        let page = deps.directory.list_groups(store, SCAN_PAGE, token).await?;
         for g in page.items {
             if matches(text, &[Some(&g.display_name)]) && !found.iter().any(|f| f.group_id == g.group_id) {
                 found.push(g);

@@ -6,7 +6,8 @@ mod subscriptions;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use kiro::domain::{Profile, UserId};
-use kiro::http::{self, ApiError, Reply, Request};
+use kiro::error::AppError;
+use kiro::http::{self, Reply, Request};
 use kiro::ports::{AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore};
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
@@ -31,11 +32,11 @@ impl<S, D, E> Deps<S, D, E> {
 
 impl<S: ProfileStore, D, E> Deps<S, D, E> {
     /// The deployment's profile, or `ProfileRequired`.
-    async fn profile(&self) -> Result<&Profile, ApiError> {
+    async fn profile(&self) -> Result<&Profile, AppError> {
         if let Some(p) = self.profile.get() {
             return Ok(p);
         }
-        let profile = self.store.get_profile().await?.ok_or(ApiError::ProfileRequired)?;
+        let profile = self.store.get_profile().await?.ok_or(AppError::ProfileRequired)?;
         Ok(self.profile.get_or_init(|| async { profile }).await)
     }
 }
@@ -52,7 +53,7 @@ where
     Ok(http::serve(event, |req| route(deps, req)).await)
 }
 
-async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, ApiError>
+async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, AppError>
 where
     S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
     D: Directory + DirectorySearch,
@@ -60,7 +61,7 @@ where
 {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let not_found = || {
-        ApiError::NotFound(format!(
+        AppError::NotFound(format!(
             "no route for {} /{}; the API serves /profile, /subscriptions, /seats, /directory/users, \
              /directory/groups and /audits",
             http::excerpt(&req.method),
@@ -91,10 +92,9 @@ where
     }
 }
 
-async fn seats_list<S: SeatStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, ApiError> {
+async fn seats_list<S: SeatStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, AppError> {
     let filter = kiro::ports::SeatFilter { tier: q.tier()?, status: q.status()? };
-    let page =
-        deps.store.list_seats(filter, q.limit()?, q.next_token()).await.map_err(kiro::seats::ServiceError::from)?;
+    let page = deps.store.list_seats(filter, q.limit()?, q.next_token()).await?;
     let items: Vec<_> = page.items.iter().map(|s| s.view()).collect();
     Reply::json(200, &query::list_body(items, page.next_token))
 }
@@ -103,27 +103,27 @@ async fn seat_get<S: SeatStore, D: Directory, E>(
     deps: &Deps<S, D, E>,
     profile: &Profile,
     user: &str,
-) -> Result<Reply, ApiError> {
-    let no_seat = || ApiError::NotFound(format!("no seat for user {}", http::excerpt(user)));
+) -> Result<Reply, AppError> {
+    let no_seat = || AppError::NotFound(format!("no seat for user {}", http::excerpt(user)));
     let user = UserId::parse("userId", user).map_err(|_| no_seat())?;
     let mut seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
     if seat.user_name.is_none() {
         // Granted through a group and not yet named by the audit: ask the directory.
         let found = deps.directory.describe_user(&profile.identity_store_id, &user).await;
-        seat.user_name = found.map_err(kiro::seats::ServiceError::from)?.map(|u| u.user_name);
+        seat.user_name = found?.map(|u| u.user_name);
     }
     Reply::json(200, &seat.view())
 }
 
 /// `GET /audits`: the stored audit reports, newest first.
-async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, ApiError> {
-    let page = deps.store.list_audits(q.limit()?, q.next_token()).await.map_err(kiro::seats::ServiceError::from)?;
+async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, AppError> {
+    let page = deps.store.list_audits(q.limit()?, q.next_token()).await?;
     Reply::json(200, &query::list_body(page.items, page.next_token))
 }
 
 /// `GET /audits/{auditId}`: one report.
-async fn audit_get<S: AuditStore, D, E>(deps: &Deps<S, D, E>, id: &str) -> Result<Reply, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no audit {}", http::excerpt(id)));
+async fn audit_get<S: AuditStore, D, E>(deps: &Deps<S, D, E>, id: &str) -> Result<Reply, AppError> {
+    let not_found = || AppError::NotFound(format!("no audit {}", http::excerpt(id)));
     let well_formed = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if !well_formed {
         return Err(not_found());

@@ -1,7 +1,8 @@
 //! Query-string parameters of the list routes.
 
 use kiro::domain::{Invalid, PrincipalType, SeatStatus, Tier};
-use kiro::http::{ApiError, Request};
+use kiro::error::AppError;
+use kiro::http::Request;
 use serde::Serialize;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -13,7 +14,7 @@ pub struct Query<'a> {
 }
 
 impl<'a> Query<'a> {
-    pub fn of(req: &'a Request) -> Result<Self, ApiError> {
+    pub fn of(req: &'a Request) -> Result<Self, AppError> {
         Ok(Self { req })
     }
 
@@ -22,7 +23,7 @@ impl<'a> Query<'a> {
     }
 
     /// `limit`: 1–100, default 50.
-    pub fn limit(&self) -> Result<usize, ApiError> {
+    pub fn limit(&self) -> Result<usize, AppError> {
         match self.get("limit") {
             None => Ok(DEFAULT_LIMIT),
             Some(raw) => match raw.trim().parse::<usize>() {
@@ -36,13 +37,13 @@ impl<'a> Query<'a> {
         self.get("nextToken").filter(|t| !t.is_empty()).map(str::to_owned)
     }
 
-    pub fn tier(&self) -> Result<Option<Tier>, ApiError> {
+    pub fn tier(&self) -> Result<Option<Tier>, AppError> {
         self.get("tier")
             .map(|raw| raw.parse::<Tier>().map_err(|_| bad_value("tier", raw, "PRO, PRO_PLUS or POWER")))
             .transpose()
     }
 
-    pub fn status(&self) -> Result<Option<SeatStatus>, ApiError> {
+    pub fn status(&self) -> Result<Option<SeatStatus>, AppError> {
         self.get("status")
             .map(|raw| match raw {
                 "ACTIVE" => Ok(SeatStatus::Active),
@@ -52,7 +53,7 @@ impl<'a> Query<'a> {
             .transpose()
     }
 
-    pub fn principal_type(&self) -> Result<Option<PrincipalType>, ApiError> {
+    pub fn principal_type(&self) -> Result<Option<PrincipalType>, AppError> {
         self.get("principalType")
             .map(|raw| {
                 PrincipalType::parse("principalType", raw).map_err(|_| bad_value("principalType", raw, "USER or GROUP"))
@@ -62,7 +63,7 @@ impl<'a> Query<'a> {
 
     /// `q` of the directory search: absent to list the whole directory; otherwise 1 to 256
     /// characters, not blank.
-    pub fn search_text(&self) -> Result<Option<&'a str>, ApiError> {
+    pub fn search_text(&self) -> Result<Option<&'a str>, AppError> {
         match self.get("q").map(str::trim) {
             None => Ok(None),
             Some("") => Err(Invalid::new("q", "must not be blank: leave q out to list the whole directory").into()),
@@ -72,9 +73,9 @@ impl<'a> Query<'a> {
     }
 }
 
-fn bad_value(name: &str, raw: &str, expected: &str) -> ApiError {
+fn bad_value(name: &str, raw: &str, expected: &str) -> AppError {
     let shown: String = raw.chars().take(40).collect();
-    ApiError::BadRequest(format!("unknown value {shown:?} for query parameter '{name}': expected {expected}"))
+    AppError::BadRequest(format!("unknown value {shown:?} for query parameter '{name}': expected {expected}"))
 }
 
 /// `{"items": [...], "nextToken"?: "..."}`.

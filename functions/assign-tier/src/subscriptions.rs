@@ -6,7 +6,8 @@ use kiro::domain::{
     CancelReason, Invalid, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, Subscription, Tier,
     TierChange, UserId,
 };
-use kiro::http::{ApiError, Reply, Request, excerpt};
+use kiro::error::AppError;
+use kiro::http::{Reply, Request, excerpt};
 use kiro::ports::{Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
 use kiro::seats::{self, ServiceError, UserChange};
 use serde_json::{Map, Value};
@@ -78,9 +79,9 @@ impl NewSubscription {
 
 /// A principal from the path, or `NotFound` saying what the path takes: a malformed type or id
 /// names no subscription (the most common slip: a name where the id goes, which POST accepts).
-fn path_principal(kind: &str, id: &str) -> Result<Principal, ApiError> {
+fn path_principal(kind: &str, id: &str) -> Result<Principal, AppError> {
     let Ok(principal_type) = PrincipalType::parse("principalType", kind) else {
-        return Err(ApiError::NotFound(format!(
+        return Err(AppError::NotFound(format!(
             "no subscription for {} {}: the principal type in the path is USER or GROUP, in capitals",
             excerpt(kind),
             excerpt(id)
@@ -91,7 +92,7 @@ fn path_principal(kind: &str, id: &str) -> Result<Principal, ApiError> {
             PrincipalType::User => "userName",
             PrincipalType::Group => "displayName",
         };
-        ApiError::NotFound(format!(
+        AppError::NotFound(format!(
             "no subscription for {} {}: the path takes the Identity Store id, not the {name} \
              (GET /subscriptions lists them with their ids)",
             principal_type.as_str(),
@@ -106,44 +107,31 @@ async fn resolve<D: Directory + DirectorySearch>(
     profile: &Profile,
     principal_type: PrincipalType,
     by: Lookup,
-) -> Result<(Principal, String, Option<String>), ApiError> {
+) -> Result<(Principal, String, Option<String>), AppError> {
     let store = &profile.identity_store_id;
-    let missing = |what: &str| ApiError::PrincipalNotFound(format!("identity store {store} has no {what}"));
+    let missing = |what: &str| AppError::PrincipalNotFound(format!("identity store {store} has no {what}"));
     let principal = match by {
         Lookup::Id(p) => p,
         Lookup::Name(name) => match principal_type {
             PrincipalType::User => Principal::User(
-                directory
-                    .user_id_by_name(store, &name)
-                    .await
-                    .map_err(ServiceError::from)?
-                    .ok_or_else(|| missing("user with that userName"))?,
+                directory.user_id_by_name(store, &name).await?.ok_or_else(|| missing("user with that userName"))?,
             ),
             PrincipalType::Group => Principal::Group(
                 directory
                     .group_id_by_name(store, &name)
-                    .await
-                    .map_err(ServiceError::from)?
+                    .await?
                     .ok_or_else(|| missing("group with that displayName"))?,
             ),
         },
     };
     match &principal {
         Principal::User(u) => {
-            let user = directory
-                .describe_user(store, u)
-                .await
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| missing(&format!("user {u}")))?;
+            let user = directory.describe_user(store, u).await?.ok_or_else(|| missing(&format!("user {u}")))?;
             let display = if user.display_name.is_empty() { user.user_name.clone() } else { user.display_name };
             Ok((principal, display, Some(user.user_name)))
         }
         Principal::Group(g) => {
-            let group = directory
-                .describe_group(store, g)
-                .await
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| missing(&format!("group {g}")))?;
+            let group = directory.describe_group(store, g).await?.ok_or_else(|| missing(&format!("group {g}")))?;
             Ok((principal, group.display_name, None))
         }
     }
@@ -185,7 +173,7 @@ async fn counted<S: SubscriptionStore + SeatStore>(
     Ok(subs)
 }
 
-pub async fn create<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, req: &Request) -> Result<Reply, ApiError>
+pub async fn create<S, D, E>(deps: &Deps<S, D, E>, profile: &Profile, req: &Request) -> Result<Reply, AppError>
 where
     S: ProfileStore + SubscriptionStore + SeatStore,
     D: Directory + DirectorySearch,
@@ -198,7 +186,7 @@ where
     match deps.store.create_subscription(&sub).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::SubscriptionExists(format!(
+            return Err(AppError::SubscriptionExists(format!(
                 "{} {} already has a subscription; change its tier with PUT /subscriptions/{}/{}",
                 principal.principal_type().as_str(),
                 principal.id(),
@@ -237,12 +225,8 @@ where
 pub async fn list<S: SubscriptionStore + SeatStore, D, E>(
     deps: &Deps<S, D, E>,
     q: &Query<'_>,
-) -> Result<Reply, ApiError> {
-    let page = deps
-        .store
-        .list_subscriptions(q.principal_type()?, q.limit()?, q.next_token())
-        .await
-        .map_err(ServiceError::from)?;
+) -> Result<Reply, AppError> {
+    let page = deps.store.list_subscriptions(q.principal_type()?, q.limit()?, q.next_token()).await?;
     let items = counted(&deps.store, page.items).await?;
     Reply::json(200, &list_body(items, page.next_token))
 }
@@ -251,14 +235,14 @@ pub async fn get<S: SubscriptionStore + SeatStore, D, E>(
     deps: &Deps<S, D, E>,
     kind: &str,
     id: &str,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, AppError> {
     let principal = path_principal(kind, id)?;
     let sub = deps.store.get_subscription(&principal).await?.ok_or_else(|| no_subscription(&principal))?;
     Reply::json(200, &with_seats(&deps.store, sub).await?)
 }
 
-fn no_subscription(p: &Principal) -> ApiError {
-    ApiError::NotFound(format!("no subscription for {} {}", p.principal_type().as_str(), p.id()))
+fn no_subscription(p: &Principal) -> AppError {
+    AppError::NotFound(format!("no subscription for {} {}", p.principal_type().as_str(), p.id()))
 }
 
 pub async fn update<S, D, E>(
@@ -267,7 +251,7 @@ pub async fn update<S, D, E>(
     req: &Request,
     kind: &str,
     id: &str,
-) -> Result<Reply, ApiError>
+) -> Result<Reply, AppError>
 where
     S: SubscriptionStore + SeatStore,
     E: EventSink,
@@ -309,7 +293,7 @@ where
         }
         return Reply::json(200, &with_seats(&deps.store, next).await?);
     }
-    Err(ApiError::internal("the subscription kept changing concurrently; retry"))
+    Err(AppError::internal("the subscription kept changing concurrently; retry"))
 }
 
 /// Moves every seat the subscription is a source of to its new tier.
@@ -337,7 +321,7 @@ async fn retier<S: SubscriptionStore + SeatStore, D, E: EventSink>(
     Ok(())
 }
 
-pub async fn delete<S, D, E>(deps: &Deps<S, D, E>, _profile: &Profile, kind: &str, id: &str) -> Result<Reply, ApiError>
+pub async fn delete<S, D, E>(deps: &Deps<S, D, E>, _profile: &Profile, kind: &str, id: &str) -> Result<Reply, AppError>
 where
     S: SubscriptionStore + SeatStore,
     E: EventSink,

@@ -3,7 +3,8 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::Utc;
 use kiro::domain::{NewProfile, ProfilePatch};
-use kiro::http::{self, ApiError, Reply, Request};
+use kiro::error::AppError;
+use kiro::http::{self, Reply, Request};
 use kiro::ports::{ProfileAdmin, ProfileStore, StoreError};
 use lambda_runtime::LambdaEvent;
 
@@ -23,13 +24,13 @@ pub async fn handle<S: ProfileStore + ProfileAdmin>(
     Ok(http::serve(event, |req| route(deps, req)).await)
 }
 
-async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> Result<Reply, ApiError> {
+async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> Result<Reply, AppError> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match (req.method.as_str(), segments.as_slice()) {
         ("POST", ["profile"]) => create(deps, &req).await,
         ("GET", ["profile"]) => get(deps).await,
         ("PATCH", ["profile"]) => update(deps, &req).await,
-        _ => Err(ApiError::NotFound(format!(
+        _ => Err(AppError::NotFound(format!(
             "no route for {} /{}",
             http::excerpt(&req.method),
             http::excerpt(&req.segments.join("/"))
@@ -37,10 +38,10 @@ async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> 
     }
 }
 
-async fn create<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
+async fn create<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, AppError> {
     let body = req.json_object()?;
     if !deps.supported_regions.contains(&deps.region) {
-        return Err(ApiError::UnsupportedRegion {
+        return Err(AppError::UnsupportedRegion {
             region: deps.region.clone(),
             supported: deps.supported_regions.clone(),
         });
@@ -52,19 +53,19 @@ async fn create<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -
             tracing::info!(profile_id = %profile.profile_id, "profile created");
             Reply::json(201, &profile)
         }
-        Err(StoreError::Conflict(_)) => Err(ApiError::ProfileAlreadyExists),
+        Err(StoreError::Conflict(_)) => Err(AppError::ProfileAlreadyExists),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn get<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>) -> Result<Reply, ApiError> {
+async fn get<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>) -> Result<Reply, AppError> {
     match deps.store.get_profile().await? {
         Some(profile) => Reply::json(200, &profile),
         None => Err(no_profile()),
     }
 }
 
-async fn update<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, ApiError> {
+async fn update<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, AppError> {
     let patch = ProfilePatch::from_json(&req.json_object()?)?;
     let profile = if patch.is_empty() {
         // Nothing to change: answer the profile as it is, like an idempotent AWS update.
@@ -78,6 +79,6 @@ async fn update<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -
     }
 }
 
-fn no_profile() -> ApiError {
-    ApiError::NotFound("no profile exists in this deployment; create one with POST /profile".into())
+fn no_profile() -> AppError {
+    AppError::NotFound("no profile exists in this deployment; create one with POST /profile".into())
 }

@@ -254,7 +254,7 @@ where
         detail: serde_json::to_value(&report).unwrap_or_default(),
     };
     if let Err(e) = deps.events.publish(std::slice::from_ref(&event)).await {
-        tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
+        tracing::error!(cause = %kiro::error::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
     }
     tracing::info!(
         audit_id = %report.audit_id,
@@ -282,7 +282,7 @@ where
         Ok(0) => {}
         Ok(sent) => tracing::info!(sent, "published events left in the outbox"),
         Err(e) => {
-            tracing::error!(cause = %kiro::http::cause_chain(&e), "publishing the outbox failed; the next repair retries it")
+            tracing::error!(cause = %kiro::error::cause_chain(&e), "publishing the outbox failed; the next repair retries it")
         }
     }
 }
@@ -376,7 +376,7 @@ where
             tracing::warn!(audit_id = %run.audit_id, step = saved.step, "audit failed; progress saved for the retry")
         }
         Err(e) => {
-            tracing::error!(cause = %kiro::http::cause_chain(&e), "audit failed and its progress could not be saved")
+            tracing::error!(cause = %kiro::error::cause_chain(&e), "audit failed and its progress could not be saved")
         }
     }
     error

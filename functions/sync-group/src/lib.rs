@@ -75,7 +75,7 @@ impl From<SyncError> for Diagnostic {
     fn from(e: SyncError) -> Self {
         let throttled = matches!(&e, SyncError::Service(s) if s.is_throttling());
         let error_type = if throttled { "Throttled" } else { "SyncFailed" };
-        Diagnostic { error_type: error_type.to_owned(), error_message: kiro::http::cause_chain(&e) }
+        Diagnostic { error_type: error_type.to_owned(), error_message: kiro::error::cause_chain(&e) }
     }
 }
 

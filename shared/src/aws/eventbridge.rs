@@ -43,7 +43,7 @@ impl EventSink for EventBridgeSink {
                 // Earlier chunks were accepted: report this one and the rest as failed, so only
                 // they stay in the outbox and nothing is published twice.
                 Err(e) => {
-                    tracing::warn!(cause = %crate::http::cause_chain(&e), "PutEvents failed part-way");
+                    tracing::warn!(cause = %crate::error::cause_chain(&e), "PutEvents failed part-way");
                     failed.extend(chunk_index * MAX_ENTRIES..events.len());
                     return Ok(failed);
                 }
