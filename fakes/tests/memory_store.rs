@@ -1,12 +1,13 @@
 //! What the port contract suite (`tests/tests/port_contract.rs`, the same checks against
 //! `DynamoStore` on moto) cannot hold the fakes to: the transactions DynamoDB refuses and moto
-//! accepts, paging as a property over many worlds, the injected faults, the sink; and `kiro::seats`
+//! accepts, paging as a property over many worlds, the injected faults, the sink; and `kiro::app::seats`
 //! carried through lost races, crashes and rejected events on the fakes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use kiro::app::seats::{self, ServiceError, UserChange};
 use kiro::domain::{
     CancelReason, GroupId, MembershipId, Principal, Seat, SeatChange, SeatStatus, SourceKey, SourceOp, Sources,
     Subscription, Tier, UserId,
@@ -14,7 +15,6 @@ use kiro::domain::{
 use kiro::ports::{
     Commit, EventSink, OutEvent, Outbox, SeatFilter, SeatStore, SeatWrite, StoreError, SubscriptionStore,
 };
-use kiro::seats::{self, ServiceError, UserChange};
 use kiro_fakes::{MemorySink, MemoryStore};
 use proptest::prelude::*;
 use serde_json::json;
@@ -223,7 +223,7 @@ async fn the_sink_records_rejects_and_fails_as_told() {
     assert!(sink.events().is_empty());
 }
 
-// --- kiro::seats end to end ---------------------------------------------------------------------
+// --- kiro::app::seats end to end ---------------------------------------------------------------------
 
 fn direct(u: &UserId, tier: Tier) -> UserChange {
     UserChange::new(u.clone(), SeatChange::one(SourceOp::Set(SourceKey::Direct, tier), CancelReason::Unsubscribed))

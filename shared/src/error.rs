@@ -4,9 +4,9 @@
 //! logged, once, whole.
 
 use crate::BoxError;
+use crate::app::seats::ServiceError;
 use crate::domain::Invalid;
 use crate::ports::{DirectoryError, StoreError};
-use crate::seats::ServiceError;
 
 /// Every way a use case can fail, each with the contract's status and code (the one mapping:
 /// [`status`](Self::status), [`code`](Self::code)); the message is the contract's `message`.

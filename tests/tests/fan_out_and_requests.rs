@@ -165,12 +165,12 @@ async fn events_of_a_failed_publish_go_out_exactly_once() {
     call(&up, "PUT", &format!("/subscriptions/USER/{u}"), Some(json!({"tier": "POWER"}))).await;
     assert!(sink.events().is_empty());
 
-    let sent = kiro::seats::flush_outbox(&store(), &sink).await.unwrap();
+    let sent = kiro::app::seats::flush_outbox(&store(), &sink).await.unwrap();
     assert_eq!(sent, 2);
     assert_eq!(
         sink.summary(),
         vec![("Seat Granted".to_owned(), u.clone()), ("Seat Tier Changed".to_owned(), u.clone())]
     );
-    assert_eq!(kiro::seats::flush_outbox(&store(), &sink).await.unwrap(), 0, "flushed once only");
+    assert_eq!(kiro::app::seats::flush_outbox(&store(), &sink).await.unwrap(), 0, "flushed once only");
     assert_eq!(sink.events().len(), 2);
 }

@@ -1,6 +1,7 @@
 //! `/subscriptions`: create, read, re-tier and remove subscriptions, and move the seats they grant.
 
 use chrono::Utc;
+use kiro::app::seats::{self, ServiceError, UserChange};
 use kiro::domain::subscription::tier_change;
 use kiro::domain::{
     CancelReason, Invalid, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, Subscription, Tier,
@@ -9,7 +10,6 @@ use kiro::domain::{
 use kiro::error::AppError;
 use kiro::http::{Reply, Request, excerpt};
 use kiro::ports::{Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, StoreError, SubscriptionStore};
-use kiro::seats::{self, ServiceError, UserChange};
 use serde_json::{Map, Value};
 
 use crate::Deps;

@@ -2,10 +2,11 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use chrono::Utc;
+use kiro::app::profile::{self, Placement};
 use kiro::domain::{NewProfile, ProfilePatch};
 use kiro::error::AppError;
 use kiro::http::{self, Reply, Request};
-use kiro::ports::{ProfileAdmin, ProfileStore, StoreError};
+use kiro::ports::{ProfileAdmin, ProfileStore};
 use lambda_runtime::LambdaEvent;
 
 /// What the handler needs; built once in `main`.
@@ -38,47 +39,21 @@ async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> 
     }
 }
 
-async fn create<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, AppError> {
+async fn create<S: ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, AppError> {
     let body = req.json_object()?;
-    if !deps.supported_regions.contains(&deps.region) {
-        return Err(AppError::UnsupportedRegion {
-            region: deps.region.clone(),
-            supported: deps.supported_regions.clone(),
-        });
-    }
-    let new = NewProfile::from_json(&body)?;
-    let profile = new.into_profile(uuid::Uuid::new_v4().to_string(), deps.region.clone(), &req.actor(), Utc::now());
-    match deps.store.create_profile(&profile).await {
-        Ok(()) => {
-            tracing::info!(profile_id = %profile.profile_id, "profile created");
-            Reply::json(201, &profile)
-        }
-        Err(StoreError::Conflict(_)) => Err(AppError::ProfileAlreadyExists),
-        Err(e) => Err(e.into()),
-    }
+    let placement = Placement { region: deps.region.clone(), supported_regions: deps.supported_regions.clone() };
+    // The Region before the body: in an unsupported Region nothing else matters.
+    placement.check()?;
+    let profile =
+        profile::create(&deps.store, &placement, NewProfile::from_json(&body)?, &req.actor(), Utc::now()).await?;
+    Reply::json(201, &profile)
 }
 
-async fn get<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>) -> Result<Reply, AppError> {
-    match deps.store.get_profile().await? {
-        Some(profile) => Reply::json(200, &profile),
-        None => Err(no_profile()),
-    }
+async fn get<S: ProfileStore>(deps: &Deps<S>) -> Result<Reply, AppError> {
+    Reply::json(200, &profile::get(&deps.store).await?)
 }
 
 async fn update<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: &Request) -> Result<Reply, AppError> {
     let patch = ProfilePatch::from_json(&req.json_object()?)?;
-    let profile = if patch.is_empty() {
-        // Nothing to change: answer the profile as it is, like an idempotent AWS update.
-        deps.store.get_profile().await?
-    } else {
-        deps.store.update_profile(&patch, &req.actor(), Utc::now()).await?
-    };
-    match profile {
-        Some(profile) => Reply::json(200, &profile),
-        None => Err(no_profile()),
-    }
-}
-
-fn no_profile() -> AppError {
-    AppError::NotFound("no profile exists in this deployment; create one with POST /profile".into())
+    Reply::json(200, &profile::update(&deps.store, &patch, &req.actor(), Utc::now()).await?)
 }

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
+use kiro::app::seats::{self, Applied, UserChange};
 use kiro::domain::audit::{
     self, Action, AuditMode, AuditReport, FindingRecord, GroupDrift, MAX_NAMES_PER_AUDIT, Planned, Subscribed,
 };
@@ -31,7 +32,6 @@ use kiro::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MemberGroups, MembershipMap, OutEvent,
     SeatFilter, SeatNames, SeatStore, StoreError, SubscriptionStore, all_pages, for_each_item,
 };
-use kiro::seats::{self, Applied, UserChange};
 use kiro::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -520,7 +520,7 @@ where
             // Counted when the whole unit is done: a failed unit is done again by the retry.
             let mut filled = 0;
             for user in &run.nameless[next..end] {
-                if crate::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
+                if kiro::app::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
                     filled += 1;
                 }
             }

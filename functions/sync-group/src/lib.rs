@@ -6,17 +6,16 @@
 
 mod audit;
 mod membership;
-mod names;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
+use kiro::app::seats::{Applied, ServiceError};
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
 use kiro::ports::{
     AuditCheckpoints, AuditStore, Directory, EventSink, MemberGroups, MembershipMap, ProfileStore, SeatNames,
     SeatStore, StoreError, SubscriptionStore,
 };
-use kiro::seats::{Applied, ServiceError};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -126,7 +125,8 @@ where
             return Ok(audit::run(deps, profile, request, budget).await?.to_json());
         }
         Signal::NameSeats { users } => {
-            let named = names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
+            let named =
+                kiro::app::names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
             tracing::info!(requested = users.len(), named, "seats named");
             return Ok(json!({"signal": kind, "named": named}));
         }

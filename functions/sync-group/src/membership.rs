@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use kiro::app::seats::{self, Applied, UserChange};
 use kiro::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
 use kiro::ports::{Directory, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages};
-use kiro::seats::{self, Applied, UserChange};
 
 use crate::{Deps, SyncError};
 

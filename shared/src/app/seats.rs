@@ -431,7 +431,7 @@ where
         let users: Vec<UserId> = changes.iter().map(|c| c.user.clone()).collect();
         let applied = apply_changes(store, sink, changes, now).await?;
         if applied.granted > 0 {
-            crate::names::request(sink, &users).await;
+            crate::app::names::request(sink, &users).await;
         }
         total.add(applied);
         token = page.next_token;

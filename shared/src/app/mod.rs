@@ -1,0 +1,9 @@
+//! The application layer: the use cases every adapter shares (the JSON API's functions, the
+//! events, the console to come). Each is a plain async function over the ports, returning
+//! domain values or [`AppError`](crate::error::AppError); parsing a request and shaping an
+//! answer are the adapters' part.
+
+pub mod directory;
+pub mod names;
+pub mod profile;
+pub mod seats;
