@@ -5,7 +5,8 @@ mod query;
 mod subscriptions;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use kiro::domain::{Profile, UserId};
+use kiro::app::queries;
+use kiro::domain::Profile;
 use kiro::error::AppError;
 use kiro::http::{self, Reply, Request};
 use kiro::ports::{AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore};
@@ -94,7 +95,7 @@ where
 
 async fn seats_list<S: SeatStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, AppError> {
     let filter = kiro::ports::SeatFilter { tier: q.tier()?, status: q.status()? };
-    let page = deps.store.list_seats(filter, q.limit()?, q.next_token()).await?;
+    let page = queries::seats(&deps.store, filter, q.limit()?, q.next_token()).await?;
     let items: Vec<_> = page.items.iter().map(|s| s.view()).collect();
     Reply::json(200, &query::list_body(items, page.next_token))
 }
@@ -104,30 +105,16 @@ async fn seat_get<S: SeatStore, D: Directory, E>(
     profile: &Profile,
     user: &str,
 ) -> Result<Reply, AppError> {
-    let no_seat = || AppError::NotFound(format!("no seat for user {}", http::excerpt(user)));
-    let user = UserId::parse("userId", user).map_err(|_| no_seat())?;
-    let mut seat = deps.store.get_seats(std::slice::from_ref(&user)).await?.into_iter().next().ok_or_else(no_seat)?;
-    if seat.user_name.is_none() {
-        // Granted through a group and not yet named by the audit: ask the directory.
-        let found = deps.directory.describe_user(&profile.identity_store_id, &user).await;
-        seat.user_name = found?.map(|u| u.user_name);
-    }
-    Reply::json(200, &seat.view())
+    Reply::json(200, &queries::seat(&deps.store, &deps.directory, &profile.identity_store_id, user).await?.view())
 }
 
 /// `GET /audits`: the stored audit reports, newest first.
 async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, AppError> {
-    let page = deps.store.list_audits(q.limit()?, q.next_token()).await?;
+    let page = queries::audits(&deps.store, q.limit()?, q.next_token()).await?;
     Reply::json(200, &query::list_body(page.items, page.next_token))
 }
 
 /// `GET /audits/{auditId}`: one report.
 async fn audit_get<S: AuditStore, D, E>(deps: &Deps<S, D, E>, id: &str) -> Result<Reply, AppError> {
-    let not_found = || AppError::NotFound(format!("no audit {}", http::excerpt(id)));
-    let well_formed = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if !well_formed {
-        return Err(not_found());
-    }
-    let report = deps.store.get_audit(id).await?.ok_or_else(not_found)?;
-    Reply::json(200, &report)
+    Reply::json(200, &queries::audit(&deps.store, id).await?)
 }

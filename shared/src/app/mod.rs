@@ -6,4 +6,6 @@
 pub mod directory;
 pub mod names;
 pub mod profile;
+pub mod queries;
 pub mod seats;
+pub mod subscriptions;

@@ -1,0 +1,271 @@
+//! Subscriptions: create, read, re-tier and remove them, and move the seats they grant.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::seats::{self, ServiceError, UserChange};
+use crate::domain::subscription::tier_change;
+use crate::domain::{
+    CancelReason, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, Subscription, Tier, TierChange,
+    UserId,
+};
+use crate::error::AppError;
+use crate::ports::{Directory, DirectorySearch, EventSink, Page, SeatStore, StoreError, SubscriptionStore};
+
+/// How a new subscription names its principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Id(Principal),
+    /// A user's `userName` or a group's `displayName`, resolved in the Identity Store.
+    Name(String),
+}
+
+/// A new subscription, as an admin asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscription {
+    pub principal_type: PrincipalType,
+    pub by: Lookup,
+    pub tier: Tier,
+}
+
+/// Subscribes the principal and grants the seats it implies: the user's, or every current
+/// member's of the group. `SubscriptionExists` when the principal already has one.
+pub async fn create<S, D, E>(
+    store: &S,
+    directory: &D,
+    sink: &E,
+    profile: &Profile,
+    new: NewSubscription,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Subscription, AppError>
+where
+    S: SubscriptionStore + SeatStore,
+    D: Directory + DirectorySearch,
+    E: EventSink,
+{
+    let (principal, display_name, user_name) = resolve(directory, profile, new.principal_type, new.by).await?;
+    let sub = Subscription::new(principal.clone(), display_name, new.tier, actor, now);
+    match store.create_subscription(&sub).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(AppError::SubscriptionExists(format!(
+                "{} {} already has a subscription; change its tier with PUT /subscriptions/{}/{}",
+                principal.principal_type().as_str(),
+                principal.id(),
+                principal.principal_type().as_str(),
+                principal.id()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let applied = match &principal {
+        Principal::User(u) => {
+            let mut change = UserChange::new(
+                u.clone(),
+                SeatChange::one(SourceOp::Set(principal.source_key(), new.tier), CancelReason::Unsubscribed),
+            );
+            change.user_name = user_name;
+            seats::apply_changes(store, sink, vec![change], now).await?
+        }
+        Principal::Group(g) => {
+            seats::grant_group_members(store, directory, sink, &profile.identity_store_id, g, new.tier, now).await?
+        }
+    };
+    tracing::info!(principal_type = principal.principal_type().as_str(), principal_id = principal.id(), tier = %new.tier, granted = applied.granted, changed = applied.changed, "subscription created");
+    Ok(with_seats(store, sub).await?)
+}
+
+/// A page of subscriptions, each with its seat count.
+pub async fn list<S: SubscriptionStore + SeatStore>(
+    store: &S,
+    principal_type: Option<PrincipalType>,
+    limit: usize,
+    next_token: Option<String>,
+) -> Result<Page<Subscription>, AppError> {
+    let page = store.list_subscriptions(principal_type, limit, next_token).await?;
+    Ok(Page { items: counted(store, page.items).await?, next_token: page.next_token })
+}
+
+/// One subscription with its seat count, or `NotFound`.
+pub async fn get<S: SubscriptionStore + SeatStore>(store: &S, principal: &Principal) -> Result<Subscription, AppError> {
+    let sub = store.get_subscription(principal).await?.ok_or_else(|| no_subscription(principal))?;
+    Ok(with_seats(store, sub).await?)
+}
+
+fn no_subscription(p: &Principal) -> AppError {
+    AppError::NotFound(format!("no subscription for {} {}", p.principal_type().as_str(), p.id()))
+}
+
+/// Moves the subscription to `requested`: an upgrade at once (every seat it is a source of), a
+/// downgrade pending until the first of next month, the current tier clears a pending one.
+pub async fn update<S, E>(
+    store: &S,
+    sink: &E,
+    principal: &Principal,
+    requested: Tier,
+    actor: &str,
+) -> Result<Subscription, AppError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    // The tier guard makes a concurrent change lose cleanly; re-read and decide again.
+    for _ in 0..5 {
+        let current = store.get_subscription(principal).await?.ok_or_else(|| no_subscription(principal))?;
+        let now = Utc::now();
+        let mut next = Subscription { updated_at: now, updated_by: actor.to_owned(), ..current.clone() };
+        let change = tier_change(current.tier, requested, now);
+        match change {
+            TierChange::Upgrade { to } => {
+                next.tier = to;
+                next.pending_tier = None;
+                next.pending_tier_effective_at = None;
+            }
+            TierChange::ScheduleDowngrade { to, effective_at } => {
+                next.pending_tier = Some(to);
+                next.pending_tier_effective_at = Some(effective_at);
+            }
+            TierChange::KeepCurrent => {
+                next.pending_tier = None;
+                next.pending_tier_effective_at = None;
+            }
+        }
+        match store.update_subscription(&next, current.tier).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if let TierChange::Upgrade { to } = change {
+            retier(store, sink, principal, to, now).await?;
+        }
+        return Ok(with_seats(store, next).await?);
+    }
+    Err(AppError::internal("the subscription kept changing concurrently; retry"))
+}
+
+/// Moves every seat the subscription is a source of to its new tier.
+async fn retier<S: SubscriptionStore + SeatStore, E: EventSink>(
+    store: &S,
+    sink: &E,
+    principal: &Principal,
+    tier: Tier,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let op = SourceOp::Set(principal.source_key(), tier);
+    match principal {
+        Principal::User(u) => {
+            seats::apply_changes(
+                store,
+                sink,
+                vec![UserChange::new(u.clone(), SeatChange::one(op, CancelReason::Unsubscribed))],
+                now,
+            )
+            .await?
+        }
+        Principal::Group(g) => seats::change_group_grants(store, sink, g, op, CancelReason::Unsubscribed, now).await?,
+    };
+    Ok(())
+}
+
+/// Removes the subscription; seats that lose their last source are canceled (`UNSUBSCRIBED`).
+pub async fn delete<S, E>(store: &S, sink: &E, principal: &Principal) -> Result<(), AppError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    store.delete_subscription(principal).await?.ok_or_else(|| no_subscription(principal))?;
+    let now = Utc::now();
+    let op = SourceOp::Unsubscribed(principal.source_key());
+    let applied = match principal {
+        Principal::User(u) => {
+            seats::apply_changes(
+                store,
+                sink,
+                vec![UserChange::new(u.clone(), SeatChange::one(op, CancelReason::Unsubscribed))],
+                now,
+            )
+            .await?
+        }
+        Principal::Group(g) => seats::change_group_grants(store, sink, g, op, CancelReason::Unsubscribed, now).await?,
+    };
+    tracing::info!(
+        principal_type = principal.principal_type().as_str(),
+        principal_id = principal.id(),
+        canceled = applied.canceled,
+        changed = applied.changed,
+        "subscription deleted"
+    );
+    Ok(())
+}
+
+/// The principal and its display name, as the profile's Identity Store knows them.
+async fn resolve<D: Directory + DirectorySearch>(
+    directory: &D,
+    profile: &Profile,
+    principal_type: PrincipalType,
+    by: Lookup,
+) -> Result<(Principal, String, Option<String>), AppError> {
+    let store = &profile.identity_store_id;
+    let missing = |what: &str| AppError::PrincipalNotFound(format!("identity store {store} has no {what}"));
+    let principal = match by {
+        Lookup::Id(p) => p,
+        Lookup::Name(name) => match principal_type {
+            PrincipalType::User => Principal::User(
+                directory.user_id_by_name(store, &name).await?.ok_or_else(|| missing("user with that userName"))?,
+            ),
+            PrincipalType::Group => Principal::Group(
+                directory
+                    .group_id_by_name(store, &name)
+                    .await?
+                    .ok_or_else(|| missing("group with that displayName"))?,
+            ),
+        },
+    };
+    match &principal {
+        Principal::User(u) => {
+            let user = directory.describe_user(store, u).await?.ok_or_else(|| missing(&format!("user {u}")))?;
+            let display = if user.display_name.is_empty() { user.user_name.clone() } else { user.display_name };
+            Ok((principal, display, Some(user.user_name)))
+        }
+        Principal::Group(g) => {
+            let group = directory.describe_group(store, g).await?.ok_or_else(|| missing(&format!("group {g}")))?;
+            Ok((principal, group.display_name, None))
+        }
+    }
+}
+
+/// How many seats the subscription is a source of.
+async fn with_seats<S: SubscriptionStore + SeatStore>(
+    store: &S,
+    sub: Subscription,
+) -> Result<Subscription, ServiceError> {
+    Ok(counted(store, vec![sub]).await?.remove(0))
+}
+
+/// Fills `seats` for a page of subscriptions: one `BatchGetItem` for all the direct ones (does
+/// the user's seat hold its direct source?) and a count of grants per group.
+async fn counted<S: SubscriptionStore + SeatStore>(
+    store: &S,
+    mut subs: Vec<Subscription>,
+) -> Result<Vec<Subscription>, ServiceError> {
+    let users: Vec<UserId> = subs
+        .iter()
+        .filter_map(|s| match &s.principal {
+            Principal::User(u) => Some(u.clone()),
+            Principal::Group(_) => None,
+        })
+        .collect();
+    let direct: std::collections::HashSet<UserId> = if users.is_empty() {
+        Default::default()
+    } else {
+        let seats = store.get_seats(&users).await?;
+        seats.into_iter().filter(|s| s.sources.contains_key(&SourceKey::Direct)).map(|s| s.user_id).collect()
+    };
+    for sub in &mut subs {
+        sub.seats = match &sub.principal {
+            Principal::Group(g) => store.count_granted(g).await?,
+            Principal::User(u) => u64::from(direct.contains(u)),
+        };
+    }
+    Ok(subs)
+}
