@@ -508,7 +508,7 @@ where
         Stage::Resync { next } => match run.touched.get(next).filter(|_| !run.halted) {
             Some(group) => {
                 let group = group.clone();
-                run.applied.add(crate::membership::resync_group(deps, profile, &group, run.clock).await?);
+                run.applied.add(kiro::app::membership::resync_group(&deps.ports(), profile, &group, run.clock).await?);
                 run.stage = Stage::Resync { next: next + 1 };
             }
             None => run.stage = Stage::Names { next: 0 },

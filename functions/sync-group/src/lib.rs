@@ -5,13 +5,14 @@
 //! So a duplicate changes nothing, and a late "added" after the member was removed grants nothing.
 
 mod audit;
-mod membership;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
+use kiro::app::membership;
 use kiro::app::seats::{Applied, ServiceError};
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
+use kiro::error::AppError;
 use kiro::ports::{
     AuditCheckpoints, AuditStore, Directory, EventSink, MemberGroups, MembershipMap, ProfileStore, SeatNames,
     SeatStore, StoreError, SubscriptionStore,
@@ -35,6 +36,11 @@ pub struct Deps<S, D, E> {
 }
 
 impl<S, D, E> Deps<S, D, E> {
+    /// The ports the membership use cases take.
+    fn ports(&self) -> membership::Ports<'_, S, D, E> {
+        membership::Ports { store: &self.store, directory: &self.directory, sink: &self.events }
+    }
+
     pub fn new(store: S, directory: D, events: E, revoke_limit_percent: u8) -> Self {
         Self {
             store,
@@ -52,6 +58,9 @@ impl<S, D, E> Deps<S, D, E> {
 pub enum SyncError {
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// A use case of the application layer failed.
+    #[error(transparent)]
+    App(#[from] AppError),
     /// The audit saved its checkpoint but could not request its next invocation: the retry of
     /// this event resumes from the checkpoint.
     #[error("requesting the audit's continuation failed")]
@@ -72,7 +81,11 @@ impl From<kiro::ports::DirectoryError> for SyncError {
 
 impl From<SyncError> for Diagnostic {
     fn from(e: SyncError) -> Self {
-        let throttled = matches!(&e, SyncError::Service(s) if s.is_throttling());
+        let throttled = match &e {
+            SyncError::Service(s) => s.is_throttling(),
+            SyncError::App(a) => matches!(a, AppError::Throttled(_)),
+            SyncError::Continuation(_) => false,
+        };
         let error_type = if throttled { "Throttled" } else { "SyncFailed" };
         Diagnostic { error_type: error_type.to_owned(), error_message: kiro::error::cause_chain(&e) }
     }
@@ -106,13 +119,13 @@ where
     }
     let now = Utc::now();
     let applied: Applied = match signal {
-        Signal::Membership { group, user } => membership::converge(deps, profile, &group, &user, now).await?,
+        Signal::Membership { group, user } => membership::converge(&deps.ports(), profile, &group, &user, now).await?,
         Signal::MembershipDeleted { membership } => {
-            membership::membership_deleted(deps, profile, &membership, now).await?
+            membership::membership_deleted(&deps.ports(), profile, &membership, now).await?
         }
-        Signal::GroupMembersChanged { group } => membership::resync_group(deps, profile, &group, now).await?,
-        Signal::GroupDeleted { group } => membership::group_deleted(deps, &group, now).await?,
-        Signal::UserDeleted { user } => membership::user_deleted(deps, &user, now).await?,
+        Signal::GroupMembersChanged { group } => membership::resync_group(&deps.ports(), profile, &group, now).await?,
+        Signal::GroupDeleted { group } => membership::group_deleted(&deps.ports(), &group, now).await?,
+        Signal::UserDeleted { user } => membership::user_deleted(&deps.ports(), &user, now).await?,
         Signal::Audit { mode, force, continues } => {
             // The audit's clock is the envelope's time (the schedule's tick), not the wall clock;
             // a continuation keeps the clock its audit started with.

@@ -4,6 +4,7 @@
 //! answer are the adapters' part.
 
 pub mod directory;
+pub mod membership;
 pub mod names;
 pub mod profile;
 pub mod queries;

@@ -1,15 +1,23 @@
-//! Converging seats on group membership, from the events that hint at a change.
+//! Converging seats on group membership, from the events that hint at a change (sync-group's
+//! membership signals, and the audit's re-sync of the groups it touched).
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
-use kiro::app::seats::{self, Applied, UserChange};
-use kiro::domain::{
+use crate::app::seats::{self, Applied, UserChange};
+use crate::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
-use kiro::ports::{Directory, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages};
+use crate::ports::{Directory, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages};
+use chrono::{DateTime, Utc};
 
-use crate::{Deps, SyncError};
+use crate::error::AppError;
+
+/// The ports a membership change reads and writes.
+pub struct Ports<'a, S, D, E> {
+    pub store: &'a S,
+    pub directory: &'a D,
+    pub sink: &'a E,
+}
 
 /// A write made from a directory read can land after a newer write made from a newer read; after
 /// writing, re-read and converge again until the directory agrees with what was written.
@@ -18,23 +26,23 @@ const MAX_CONVERGE_ROUNDS: usize = 4;
 /// `user` joined or left `group`: move the group's source on their seat to what the directory
 /// says now. Groups nobody subscribed cost one read.
 pub async fn converge<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     profile: &Profile,
     group: &GroupId,
     user: &UserId,
     now: DateTime<Utc>,
-) -> Result<Applied, SyncError>
+) -> Result<Applied, AppError>
 where
     S: SubscriptionStore + SeatStore,
     D: Directory + MemberGroups,
     E: EventSink,
 {
     let principal = Principal::Group(group.clone());
-    let Some(sub) = deps.store.get_subscription(&principal).await? else {
+    let Some(sub) = ports.store.get_subscription(&principal).await? else {
         return Ok(Applied::default());
     };
     let store_id = &profile.identity_store_id;
-    let mut membership = member_of(deps, profile, group, user).await?;
+    let mut membership = member_of(ports, profile, group, user).await?;
     let mut total = Applied::default();
     for _ in 0..MAX_CONVERGE_ROUNDS {
         let change = match &membership {
@@ -52,12 +60,12 @@ where
                 SeatChange::one(SourceOp::Remove(SourceKey::Group(group.clone())), CancelReason::LeftGroup),
             ),
         };
-        let applied = seats::apply_changes(&deps.store, &deps.events, vec![change], now).await?;
+        let applied = seats::apply_changes(ports.store, ports.sink, vec![change], now).await?;
         total.add(applied);
         if applied.unchanged == 1 {
             return Ok(total);
         }
-        let again = deps.directory.user_memberships(store_id, user).await?;
+        let again = ports.directory.user_memberships(store_id, user).await?;
         let now_member = again.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id);
         if now_member.is_some() == membership.is_some() {
             return Ok(total);
@@ -69,12 +77,12 @@ where
 }
 
 async fn member_of<S, D: Directory + MemberGroups, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     profile: &Profile,
     group: &GroupId,
     user: &UserId,
-) -> Result<Option<MembershipId>, SyncError> {
-    let memberships = deps.directory.user_memberships(&profile.identity_store_id, user).await?;
+) -> Result<Option<MembershipId>, AppError> {
+    let memberships = ports.directory.user_memberships(&profile.identity_store_id, user).await?;
     Ok(memberships.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id))
 }
 
@@ -82,25 +90,25 @@ async fn member_of<S, D: Directory + MemberGroups, E>(
 /// the seat was granted. An unknown id can only concern a subscribed group whose map is stale,
 /// so those groups (and no others) are resynced.
 pub async fn membership_deleted<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     profile: &Profile,
     membership: &MembershipId,
     now: DateTime<Utc>,
-) -> Result<Applied, SyncError>
+) -> Result<Applied, AppError>
 where
     S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory + MemberGroups,
     E: EventSink,
 {
-    if let Some((group, user)) = deps.store.membership(membership).await? {
-        return converge(deps, profile, &group, &user, now).await;
+    if let Some((group, user)) = ports.store.membership(membership).await? {
+        return converge(ports, profile, &group, &user, now).await;
     }
     tracing::info!(membership = %membership, "unknown membership id; resyncing the subscribed groups");
-    let subs = all_pages(|token| deps.store.list_subscriptions(Some(PrincipalType::Group), 100, token)).await?;
+    let subs = all_pages(|token| ports.store.list_subscriptions(Some(PrincipalType::Group), 100, token)).await?;
     let mut total = Applied::default();
     for sub in subs {
         if let Principal::Group(g) = &sub.principal {
-            total.add(resync_group(deps, profile, g, now).await?);
+            total.add(resync_group(ports, profile, g, now).await?);
         }
     }
     Ok(total)
@@ -111,11 +119,11 @@ where
 /// [`converge`], it reads again after writing and repeats until a round changes nothing, so a
 /// decision made on a read that went stale meanwhile is undone.
 pub async fn resync_group<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     profile: &Profile,
     group: &GroupId,
     now: DateTime<Utc>,
-) -> Result<Applied, SyncError>
+) -> Result<Applied, AppError>
 where
     S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory + MemberGroups,
@@ -123,14 +131,14 @@ where
 {
     let mut total = Applied::default();
     for _ in 0..MAX_CONVERGE_ROUNDS {
-        let Some(sub) = deps.store.get_subscription(&Principal::Group(group.clone())).await? else {
+        let Some(sub) = ports.store.get_subscription(&Principal::Group(group.clone())).await? else {
             return Ok(total);
         };
-        let changes = group_diff(deps, profile, group, sub.tier).await?;
+        let changes = group_diff(ports, profile, group, sub.tier).await?;
         if changes.is_empty() {
             return Ok(total);
         }
-        total.add(seats::apply_changes(&deps.store, &deps.events, changes, now).await?);
+        total.add(seats::apply_changes(ports.store, ports.sink, changes, now).await?);
     }
     tracing::warn!(group = %group, "group kept changing while resyncing; the next event or the audit finishes it");
     Ok(total)
@@ -138,21 +146,21 @@ where
 
 /// The changes that make the group's grants match its members as the directory lists them now.
 async fn group_diff<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     profile: &Profile,
     group: &GroupId,
-    tier: kiro::domain::Tier,
-) -> Result<Vec<UserChange>, SyncError>
+    tier: crate::domain::Tier,
+) -> Result<Vec<UserChange>, AppError>
 where
     S: SubscriptionStore + MembershipMap,
     D: Directory + MemberGroups,
 {
     // Grants first, members second: a member added after the member read has its own event.
     let granted: HashMap<UserId, Option<MembershipId>> =
-        all_pages(|token| deps.store.granted_users(group, token)).await?.into_iter().collect();
+        all_pages(|token| ports.store.granted_users(group, token)).await?.into_iter().collect();
     let store = &profile.identity_store_id;
     let members: HashMap<UserId, MembershipId> =
-        all_pages(|token| deps.directory.group_memberships(store, group, token))
+        all_pages(|token| ports.directory.group_memberships(store, group, token))
             .await?
             .into_iter()
             .map(|m| (m.user_id, m.membership_id))
@@ -161,7 +169,7 @@ where
     // DeleteGroupMembership then resolves without a resync.
     for (user, recorded) in &granted {
         if let Some(current) = members.get(user).filter(|m| recorded.as_ref() != Some(*m)) {
-            deps.store.refresh_membership(group, user, current).await?;
+            ports.store.refresh_membership(group, user, current).await?;
         }
     }
     let key = SourceKey::Group(group.clone());
@@ -186,23 +194,23 @@ where
 
 /// A deleted group: its subscription goes, and every seat it granted loses it (`GROUP_DELETED`).
 pub async fn group_deleted<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     group: &GroupId,
     now: DateTime<Utc>,
-) -> Result<Applied, SyncError>
+) -> Result<Applied, AppError>
 where
     S: SubscriptionStore + SeatStore,
     E: EventSink,
 {
     let principal = Principal::Group(group.clone());
-    if deps.store.get_subscription(&principal).await?.is_none() {
+    if ports.store.get_subscription(&principal).await?.is_none() {
         return Ok(Applied::default());
     }
-    deps.store.delete_subscription(&principal).await?;
+    ports.store.delete_subscription(&principal).await?;
     let key = SourceKey::Group(group.clone());
     Ok(seats::change_group_grants(
-        &deps.store,
-        &deps.events,
+        ports.store,
+        ports.sink,
         group,
         SourceOp::Unsubscribed(key),
         CancelReason::GroupDeleted,
@@ -213,19 +221,19 @@ where
 
 /// A deleted user: their direct subscription goes and their seat is canceled (`USER_DELETED`).
 pub async fn user_deleted<S, D, E>(
-    deps: &Deps<S, D, E>,
+    ports: &Ports<'_, S, D, E>,
     user: &UserId,
     now: DateTime<Utc>,
-) -> Result<Applied, SyncError>
+) -> Result<Applied, AppError>
 where
     S: SubscriptionStore + SeatStore,
     E: EventSink,
 {
-    deps.store.delete_subscription(&Principal::User(user.clone())).await?;
-    let Some(seat) = deps.store.get_seats(std::slice::from_ref(user)).await?.into_iter().next() else {
+    ports.store.delete_subscription(&Principal::User(user.clone())).await?;
+    let Some(seat) = ports.store.get_seats(std::slice::from_ref(user)).await?.into_iter().next() else {
         return Ok(Applied::default());
     };
     let ops = seat.sources.keys().cloned().map(SourceOp::Remove).collect();
     let change = UserChange::new(user.clone(), SeatChange::new(ops, CancelReason::UserDeleted));
-    Ok(seats::apply_changes(&deps.store, &deps.events, vec![change], now).await?)
+    Ok(seats::apply_changes(ports.store, ports.sink, vec![change], now).await?)
 }
