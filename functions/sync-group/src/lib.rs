@@ -4,12 +4,10 @@
 //! what is true now and moves the seats there through the same seat service `assign-tier` uses.
 //! So a duplicate changes nothing, and a late "added" after the member was removed grants nothing.
 
-mod audit;
-
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
-use kiro::app::membership;
 use kiro::app::seats::{Applied, ServiceError};
+use kiro::app::{audit, membership};
 use kiro::domain::Profile;
 use kiro::domain::signal::{self, Signal};
 use kiro::error::AppError;
@@ -61,10 +59,6 @@ pub enum SyncError {
     /// A use case of the application layer failed.
     #[error(transparent)]
     App(#[from] AppError),
-    /// The audit saved its checkpoint but could not request its next invocation: the retry of
-    /// this event resumes from the checkpoint.
-    #[error("requesting the audit's continuation failed")]
-    Continuation(#[source] kiro::BoxError),
 }
 
 impl From<StoreError> for SyncError {
@@ -84,7 +78,6 @@ impl From<SyncError> for Diagnostic {
         let throttled = match &e {
             SyncError::Service(s) => s.is_throttling(),
             SyncError::App(a) => matches!(a, AppError::Throttled(_)),
-            SyncError::Continuation(_) => false,
         };
         let error_type = if throttled { "Throttled" } else { "SyncFailed" };
         Diagnostic { error_type: error_type.to_owned(), error_message: kiro::error::cause_chain(&e) }
@@ -135,7 +128,13 @@ where
                 Some(units) => audit::Budget::units(units),
                 None => audit::Budget::until_deadline_ms(event.context.deadline),
             };
-            return Ok(audit::run(deps, profile, request, budget).await?.to_json());
+            let audit = audit::Audit {
+                store: &deps.store,
+                directory: &deps.directory,
+                events: &deps.events,
+                revoke_limit_percent: deps.revoke_limit_percent,
+            };
+            return Ok(audit::run(&audit, profile, request, budget).await?.to_json());
         }
         Signal::NameSeats { users } => {
             let named =

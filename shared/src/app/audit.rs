@@ -20,26 +20,27 @@ mod checkpoint;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
-use chrono::{DateTime, Utc};
-use kiro::app::seats::{self, Applied, UserChange};
-use kiro::domain::audit::{
+use crate::app::seats::{self, Applied, UserChange};
+use crate::domain::audit::{
     self, Action, AuditMode, AuditReport, FindingRecord, GroupDrift, MAX_NAMES_PER_AUDIT, Planned, Subscribed,
 };
-use kiro::domain::signal::AUDIT_REQUESTED;
-use kiro::domain::subscription::due_downgrade;
-use kiro::domain::{GroupId, MembershipId, Principal, Profile, Seat, UserId};
-use kiro::ports::{
+use crate::domain::signal::AUDIT_REQUESTED;
+use crate::domain::subscription::due_downgrade;
+use crate::domain::{GroupId, MembershipId, Principal, Profile, Seat, UserId};
+use crate::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Directory, EventSink, MemberGroups, MembershipMap, OutEvent,
     SeatFilter, SeatNames, SeatStore, StoreError, SubscriptionStore, all_pages, for_each_item,
 };
-use kiro::time::rfc3339;
+use crate::time::rfc3339;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use checkpoint::Budget;
 use checkpoint::{Begin, begin};
 
-use crate::{Deps, SyncError};
+use crate::app::membership;
+use crate::error::AppError;
 
 /// Seats read per page of the walk.
 const SEAT_PAGE: usize = 100;
@@ -190,13 +191,34 @@ impl Run {
     }
 }
 
+/// What an audit reads and writes, and its revoke guard.
+pub struct Audit<'a, S, D, E> {
+    pub store: &'a S,
+    pub directory: &'a D,
+    pub events: &'a E,
+    /// `AUDIT_REVOKE_LIMIT_PERCENT`.
+    pub revoke_limit_percent: u8,
+}
+
+impl<S, D, E> Audit<'_, S, D, E> {
+    fn ports(&self) -> membership::Ports<'_, S, D, E> {
+        membership::Ports { store: self.store, directory: self.directory, sink: self.events }
+    }
+}
+
+/// The audit saved its checkpoint but could not request its next invocation: the retry of this
+/// event resumes from the checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("requesting the audit's continuation failed")]
+struct Continuation(#[source] crate::ports::SinkError);
+
 /// Runs (or resumes) the audit for one invocation.
 pub async fn run<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     profile: &Profile,
     request: Request,
     mut budget: Budget,
-) -> Result<Outcome, SyncError>
+) -> Result<Outcome, AppError>
 where
     S: SubscriptionStore + SeatStore + SeatNames + AuditStore + AuditCheckpoints + MembershipMap,
     D: Directory + MemberGroups,
@@ -254,7 +276,7 @@ where
         detail: serde_json::to_value(&report).unwrap_or_default(),
     };
     if let Err(e) = deps.events.publish(std::slice::from_ref(&event)).await {
-        tracing::error!(cause = %kiro::error::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
+        tracing::error!(cause = %crate::error::cause_chain(&e), "publishing Audit Completed failed; the report is stored");
     }
     tracing::info!(
         audit_id = %report.audit_id,
@@ -273,7 +295,7 @@ where
 /// crashed after committing, this audit's own invocations included (a crashed invocation's retry
 /// resumes past the change it committed, so only a sweep at the end sees its events). A failure
 /// leaves them for the next repair and does not fail this one: the seats are repaired either way.
-async fn sweep_outbox<S, D, E>(deps: &Deps<S, D, E>)
+async fn sweep_outbox<S, D, E>(deps: &Audit<'_, S, D, E>)
 where
     S: SeatStore + SubscriptionStore,
     E: EventSink,
@@ -282,19 +304,19 @@ where
         Ok(0) => {}
         Ok(sent) => tracing::info!(sent, "published events left in the outbox"),
         Err(e) => {
-            tracing::error!(cause = %kiro::error::cause_chain(&e), "publishing the outbox failed; the next repair retries it")
+            tracing::error!(cause = %crate::error::cause_chain(&e), "publishing the outbox failed; the next repair retries it")
         }
     }
 }
 
 /// Takes the lease on `head` and loads its state; `None` when another invocation got it first.
 async fn resume<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     request: &Request,
     head: &CheckpointHead,
     budget: &Budget,
     now: DateTime<Utc>,
-) -> Result<Option<Run>, SyncError>
+) -> Result<Option<Run>, AppError>
 where
     S: AuditCheckpoints,
 {
@@ -320,10 +342,10 @@ where
 
 /// Saves the run, releasing the lease, and requests its continuation.
 async fn continue_later<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     run: &Run,
     head: Option<&CheckpointHead>,
-) -> Result<Outcome, SyncError>
+) -> Result<Outcome, AppError>
 where
     S: AuditCheckpoints,
     E: EventSink,
@@ -341,8 +363,12 @@ where
     let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
     match deps.events.publish(std::slice::from_ref(&event)).await {
         Ok(failed) if failed.is_empty() => {}
-        Ok(_) => return Err(SyncError::Continuation("EventBridge rejected the Audit Requested entry".into())),
-        Err(e) => return Err(SyncError::Continuation(e.into())),
+        Ok(_) => {
+            return Err(AppError::internal(
+                "requesting the audit's continuation failed: EventBridge rejected the Audit Requested entry",
+            ));
+        }
+        Err(e) => return Err(AppError::Internal(Box::new(Continuation(e)))),
     }
     tracing::info!(
         audit_id = %run.audit_id,
@@ -363,11 +389,11 @@ where
 /// On a failure, keeps the progress (units are idempotent, so the unit that failed is simply
 /// done again): Lambda's retry of the same event resumes from here.
 async fn save_after_failure<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     run: &Run,
     head: Option<&CheckpointHead>,
-    error: SyncError,
-) -> SyncError
+    error: AppError,
+) -> AppError
 where
     S: AuditCheckpoints,
 {
@@ -376,14 +402,14 @@ where
             tracing::warn!(audit_id = %run.audit_id, step = saved.step, "audit failed; progress saved for the retry")
         }
         Err(e) => {
-            tracing::error!(cause = %kiro::error::cause_chain(&e), "audit failed and its progress could not be saved")
+            tracing::error!(cause = %crate::error::cause_chain(&e), "audit failed and its progress could not be saved")
         }
     }
     error
 }
 
 async fn save<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     run: &Run,
     head: Option<&CheckpointHead>,
 ) -> Result<CheckpointHead, StoreError>
@@ -406,7 +432,7 @@ where
 }
 
 /// Reads the subscriptions, applying due pending downgrades (writing them in `repair`).
-async fn subscriptions<S, D, E>(deps: &Deps<S, D, E>, run: &mut Run, first: bool) -> Result<Subscribed, SyncError>
+async fn subscriptions<S, D, E>(deps: &Audit<'_, S, D, E>, run: &mut Run, first: bool) -> Result<Subscribed, AppError>
 where
     S: SubscriptionStore,
 {
@@ -440,11 +466,11 @@ where
 
 /// One unit of work.
 async fn step<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     profile: &Profile,
     subs: &Subscribed,
     run: &mut Run,
-) -> Result<(), SyncError>
+) -> Result<(), AppError>
 where
     S: SubscriptionStore + SeatStore + SeatNames + MembershipMap,
     D: Directory + MemberGroups,
@@ -508,7 +534,7 @@ where
         Stage::Resync { next } => match run.touched.get(next).filter(|_| !run.halted) {
             Some(group) => {
                 let group = group.clone();
-                run.applied.add(kiro::app::membership::resync_group(&deps.ports(), profile, &group, run.clock).await?);
+                run.applied.add(membership::resync_group(&deps.ports(), profile, &group, run.clock).await?);
                 run.stage = Stage::Resync { next: next + 1 };
             }
             None => run.stage = Stage::Names { next: 0 },
@@ -520,7 +546,7 @@ where
             // Counted when the whole unit is done: a failed unit is done again by the retry.
             let mut filled = 0;
             for user in &run.nameless[next..end] {
-                if kiro::app::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
+                if crate::app::names::fill_one(&deps.store, &deps.directory, &profile.identity_store_id, user).await? {
                     filled += 1;
                 }
             }
@@ -536,11 +562,11 @@ where
 /// `repair`, stale membership ids on the grants are refreshed so a later
 /// `DeleteGroupMembership` resolves without a resync.
 async fn read_group<S, D, E>(
-    deps: &Deps<S, D, E>,
+    deps: &Audit<'_, S, D, E>,
     profile: &Profile,
     run: &mut Run,
     group: &GroupId,
-) -> Result<(), SyncError>
+) -> Result<(), AppError>
 where
     S: SubscriptionStore + MembershipMap,
     D: Directory + MemberGroups,

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::domain::audit::AuditMode;
+use crate::ports::CheckpointHead;
 use chrono::{DateTime, Utc};
-use kiro::domain::audit::AuditMode;
-use kiro::ports::CheckpointHead;
 
 use super::Request;
 
