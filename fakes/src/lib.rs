@@ -12,6 +12,7 @@
 //! what DynamoStore does.
 
 mod directory;
+pub mod fixtures;
 mod sink;
 mod store;
 

@@ -6,68 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use kiro::app::seats::{self, ServiceError, UserChange};
-use kiro::domain::{
-    CancelReason, GroupId, MembershipId, Principal, Seat, SeatChange, SeatStatus, SourceKey, SourceOp, Sources,
-    Subscription, Tier, UserId,
-};
-use kiro::ports::{
-    Commit, EventSink, OutEvent, Outbox, SeatFilter, SeatStore, SeatWrite, StoreError, SubscriptionStore,
-};
+use kiro::domain::{CancelReason, Principal, Seat, SeatChange, SeatStatus, SourceKey, SourceOp, Tier, UserId};
+use kiro::ports::{Commit, EventSink, OutEvent, SeatFilter, SeatStore, SeatWrite, StoreError, SubscriptionStore};
+use kiro_fakes::fixtures::{event, group, membership, now, outbox, seat, subscription, user, write};
 use kiro_fakes::{MemorySink, MemoryStore};
 use proptest::prelude::*;
-use serde_json::json;
-
-fn at(s: &str) -> DateTime<Utc> {
-    kiro::time::parse(s).unwrap()
-}
-
-fn now() -> DateTime<Utc> {
-    at("2026-01-01T00:00:00Z")
-}
-
-fn user(n: u32) -> UserId {
-    UserId::parse("u", &format!("94482488-3041-7026-18f3-{n:012x}")).unwrap()
-}
-
-fn group(n: u32) -> GroupId {
-    GroupId::parse("g", &format!("a4d8e4a8-1071-70f6-1c5e-{n:012x}")).unwrap()
-}
-
-fn membership(n: u32) -> MembershipId {
-    MembershipId::parse("m", &format!("c0ffee00-1071-70f6-1c5e-{n:012x}")).unwrap()
-}
-
-fn seat(user: &UserId, tier: Tier, version: u64) -> Seat {
-    Seat {
-        user_id: user.clone(),
-        user_name: None,
-        sources: Sources::from([(SourceKey::Direct, tier)]),
-        tier,
-        status: SeatStatus::Active,
-        granted_at: now(),
-        updated_at: now(),
-        canceled_at: None,
-        version,
-    }
-}
-
-fn write(seat: Seat, expected_version: Option<u64>) -> SeatWrite {
-    SeatWrite { seat, expected_version, grants_added: Vec::new(), grants_removed: Vec::new() }
-}
-
-fn event(n: u32) -> OutEvent {
-    OutEvent { detail_type: "Seat Granted".into(), detail: json!({ "userId": user(n) }) }
-}
-
-fn outbox(id: &str, events: Vec<OutEvent>) -> Outbox {
-    Outbox { id: id.into(), events }
-}
-
-fn subscription(principal: Principal, tier: Tier) -> Subscription {
-    Subscription::new(principal, "someone".into(), tier, "admin", now())
-}
 
 /// Stores new seats for `users`, 45 per commit, each at version 1.
 async fn seed_seats(store: &MemoryStore, users: impl IntoIterator<Item = (UserId, Tier, SeatStatus)>) {

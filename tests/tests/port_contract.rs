@@ -9,18 +9,17 @@
 //! transactions DynamoDB refuses: those are pinned on the fake alone, in
 //! `fakes/tests/memory_store.rs`).
 
-use chrono::{DateTime, Utc};
 use kiro::domain::audit::AuditMode;
 use kiro::domain::audit::AuditReport;
 use kiro::domain::{
-    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatStatus,
-    SourceKey, Sources, Subscription, Tier, UserId,
+    IdentityStoreId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatStatus, Sources, Subscription, Tier,
+    UserId,
 };
 use kiro::ports::{
-    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, OutEvent, Outbox, ProfileAdmin,
-    ProfileStore, SeatFilter, SeatNames, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
+    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, ProfileAdmin, ProfileStore,
+    SeatFilter, SeatNames, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
 };
-use serde_json::json;
+use kiro_fakes::fixtures::{at, event, group, membership, now, outbox, seat, subscription, user, write};
 
 /// Runs `check` against a fresh `MemoryStore`, then against a fresh table on moto through a
 /// `DynamoStore` whose client counts its requests: both must pass, and the fake must count the
@@ -72,40 +71,6 @@ contract!(
 
 // --- fixtures -----------------------------------------------------------------------------------
 
-fn at(s: &str) -> DateTime<Utc> {
-    kiro::time::parse(s).unwrap()
-}
-
-fn now() -> DateTime<Utc> {
-    at("2026-01-01T00:00:00Z")
-}
-
-fn user(n: u32) -> UserId {
-    UserId::parse("u", &format!("94482488-3041-7026-18f3-{n:012x}")).unwrap()
-}
-
-fn group(n: u32) -> GroupId {
-    GroupId::parse("g", &format!("a4d8e4a8-1071-70f6-1c5e-{n:012x}")).unwrap()
-}
-
-fn membership(n: u32) -> MembershipId {
-    MembershipId::parse("m", &format!("c0ffee00-1071-70f6-1c5e-{n:012x}")).unwrap()
-}
-
-fn seat(user: &UserId, tier: Tier, version: u64) -> Seat {
-    Seat {
-        user_id: user.clone(),
-        user_name: None,
-        sources: Sources::from([(SourceKey::Direct, tier)]),
-        tier,
-        status: SeatStatus::Active,
-        granted_at: now(),
-        updated_at: now(),
-        canceled_at: None,
-        version,
-    }
-}
-
 fn canceled(user: &UserId, tier: Tier, version: u64) -> Seat {
     Seat {
         sources: Sources::new(),
@@ -115,24 +80,8 @@ fn canceled(user: &UserId, tier: Tier, version: u64) -> Seat {
     }
 }
 
-fn write(seat: Seat, expected_version: Option<u64>) -> SeatWrite {
-    SeatWrite { seat, expected_version, grants_added: Vec::new(), grants_removed: Vec::new() }
-}
-
 fn one(seat: Seat, expected_version: Option<u64>) -> Commit {
     Commit { seats: vec![write(seat, expected_version)], ..Commit::default() }
-}
-
-fn event(n: u32) -> OutEvent {
-    OutEvent { detail_type: "Seat Granted".into(), detail: json!({ "userId": user(n) }) }
-}
-
-fn outbox(id: &str, events: Vec<OutEvent>) -> Outbox {
-    Outbox { id: id.into(), events }
-}
-
-fn subscription(principal: Principal, tier: Tier) -> Subscription {
-    Subscription::new(principal, "someone".into(), tier, "admin", now())
 }
 
 fn is_conflict<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::seats::{self, ServiceError, UserChange};
+use crate::app::seats::{self, Applied, ServiceError, UserChange};
 use crate::domain::subscription::tier_change;
 use crate::domain::{
     CancelReason, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, Subscription, Tier, TierChange,
@@ -136,35 +136,29 @@ where
             Err(e) => return Err(e.into()),
         }
         if let TierChange::Upgrade { to } = change {
-            retier(store, sink, principal, to, now).await?;
+            apply_to_seats(store, sink, principal, SourceOp::Set(principal.source_key(), to), now).await?;
         }
         return Ok(with_seats(store, next).await?);
     }
     Err(AppError::internal("the subscription kept changing concurrently; retry"))
 }
 
-/// Moves every seat the subscription is a source of to its new tier.
-async fn retier<S: SubscriptionStore + SeatStore, E: EventSink>(
+/// Applies `op` (the subscription's source) to every seat the subscription is a source of: the
+/// user's, or each one the group grants.
+async fn apply_to_seats<S: SubscriptionStore + SeatStore, E: EventSink>(
     store: &S,
     sink: &E,
     principal: &Principal,
-    tier: Tier,
+    op: SourceOp,
     now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    let op = SourceOp::Set(principal.source_key(), tier);
+) -> Result<Applied, ServiceError> {
     match principal {
         Principal::User(u) => {
-            seats::apply_changes(
-                store,
-                sink,
-                vec![UserChange::new(u.clone(), SeatChange::one(op, CancelReason::Unsubscribed))],
-                now,
-            )
-            .await?
+            let change = UserChange::new(u.clone(), SeatChange::one(op, CancelReason::Unsubscribed));
+            seats::apply_changes(store, sink, vec![change], now).await
         }
-        Principal::Group(g) => seats::change_group_grants(store, sink, g, op, CancelReason::Unsubscribed, now).await?,
-    };
-    Ok(())
+        Principal::Group(g) => seats::change_group_grants(store, sink, g, op, CancelReason::Unsubscribed, now).await,
+    }
 }
 
 /// Removes the subscription; seats that lose their last source are canceled (`UNSUBSCRIBED`).
@@ -175,19 +169,7 @@ where
 {
     store.delete_subscription(principal).await?.ok_or_else(|| no_subscription(principal))?;
     let now = Utc::now();
-    let op = SourceOp::Unsubscribed(principal.source_key());
-    let applied = match principal {
-        Principal::User(u) => {
-            seats::apply_changes(
-                store,
-                sink,
-                vec![UserChange::new(u.clone(), SeatChange::one(op, CancelReason::Unsubscribed))],
-                now,
-            )
-            .await?
-        }
-        Principal::Group(g) => seats::change_group_grants(store, sink, g, op, CancelReason::Unsubscribed, now).await?,
-    };
+    let applied = apply_to_seats(store, sink, principal, SourceOp::Unsubscribed(principal.source_key()), now).await?;
     tracing::info!(
         principal_type = principal.principal_type().as_str(),
         principal_id = principal.id(),
