@@ -635,7 +635,12 @@ def cmd_forward(args: argparse.Namespace) -> None:
     lambda_url = args.lambda_url.rstrip("/")
     while True:
         for rule, queue in queues:
-            received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            try:
+                received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except Exception as err:  # noqa: BLE001 - the emulator hiccuped: say so, poll again
+                sys.stderr.write(f"reading {queue} failed ({err}); polling again in 1 s\n")
+                time.sleep(1)
+                continue
             for message in received.get("Messages", []):
                 envelope = json.loads(message["Body"])
                 envelope.setdefault("account", LOCAL_ACCOUNT_ID)
