@@ -421,6 +421,30 @@ pub trait MembershipMap: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Everything `assign-tier` keeps in the table (its handler names the ports one by one: they are
+/// its IAM policy; this alias is for code that takes the whole set, such as test harnesses).
+pub trait ApiStore: ProfileStore + SubscriptionStore + SeatStore + AuditStore {}
+
+impl<T: ProfileStore + SubscriptionStore + SeatStore + AuditStore + ?Sized> ApiStore for T {}
+
+/// Everything `sync-group` keeps in the table (see [`ApiStore`]).
+pub trait SyncStore:
+    ProfileStore + SubscriptionStore + SeatStore + SeatNames + AuditStore + AuditCheckpoints + MembershipMap
+{
+}
+
+impl<T> SyncStore for T where
+    T: ProfileStore
+        + SubscriptionStore
+        + SeatStore
+        + SeatNames
+        + AuditStore
+        + AuditCheckpoints
+        + MembershipMap
+        + ?Sized
+{
+}
+
 // Any pointer to a port is that port (`&T`, `Arc<T>`, `Box<T>`): handlers take their ports by
 // value, and tests hand them shared fakes or borrowed adapters without wrapper types.
 

@@ -234,7 +234,7 @@ pub async fn call_api<S, D, E>(
     body: Option<Value>,
 ) -> (i64, Value)
 where
-    S: kiro::ports::ProfileStore + kiro::ports::SubscriptionStore + kiro::ports::SeatStore + kiro::ports::AuditStore,
+    S: kiro::ports::ApiStore,
     D: kiro::ports::Directory + kiro::ports::DirectorySearch,
     E: kiro::ports::EventSink,
 {
@@ -483,13 +483,7 @@ pub async fn audit_to_completion<S, D, E>(
     published: impl Fn() -> Vec<kiro::ports::OutEvent>,
 ) -> (Value, u32)
 where
-    S: kiro::ports::ProfileStore
-        + kiro::ports::SubscriptionStore
-        + kiro::ports::SeatStore
-        + kiro::ports::AuditStore
-        + kiro::ports::SeatNames
-        + kiro::ports::AuditCheckpoints
-        + kiro::ports::MembershipMap,
+    S: kiro::ports::SyncStore,
     D: kiro::ports::Directory + kiro::ports::MemberGroups,
     E: kiro::ports::EventSink,
 {

@@ -9,7 +9,9 @@ use kiro::app::queries;
 use kiro::domain::Profile;
 use kiro::error::AppError;
 use kiro::http::{self, Reply, Request};
-use kiro::ports::{AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore};
+use kiro::ports::{
+    ApiStore, AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore,
+};
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
 
@@ -56,7 +58,7 @@ where
 
 async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, AppError>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
+    S: ApiStore,
     D: Directory + DirectorySearch,
     E: EventSink,
 {
