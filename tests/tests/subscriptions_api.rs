@@ -352,6 +352,9 @@ async fn without_q_the_directory_is_listed_page_by_page() {
         assert_eq!(distinct.len(), seen.len(), "{path}: no principal twice: {seen:?}");
         assert!(wanted.is_subset(&distinct), "{path}: every principal listed: {seen:?}");
         assert!(pages >= wanted.len().div_ceil(2), "{path}: pages of at most 2");
+        // A token the directory never handed out is the caller's mistake, not a failure.
+        let (status, body) = ctx.api("GET", &format!("{path}?nextToken=forged"), None).await;
+        assert_eq!((status, code(&body)), (400, "BadRequest"), "{path}: {body}");
     }
 }
 

@@ -101,14 +101,16 @@ where
     if throttled { DirectoryError::Throttled { operation, source } } else { DirectoryError::Aws { operation, source } }
 }
 
-/// A list call's error: a `ValidationException` for a call that passed a `nextToken` is that
-/// token refused (the other parameters are ours and valid), not a failure of the service.
+/// A list call's error: for a call that passed a `nextToken`, a `ValidationException` (AWS) or
+/// an `InvalidToken` (moto) is that token refused (the other parameters are ours and valid),
+/// not a failure of the service.
 fn listing_error<E, R>(operation: &'static str, with_token: bool, err: SdkError<E, R>) -> DirectoryError
 where
     E: ReadError + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    if with_token && err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ValidationException") {
+    let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
+    if with_token && matches!(code, Some("ValidationException" | "InvalidToken")) {
         return DirectoryError::InvalidToken { operation };
     }
     directory_error(operation, err)
@@ -506,6 +508,28 @@ mod tests {
         let err = dir.list_users(&store(), 100, None).await.unwrap_err();
 
         assert!(matches!(err, DirectoryError::Throttled { operation: "ListUsers", .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_next_token_is_an_invalid_token_and_without_one_a_failure() {
+        let refused = || {
+            ListUsersError::ValidationException(
+                // As the SDK parses it: the error code in the metadata.
+                aws_sdk_identitystore::types::error::ValidationException::builder()
+                    .message("bad token")
+                    .meta(aws_smithy_types::error::ErrorMetadata::builder().code("ValidationException").build())
+                    .build(),
+            )
+        };
+        let with_token = mock!(Client::list_users).then_error(refused);
+        let dir = directory(&[&with_token]);
+        let err = dir.list_users(&store(), 100, Some("forged".into())).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::InvalidToken { operation: "ListUsers" }), "{err:?}");
+
+        let without = mock!(Client::list_users).then_error(refused);
+        let dir = directory(&[&without]);
+        let err = dir.list_users(&store(), 100, None).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::Aws { operation: "ListUsers", .. }), "{err:?}");
     }
 
     #[tokio::test]
