@@ -210,7 +210,13 @@ impl<S, D, E> Audit<'_, S, D, E> {
 /// event resumes from the checkpoint.
 #[derive(Debug, thiserror::Error)]
 #[error("requesting the audit's continuation failed")]
-struct Continuation(#[source] crate::ports::SinkError);
+struct Continuation(#[source] crate::BoxError);
+
+impl From<Continuation> for AppError {
+    fn from(e: Continuation) -> Self {
+        AppError::internal(e)
+    }
+}
 
 /// Runs (or resumes) the audit for one invocation.
 pub async fn run<S, D, E>(
@@ -363,12 +369,8 @@ where
     let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
     match deps.events.publish(std::slice::from_ref(&event)).await {
         Ok(failed) if failed.is_empty() => {}
-        Ok(_) => {
-            return Err(AppError::internal(
-                "requesting the audit's continuation failed: EventBridge rejected the Audit Requested entry",
-            ));
-        }
-        Err(e) => return Err(AppError::Internal(Box::new(Continuation(e)))),
+        Ok(_) => return Err(Continuation("EventBridge rejected the Audit Requested entry".into()).into()),
+        Err(e) => return Err(Continuation(e.into()).into()),
     }
     tracing::info!(
         audit_id = %run.audit_id,

@@ -44,31 +44,15 @@ pub async fn users<D: Directory + DirectorySearch>(
         }
         Listing::Matching { text, limit } => (text, limit),
     };
-    let mut found: Vec<DirectoryUser> = Vec::new();
+    let mut exact = None;
     if text.chars().count() <= MAX_USER_NAME
         && let Some(id) = directory.user_id_by_name(store, text).await?
     {
-        found.extend(directory.describe_user(store, &id).await?);
+        exact = directory.describe_user(store, &id).await?;
     }
-    let mut token = None;
-    for _ in 0..SCAN_PAGES {
-        if found.len() >= limit {
-            break;
-        }
-        let page = directory.list_users(store, SCAN_PAGE, token).await?;
-        for u in page.items {
-            let hit = matches(text, &[Some(&u.user_name), Some(&u.display_name), u.email.as_deref()]);
-            if hit && !found.iter().any(|f| f.user_id == u.user_id) {
-                found.push(u);
-            }
-        }
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
-    found.truncate(limit);
-    Ok(Page { items: found, next_token: None })
+    let pages = |token| directory.list_users(store, SCAN_PAGE, token);
+    let hit = |u: &DirectoryUser| matches(text, &[Some(&u.user_name), Some(&u.display_name), u.email.as_deref()]);
+    search(exact, limit, pages, hit, |a, b| a.user_id == b.user_id).await
 }
 
 pub async fn groups<D: DirectorySearch>(
@@ -82,22 +66,41 @@ pub async fn groups<D: DirectorySearch>(
         }
         Listing::Matching { text, limit } => (text, limit),
     };
-    let mut found: Vec<DirectoryGroup> = Vec::new();
+    let mut exact = None;
     if let Some(id) = directory.group_id_by_name(store, text).await? {
-        found.extend(directory.describe_group(store, &id).await?);
+        exact = directory.describe_group(store, &id).await?;
     }
+    let pages = |token| directory.list_groups(store, SCAN_PAGE, token);
+    let hit = |g: &DirectoryGroup| matches(text, &[Some(&g.display_name)]);
+    search(exact, limit, pages, hit, |a, b| a.group_id == b.group_id).await
+}
+
+/// The exact match first, then partial matches from at most [`SCAN_PAGES`] pages, each
+/// principal once, up to `limit`; one page, no token.
+async fn search<T, F, Fut>(
+    exact: Option<T>,
+    limit: usize,
+    mut page: F,
+    hit: impl Fn(&T) -> bool,
+    same: impl Fn(&T, &T) -> bool,
+) -> Result<Page<T>, AppError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, crate::ports::DirectoryError>>,
+{
+    let mut found: Vec<T> = exact.into_iter().collect();
     let mut token = None;
     for _ in 0..SCAN_PAGES {
         if found.len() >= limit {
             break;
         }
-        let page = directory.list_groups(store, SCAN_PAGE, token).await?;
-        for g in page.items {
-            if matches(text, &[Some(&g.display_name)]) && !found.iter().any(|f| f.group_id == g.group_id) {
-                found.push(g);
+        let p = page(token).await?;
+        for item in p.items {
+            if hit(&item) && !found.iter().any(|f| same(f, &item)) {
+                found.push(item);
             }
         }
-        token = page.next_token;
+        token = p.next_token;
         if token.is_none() {
             break;
         }
