@@ -1274,3 +1274,38 @@ fn the_source_mask_hides_comments_and_literals_but_keeps_offsets() {
         .collect();
     assert_eq!(names, ["a", "c"]);
 }
+
+/// The local HTTP API of `make dev` (scripts/local_stack.py) routes as API Gateway does from the
+/// template's declarations: a declared route wins, with its path parameters; any other method
+/// and path reaches `$default`, answered by assign-tier with the contract's 404.
+#[test]
+fn the_local_gateway_routes_like_the_template_default_route_included() {
+    let venv_python = repo_root().join(".venv/bin/python");
+    let python = if venv_python.exists() { venv_python.display().to_string() } else { "python3".to_owned() };
+    let script = r#"
+import json, sys
+sys.path.insert(0, "scripts")
+import local_stack as ls
+routes = ls.load_routes(ls.load_template(ls.DEFAULT_TEMPLATE))
+out = []
+for method, path in [("GET", "/users"), ("DELETE", "/profile"), ("GET", "/"), ("GET", "/seats"),
+                     ("PUT", "/subscriptions/GROUP/g-1"), ("GET", "/seats/u-1/x")]:
+    route, params = ls.match_route(routes, method, path)
+    out.append([method, path, route.key, route.function, params])
+print(json.dumps(out))
+"#;
+    let output =
+        std::process::Command::new(python).args(["-c", script]).current_dir(repo_root()).output().expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got: Json = serde_json::from_slice(&output.stdout).expect("JSON");
+    let expected = serde_json::json!([
+        ["GET", "/users", "$default", "assign-tier", {}],
+        ["DELETE", "/profile", "$default", "assign-tier", {}],
+        ["GET", "/", "$default", "assign-tier", {}],
+        ["GET", "/seats", "GET /seats", "assign-tier", {}],
+        ["PUT", "/subscriptions/GROUP/g-1", "PUT /subscriptions/{principalType}/{principalId}", "assign-tier",
+            {"principalType": "GROUP", "principalId": "g-1"}],
+        ["GET", "/seats/u-1/x", "$default", "assign-tier", {}],
+    ]);
+    assert_eq!(got, expected);
+}
