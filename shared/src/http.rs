@@ -16,6 +16,9 @@ use serde_json::{Map, Value, json};
 pub use crate::domain::invalid::excerpt;
 use crate::error::{AppError, cause_chain};
 
+/// API Gateway's catch-all route key.
+pub const DEFAULT_ROUTE: &str = "$default";
+
 /// Bodies larger than this are refused before parsing (API Gateway itself allows 10 MB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -37,12 +40,18 @@ impl Reply {
     }
 }
 
+/// A function's routes as data: API Gateway's route key (`GET /seats/{userId}`, exactly as the
+/// template declares it) and what answers it. The template contract test compares these tables
+/// with `template.yaml` and the contract.
+pub type Routes<E> = [(&'static str, E)];
+
 /// An incoming request with the parts handlers use, already decoded.
 #[derive(Debug)]
 pub struct Request {
     pub method: String,
-    /// Decoded path segments, stage prefix removed: `/subscriptions/USER/x` → `["subscriptions", "USER", "x"]`.
-    pub segments: Vec<String>,
+    /// API Gateway's route key: a declared route (`PUT /subscriptions/{principalType}/{principalId}`)
+    /// or `$default`.
+    pub route_key: String,
     pub request_id: String,
     /// Query parameters as the client sent them. `aws_lambda_events` splits API Gateway's
     /// comma-joined values apart again; joined back, `q=Doe, Jane` stays one search and
@@ -51,12 +60,29 @@ pub struct Request {
     raw: ApiGatewayV2httpRequest,
 }
 
+/// The path parameters of a routed request, by the names its route key gives them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    /// A parameter the route declares. API Gateway always sends those; a route table that names
+    /// one its key does not is a bug, answered 500.
+    pub fn get(&self, name: &str) -> Result<&str, AppError> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| AppError::internal(format!("the route has no path parameter {name}")))
+    }
+
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        self.0
+    }
+}
+
 impl Request {
     pub fn new(raw: ApiGatewayV2httpRequest, request_id: String) -> Self {
         let method = raw.request_context.http.method.as_str().to_owned();
-        let path = raw.raw_path.clone().or_else(|| raw.request_context.http.path.clone()).unwrap_or_default();
-        let path = strip_stage(&path, raw.request_context.stage.as_deref());
-        let segments = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+        let route_key = raw.route_key.clone().unwrap_or_else(|| DEFAULT_ROUTE.to_owned());
         let mut query = BTreeMap::<String, String>::new();
         for (name, value) in raw.query_string_parameters.iter() {
             query
@@ -67,7 +93,32 @@ impl Request {
                 })
                 .or_insert_with(|| value.to_owned());
         }
-        Self { method, segments, request_id, query, raw }
+        Self { method, route_key, request_id, query, raw }
+    }
+
+    /// What answers this request in `routes`, with its path parameters.
+    ///
+    /// A declared route key is taken as API Gateway routed it, with its `pathParameters`. A
+    /// request that arrives on `$default` (API Gateway sends there what no route matched; a proxy
+    /// route, a custom domain mapping or a hand-made test event may send anything) is matched by
+    /// its path against the same table, so it is served the same way or refused with `NotFound`.
+    pub fn route<E: Copy>(&self, routes: &Routes<E>) -> Result<(E, Params), AppError> {
+        if let Some((_, endpoint)) = routes.iter().find(|(key, _)| *key == self.route_key) {
+            let params = self.raw.path_parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            return Ok((*endpoint, Params(params)));
+        }
+        let path = self.path();
+        routes
+            .iter()
+            .find_map(|(key, endpoint)| match_route(key, &self.method, &path).map(|params| (*endpoint, params)))
+            .ok_or_else(|| AppError::NotFound(format!("no route for {} {}", excerpt(&self.method), excerpt(&path))))
+    }
+
+    /// The request's path, its stage prefix removed.
+    fn path(&self) -> String {
+        let raw = &self.raw;
+        let path = raw.raw_path.clone().or_else(|| raw.request_context.http.path.clone()).unwrap_or_default();
+        strip_stage(&path, raw.request_context.stage.as_deref()).to_owned()
     }
 
     /// The caller recorded as the actor of a change: the IAM principal, or `anonymous`.
@@ -193,7 +244,8 @@ where
 {
     let request_id = event.context.request_id.clone();
     let request = Request::new(event.payload, request_id.clone());
-    let (method, route_name) = (request.method.clone(), request.segments.first().cloned().unwrap_or_default());
+    // The route key, not the path: a path carries user and group ids.
+    let (method, route_name) = (request.method.clone(), request.route_key.clone());
     match route(request).await {
         Ok(reply) => {
             tracing::info!(%method, route = %route_name, status = reply.status, "answered");
@@ -238,6 +290,32 @@ fn strip_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
             .unwrap_or(path),
         _ => path,
     }
+}
+
+/// The path parameters of `path` if `method` and `path` match `route_key` (`GET /seats/{userId}`);
+/// segments are compared percent-decoded, as API Gateway does.
+pub fn match_route(route_key: &str, method: &str, path: &str) -> Option<Params> {
+    let (route_method, template) = route_key.split_once(' ')?;
+    // Methods are case-sensitive (RFC 9110): `get` is not `GET`.
+    if route_method != method {
+        return None;
+    }
+    let wanted: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let got: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    if wanted.len() != got.len() {
+        return None;
+    }
+    let mut params = BTreeMap::new();
+    for (want, seg) in wanted.iter().zip(got) {
+        match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            Some(name) => {
+                params.insert(name.to_owned(), seg);
+            }
+            None if *want == seg => {}
+            None => return None,
+        }
+    }
+    Some(Params(params))
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -297,6 +375,41 @@ mod tests {
         assert_eq!(strip_stage("/profile", Some("$default")), "/profile");
         assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
         assert_eq!(strip_stage("/profile", None), "/profile");
+    }
+
+    fn routed(route_key: &str, method: &str, path: &str, params: &[(&str, &str)]) -> Request {
+        let mut raw = ApiGatewayV2httpRequest::default();
+        raw.route_key = Some(route_key.to_owned());
+        raw.raw_path = Some(path.to_owned());
+        raw.request_context.http.method = method.parse().unwrap();
+        raw.request_context.stage = Some("prod".to_owned());
+        raw.path_parameters = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Request::new(raw, "r".into())
+    }
+
+    const TABLE: &Routes<u8> = &[("GET /seats", 1), ("GET /seats/{userId}", 2), ("PUT /s/{a}/{b}", 3)];
+
+    #[test]
+    fn a_declared_route_key_is_taken_with_its_path_parameters() {
+        // The path is not read again: API Gateway has routed it.
+        let (e, p) = routed("GET /seats/{userId}", "GET", "/ignored", &[("userId", "u 1")]).route(TABLE).unwrap();
+        assert_eq!((e, p.get("userId").unwrap()), (2, "u 1"));
+        let err = p.get("other").unwrap_err();
+        assert_eq!(err.code(), "InternalError");
+    }
+
+    #[test]
+    fn a_default_route_request_is_matched_by_its_path_against_the_same_table() {
+        let (e, p) = routed("$default", "PUT", "/prod/s/GROUP/g%2F1", &[]).route(TABLE).unwrap();
+        assert_eq!((e, p.into_map()), (3, [("a".into(), "GROUP".into()), ("b".into(), "g/1".into())].into()));
+        assert_eq!(routed("$default", "GET", "/seats/", &[]).route(TABLE).unwrap().0, 1);
+        for (method, path) in
+            [("POST", "/seats"), ("get", "/seats"), ("GET", "/seats/u/x"), ("GET", "/"), ("PUT", "/s/a")]
+        {
+            let err = routed("$default", method, path, &[]).route(TABLE).unwrap_err();
+            assert_eq!(err.code(), "NotFound", "{method} {path}");
+            assert!(err.to_string().starts_with(&format!("no route for {method} {path}")), "{err}");
+        }
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub fn api_request(method: &str, path_and_query: &str, body: Option<&Value>) -> 
     let mut raw = fixture("http/get-profile.json");
     raw["rawPath"] = serde_json::json!(path);
     raw["rawQueryString"] = serde_json::json!(query);
-    raw["routeKey"] = serde_json::json!(format!("{method} {path}"));
+    route_as_api_gateway(&mut raw, method, path);
     raw["requestContext"]["http"]["method"] = serde_json::json!(method);
     raw["requestContext"]["http"]["path"] = serde_json::json!(path);
     let params: serde_json::Map<String, Value> =
@@ -224,6 +224,27 @@ pub fn api_request(method: &str, path_and_query: &str, body: Option<&Value>) -> 
         raw["body"] = serde_json::json!(body.to_string());
     }
     http_event_from(raw)
+}
+
+/// Sets `routeKey` and `pathParameters` as API Gateway does from the template's routes (the
+/// functions' route tables, which the template contract test holds equal to `template.yaml`):
+/// a declared route with its parameters, or `$default`.
+pub fn route_as_api_gateway(raw: &mut Value, method: &str, path: &str) {
+    let keys = assign_tier::ROUTES.iter().map(|(k, _)| *k).chain(create_profile::ROUTES.iter().map(|(k, _)| *k));
+    let (key, params) = keys
+        .filter_map(|key| Some((key, kiro::http::match_route(key, method, path)?)))
+        .next()
+        .map_or((kiro::http::DEFAULT_ROUTE, None), |(key, params)| (key, Some(params.into_map())));
+    raw["routeKey"] = serde_json::json!(key);
+    raw["requestContext"]["routeKey"] = serde_json::json!(key);
+    match params {
+        Some(params) if !params.is_empty() => raw["pathParameters"] = serde_json::json!(params),
+        _ => {
+            if let Some(o) = raw.as_object_mut() {
+                o.remove("pathParameters");
+            }
+        }
+    }
 }
 
 /// Calls assign-tier with [`api_request`]: status and JSON body.
@@ -386,6 +407,7 @@ pub fn memory_profile() -> kiro::domain::Profile {
         identity_store_id: kiro::domain::IdentityStoreId::parse("id", "d-1234567890").expect("fixture id"),
         created_at: now,
         updated_at: now,
+        created_by: "test".into(),
         updated_by: "test".into(),
     }
 }

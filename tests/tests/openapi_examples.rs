@@ -348,7 +348,7 @@ impl Stage {
         let mut raw = fixture("http/get-profile.json");
         raw["rawPath"] = json!(path);
         raw["rawQueryString"] = json!(raw_query.join("&"));
-        raw["routeKey"] = json!(format!("{method} {path}"));
+        kiro_tests::route_as_api_gateway(&mut raw, method, path);
         raw["requestContext"]["http"]["method"] = json!(method);
         raw["requestContext"]["http"]["path"] = json!(path);
         raw["queryStringParameters"] = Value::Object(params);

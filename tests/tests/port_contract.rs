@@ -323,6 +323,7 @@ async fn the_profile_is_created_once_and_patched<S: ProfileStore + ProfileAdmin>
         identity_store_id: IdentityStoreId::parse("i", "d-1234567890").unwrap(),
         created_at: now(),
         updated_at: now(),
+        created_by: "alice".into(),
         updated_by: "alice".into(),
     };
     store.create_profile(&profile).await.unwrap();

@@ -538,8 +538,6 @@ struct FunctionCode {
     needs: BTreeSet<(String, String)>,
     /// Environment variables read (the runtime's `AWS_*` excluded).
     env: BTreeSet<String>,
-    /// (method, path with `{}` for each parameter) of the router's arms.
-    routes: BTreeSet<(String, String)>,
 }
 
 fn function_code(name: &str, adapters: &Adapters) -> FunctionCode {
@@ -569,7 +567,7 @@ fn function_code(name: &str, adapters: &Adapters) -> FunctionCode {
     }
     assert!(!bounds.is_empty(), "{name}: found no port trait in `{signature}`");
 
-    FunctionCode { needs, env: env_read(main), routes: router_arms(lib) }
+    FunctionCode { needs, env: env_read(main) }
 }
 
 /// Variables `main` reads: its own literals, and those of the `kiro::config` readers it calls.
@@ -591,62 +589,6 @@ fn env_read(main: &Source) -> BTreeSet<String> {
         }
     }
     out.retain(|v| !v.starts_with("AWS_"));
-    out
-}
-
-/// `("GET", ["seats", user])` arms → `("GET", "/seats/{}")`.
-fn router_arms(lib: &Source) -> BTreeSet<(String, String)> {
-    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-    let b = lib.code.as_bytes();
-    let mut out = BTreeSet::new();
-    for (at, _) in lib.code.match_indices("(\"") {
-        let Some(method) = lib.literals(at + 1..at + 2).first().copied() else { continue };
-        if !methods.contains(&method) {
-            continue;
-        }
-        let after = at + 2 + method.len() + 1;
-        let rest = lib.code[after..].trim_start();
-        let Some(rest) = rest.strip_prefix(',') else { continue };
-        if !rest.trim_start().starts_with('[') {
-            continue;
-        }
-        let open = after + lib.code[after..].find('[').expect("a slice pattern");
-        let close = matching(b, open);
-        let mut path = String::new();
-        let mut part_at = open + 1;
-        for part in lib.code[open + 1..close].split(',') {
-            let seg = part.trim();
-            let seg_at = part_at + (part.len() - part.trim_start().len());
-            part_at += part.len() + 1;
-            if seg.is_empty() {
-                continue;
-            }
-            path.push('/');
-            if seg.starts_with('"') {
-                path.push_str(lib.literals(seg_at..seg_at + seg.len())[0]);
-            } else {
-                path.push_str("{}");
-            }
-        }
-        out.insert((method.to_owned(), path));
-    }
-    out
-}
-
-fn routes_of(path: &str) -> String {
-    let mut out = String::new();
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_param = true;
-                out.push_str("{}");
-            }
-            '}' => in_param = false,
-            _ if in_param => {}
-            _ => out.push(c),
-        }
-    }
     out
 }
 
@@ -913,17 +855,23 @@ fn every_contract_route_is_an_iam_authorized_route_of_its_function_and_there_are
     );
 }
 
+/// Each function's route table (data it exports, the table its router matches on) is the
+/// contract's routes for it, key for key.
 #[test]
-fn each_route_is_answered_by_the_router_of_its_function() {
-    let adapters = Adapters::load();
-    for binary in FUNCTIONS {
-        let code = function_code(binary, &adapters).routes;
-        let contract: BTreeSet<(String, String)> = ROUTES
+fn each_function_routes_exactly_the_contract_routes_it_answers() {
+    let tables: [(&str, Vec<&str>); 2] = [
+        ("create-profile", create_profile::ROUTES.iter().map(|(k, _)| *k).collect()),
+        ("assign-tier", assign_tier::ROUTES.iter().map(|(k, _)| *k).collect()),
+    ];
+    for (binary, keys) in tables {
+        let code: BTreeSet<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        assert_eq!(code.len(), keys.len(), "{binary}: a route key twice in its table");
+        let contract: BTreeSet<String> = ROUTES
             .iter()
             .filter(|(f, _, p)| *f == binary && *p != DEFAULT_ROUTE)
-            .map(|(_, m, p)| ((*m).to_owned(), routes_of(p)))
+            .map(|(_, m, p)| format!("{m} {p}"))
             .collect();
-        assert_eq!(code, contract, "{binary}: the router's arms (left) against the contract's routes (right)");
+        assert_eq!(code, contract, "{binary}: its route table (left) against the contract's routes (right)");
     }
 }
 
@@ -936,6 +884,13 @@ fn every_http_fixture_is_a_declared_route() {
         let raw: Json = serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("JSON");
         let key = raw["routeKey"].as_str().unwrap_or_default();
         assert!(routes.contains(key), "{}: routeKey {key:?} is not a route", path.display());
+        // Its pathParameters are what API Gateway would send for its rawPath on that route.
+        let (method, raw_path) = (raw["requestContext"]["http"]["method"].as_str(), raw["rawPath"].as_str());
+        let params = kiro::http::match_route(key, method.unwrap_or_default(), raw_path.unwrap_or_default())
+            .unwrap_or_else(|| panic!("{}: rawPath does not match its routeKey {key}", path.display()))
+            .into_map();
+        let sent: BTreeMap<String, String> = serde_json::from_value(raw["pathParameters"].clone()).unwrap_or_default();
+        assert_eq!(sent, params, "{}: pathParameters", path.display());
         assert_eq!(raw["version"], "2.0", "{}", path.display());
     }
 }

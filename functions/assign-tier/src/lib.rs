@@ -8,7 +8,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use kiro::app::queries;
 use kiro::domain::Profile;
 use kiro::error::AppError;
-use kiro::http::{self, Reply, Request};
+use kiro::http::{self, Reply, Request, Routes};
 use kiro::ports::{
     ApiStore, AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore,
 };
@@ -56,42 +56,83 @@ where
     Ok(http::serve(event, |req| route(deps, req)).await)
 }
 
+/// What answers a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    CreateSubscription,
+    ListSubscriptions,
+    GetSubscription,
+    UpdateSubscription,
+    DeleteSubscription,
+    ListSeats,
+    GetSeat,
+    SearchUsers,
+    SearchGroups,
+    ListAudits,
+    GetAudit,
+}
+
+/// The routes this function answers, by API Gateway route key; `$default` (anything else) is
+/// answered `NotFound`.
+pub const ROUTES: &Routes<Endpoint> = &[
+    ("POST /subscriptions", Endpoint::CreateSubscription),
+    ("GET /subscriptions", Endpoint::ListSubscriptions),
+    ("GET /subscriptions/{principalType}/{principalId}", Endpoint::GetSubscription),
+    ("PUT /subscriptions/{principalType}/{principalId}", Endpoint::UpdateSubscription),
+    ("DELETE /subscriptions/{principalType}/{principalId}", Endpoint::DeleteSubscription),
+    ("GET /seats", Endpoint::ListSeats),
+    ("GET /seats/{userId}", Endpoint::GetSeat),
+    ("GET /directory/users", Endpoint::SearchUsers),
+    ("GET /directory/groups", Endpoint::SearchGroups),
+    ("GET /audits", Endpoint::ListAudits),
+    ("GET /audits/{auditId}", Endpoint::GetAudit),
+];
+
 async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, AppError>
 where
     S: ApiStore,
     D: Directory + DirectorySearch,
     E: EventSink,
 {
-    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let not_found = || {
-        AppError::NotFound(format!(
-            "no route for {} /{}; the API serves /profile, /subscriptions, /seats, /directory/users, \
-             /directory/groups and /audits",
-            http::excerpt(&req.method),
-            http::excerpt(&req.segments.join("/"))
-        ))
-    };
-    match (req.method.as_str(), segments.as_slice()) {
-        ("GET", ["audits"]) => return audits_list(deps, &Query::of(&req)?).await,
-        ("GET", ["audits", id]) => return audit_get(deps, id).await,
-        _ => {}
-    }
-    let known = matches!(segments.first(), Some(&"subscriptions" | &"seats" | &"directory"));
-    if !known {
-        return Err(not_found());
-    }
-    let profile = deps.profile().await?;
-    match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["subscriptions"]) => subscriptions::create(deps, profile, &req).await,
-        ("GET", ["subscriptions"]) => subscriptions::list(deps, &Query::of(&req)?).await,
-        ("GET", ["subscriptions", kind, id]) => subscriptions::get(deps, kind, id).await,
-        ("PUT", ["subscriptions", kind, id]) => subscriptions::update(deps, profile, &req, kind, id).await,
-        ("DELETE", ["subscriptions", kind, id]) => subscriptions::delete(deps, profile, kind, id).await,
-        ("GET", ["seats"]) => seats_list(deps, &Query::of(&req)?).await,
-        ("GET", ["seats", user]) => seat_get(deps, profile, user).await,
-        ("GET", ["directory", "users"]) => directory::users(deps, profile, &Query::of(&req)?).await,
-        ("GET", ["directory", "groups"]) => directory::groups(deps, profile, &Query::of(&req)?).await,
-        _ => Err(not_found()),
+    use Endpoint::*;
+    let (endpoint, path) = req.route(ROUTES).map_err(|e| match e {
+        // `$default` is the whole API's catch-all: name what the API serves.
+        AppError::NotFound(m) => AppError::NotFound(format!(
+            "{m}; the API serves /profile, /subscriptions, /seats, /directory/users, /directory/groups and /audits"
+        )),
+        other => other,
+    })?;
+    // Everything but the audit reports needs the profile (`ProfileRequired` before one exists).
+    let profile = || deps.profile();
+    let principal = || Ok::<_, AppError>((path.get("principalType")?, path.get("principalId")?));
+    match endpoint {
+        CreateSubscription => subscriptions::create(deps, profile().await?, &req).await,
+        ListSubscriptions => {
+            profile().await?;
+            subscriptions::list(deps, &Query::of(&req)?).await
+        }
+        GetSubscription => {
+            profile().await?;
+            let (kind, id) = principal()?;
+            subscriptions::get(deps, kind, id).await
+        }
+        UpdateSubscription => {
+            let (kind, id) = principal()?;
+            subscriptions::update(deps, profile().await?, &req, kind, id).await
+        }
+        DeleteSubscription => {
+            let (kind, id) = principal()?;
+            subscriptions::delete(deps, profile().await?, kind, id).await
+        }
+        ListSeats => {
+            profile().await?;
+            seats_list(deps, &Query::of(&req)?).await
+        }
+        GetSeat => seat_get(deps, profile().await?, path.get("userId")?).await,
+        SearchUsers => directory::users(deps, profile().await?, &Query::of(&req)?).await,
+        SearchGroups => directory::groups(deps, profile().await?, &Query::of(&req)?).await,
+        ListAudits => audits_list(deps, &Query::of(&req)?).await,
+        GetAudit => audit_get(deps, path.get("auditId")?).await,
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::Utc;
 use kiro::app::profile::{self, Placement};
 use kiro::domain::{NewProfile, ProfilePatch};
 use kiro::error::AppError;
-use kiro::http::{self, Reply, Request};
+use kiro::http::{self, Reply, Request, Routes};
 use kiro::ports::{ProfileAdmin, ProfileStore};
 use lambda_runtime::LambdaEvent;
 
@@ -25,17 +25,23 @@ pub async fn handle<S: ProfileStore + ProfileAdmin>(
     Ok(http::serve(event, |req| route(deps, req)).await)
 }
 
+/// What answers a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Create,
+    Get,
+    Update,
+}
+
+/// The routes this function answers, by API Gateway route key.
+pub const ROUTES: &Routes<Endpoint> =
+    &[("POST /profile", Endpoint::Create), ("GET /profile", Endpoint::Get), ("PATCH /profile", Endpoint::Update)];
+
 async fn route<S: ProfileStore + ProfileAdmin>(deps: &Deps<S>, req: Request) -> Result<Reply, AppError> {
-    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["profile"]) => create(deps, &req).await,
-        ("GET", ["profile"]) => get(deps).await,
-        ("PATCH", ["profile"]) => update(deps, &req).await,
-        _ => Err(AppError::NotFound(format!(
-            "no route for {} /{}",
-            http::excerpt(&req.method),
-            http::excerpt(&req.segments.join("/"))
-        ))),
+    match req.route(ROUTES)?.0 {
+        Endpoint::Create => create(deps, &req).await,
+        Endpoint::Get => get(deps).await,
+        Endpoint::Update => update(deps, &req).await,
     }
 }
 

@@ -1,13 +1,19 @@
 //! Adapters: the ports implemented with the AWS SDK. Emulators are reached only through the SDK's
 //! standard `AWS_ENDPOINT_URL` settings, never through a code path of their own.
 
+mod audits;
 mod checkpoints;
 pub mod dynamo;
 pub mod eventbridge;
 pub mod identitystore;
 mod item;
+mod membership_map;
 mod pace;
-pub(crate) mod tables;
+mod pages;
+mod profile;
+mod records;
+mod seats;
+mod subscriptions;
 
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -17,7 +23,7 @@ pub use checkpoints::PART_BYTES as CHECKPOINT_PART_BYTES;
 pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
-pub use tables::{decode_token, encode_token};
+pub use pages::{decode_token, encode_token};
 
 /// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries).
 pub async fn load_sdk_config() -> SdkConfig {

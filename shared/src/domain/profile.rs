@@ -22,7 +22,10 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
-    /// Who created or last changed it; stored, not part of the answer.
+    /// Who created it (the IAM principal, or `anonymous`); stored, not part of the answer.
+    #[serde(skip)]
+    pub created_by: String,
+    /// Who last changed it; stored, not part of the answer.
     #[serde(skip)]
     pub updated_by: String,
 }
@@ -67,6 +70,7 @@ impl NewProfile {
             identity_store_id: self.identity_store_id,
             created_at: now,
             updated_at: now,
+            created_by: actor.to_owned(),
             updated_by: actor.to_owned(),
         }
     }

@@ -1,0 +1,93 @@
+//! Pages of the table's lists: opaque tokens that only the list that answered them accepts.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::dynamo::{DynamoStore, store_error};
+use super::item::{Item, Reader, key, s};
+use super::records::GSI1;
+use crate::ports::{Page, StoreError};
+
+pub fn encode_token(raw: &str) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+pub fn decode_token(token: &str) -> Result<String, StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .ok_or(StoreError::InvalidToken)
+}
+
+/// A token is a key this list itself answered: anything else (another list's token, a forged
+/// position) is [`StoreError::InvalidToken`], never a query from an arbitrary key.
+pub(crate) fn decode_token_of(token: &str, is_key: impl Fn(&str) -> bool) -> Result<String, StoreError> {
+    decode_token(token).ok().filter(|sk| is_key(sk)).ok_or(StoreError::InvalidToken)
+}
+
+impl DynamoStore {
+    /// Runs a query on `gsi1` for one partition, from `start` (a gsi1sk value) on, and keeps the
+    /// items `keep` accepts until `limit`. The token is the gsi1sk of the last item answered, so a
+    /// page is never cut between the items a filter skipped and the next page.
+    #[allow(clippy::too_many_arguments)] // one private helper serving both list routes
+    pub(crate) async fn gsi1_page<T>(
+        &self,
+        partition: &str,
+        prefix: Option<&str>,
+        limit: usize,
+        next_token: Option<String>,
+        table_pk: impl Fn(&str) -> String,
+        table_sk: &str,
+        is_key: fn(&str) -> bool,
+        convert: impl Fn(&Item) -> Result<Option<T>, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let mut start = match next_token {
+            Some(token) => {
+                let sk = decode_token_of(&token, is_key)?;
+                if prefix.is_some_and(|p| !sk.starts_with(p)) {
+                    return Err(StoreError::InvalidToken);
+                }
+                Some(sk)
+            }
+            None => None,
+        };
+        let mut items = Vec::new();
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .expression_attribute_values(":pk", s(partition))
+                .limit(100);
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(p)),
+                None => q.key_condition_expression("gsi1pk = :pk"),
+            };
+            if let Some(sk) = &start {
+                let mut esk = key(table_pk(sk), table_sk);
+                esk.insert("gsi1pk".to_owned(), s(partition));
+                esk.insert("gsi1sk".to_owned(), s(sk.as_str()));
+                q = q.set_exclusive_start_key(Some(esk));
+            }
+            let out = q.send().await.map_err(|e| store_error("Query(gsi1)", e))?;
+            for item in out.items() {
+                let sk = Reader::new(item, "index").str("gsi1sk")?.to_owned();
+                if let Some(v) = convert(item)? {
+                    items.push(v);
+                    if items.len() == limit {
+                        return Ok(Page { items, next_token: Some(encode_token(&sk)) });
+                    }
+                }
+                start = Some(sk);
+            }
+            if out.last_evaluated_key().is_none() {
+                return Ok(Page { items, next_token: None });
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Every kind of item the table holds: its keys and its record, converted to and from the domain
+//! type here and nowhere else. The stores (`profile.rs`, `subscriptions.rs`, `seats.rs`, ...) only
+//! say what to read and write.
+//!
+//! | item | pk | sk | gsi1pk | gsi1sk |
+//! |---|---|---|---|---|
+//! | profile | `PROFILE` | `PROFILE` | | |
+//! | subscription | `SUB#<TYPE>#<id>` | `SUB` | `SUBS` | `<TYPE>#<id>` |
+//! | seat | `SEAT#<userId>` | `SEAT` | `SEATS` | `<userId>` |
+//! | group grant (a seat holding the group as source) | `GROUP#<groupId>` | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
+//! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
+//! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
+//!
+//! Audit checkpoints have their own layout, in `checkpoints.rs`.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::{Item, Reader, key, n, s, t};
+use crate::domain::audit::AuditReport;
+use crate::domain::seat::{SeatStatus, SourceKey, Sources};
+use crate::domain::{
+    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, Seat, Subscription, Tier, UserId,
+};
+use crate::ports::{OutEvent, Outbox, StoreError};
+
+pub(crate) const PROFILE: &str = "PROFILE";
+pub(crate) const SUBS: &str = "SUBS";
+pub(crate) const SEATS: &str = "SEATS";
+pub(crate) const OUTBOX: &str = "OUTBOX";
+pub(crate) const AUDITS: &str = "AUDITS";
+pub(crate) const GSI1: &str = "gsi1";
+pub(crate) const AUDIT_RETENTION_DAYS: i64 = 90;
+
+/// An item kind: how a value becomes an item (keys included) and back.
+pub(crate) trait Record: Sized {
+    fn to_item(&self) -> Result<Item, StoreError>;
+    fn from_item(item: &Item) -> Result<Self, StoreError>;
+}
+
+pub(crate) fn profile_key() -> Item {
+    key(PROFILE, PROFILE)
+}
+
+pub(crate) fn sub_pk(p: &Principal) -> String {
+    format!("SUB#{}#{}", p.principal_type().as_str(), p.id())
+}
+
+pub(crate) fn sub_key(p: &Principal) -> Item {
+    key(sub_pk(p), "SUB")
+}
+
+fn sub_gsi_sk(p: &Principal) -> String {
+    format!("{}#{}", p.principal_type().as_str(), p.id())
+}
+
+pub(crate) fn seat_pk(u: &UserId) -> String {
+    format!("SEAT#{u}")
+}
+
+pub(crate) fn seat_key(u: &UserId) -> Item {
+    key(seat_pk(u), "SEAT")
+}
+
+pub(crate) fn grant_pk(g: &GroupId) -> String {
+    format!("GROUP#{g}")
+}
+
+pub(crate) const GRANT_SK_PREFIX: &str = "MEMBER#";
+
+pub(crate) fn grant_key(g: &GroupId, u: &UserId) -> Item {
+    key(grant_pk(g), format!("{GRANT_SK_PREFIX}{u}"))
+}
+
+pub(crate) fn membership_gsi_pk(m: &MembershipId) -> String {
+    format!("MSHIP#{m}")
+}
+
+pub(crate) fn audit_key(audit_id: &str) -> Item {
+    key(format!("AUDIT#{audit_id}"), "AUDIT")
+}
+
+/// `<TYPE>#<id>`, the gsi1sk of a subscription.
+pub(crate) fn is_subscription_key(sk: &str) -> bool {
+    sk.split_once('#').is_some_and(|(kind, id)| {
+        PrincipalType::parse("principalType", kind)
+            .and_then(|t| Principal::parse(t, "principalId", id))
+            .is_ok_and(|p| p.id() == id)
+    })
+}
+
+/// `<userId>`, the gsi1sk of a seat.
+pub(crate) fn is_seat_key(sk: &str) -> bool {
+    UserId::parse("userId", sk).is_ok_and(|u| u.as_str() == sk)
+}
+
+/// `MEMBER#<userId>`, the sort key of a group grant row.
+pub(crate) fn is_grant_key(sk: &str) -> bool {
+    sk.strip_prefix(GRANT_SK_PREFIX).is_some_and(is_seat_key)
+}
+
+/// `<startedAt>#<auditId>`, the gsi1sk of an audit report.
+pub(crate) fn is_audit_key(sk: &str) -> bool {
+    sk.split_once('#').is_some_and(|(at, id)| {
+        crate::time::parse(at).is_some() && id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    })
+}
+
+impl Record for Profile {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = profile_key();
+        item.extend([
+            ("entity".to_owned(), s("Profile")),
+            ("profileId".to_owned(), s(&self.profile_id)),
+            ("name".to_owned(), s(&self.name)),
+            ("description".to_owned(), s(&self.description)),
+            ("region".to_owned(), s(&self.region)),
+            ("identityStoreId".to_owned(), s(self.identity_store_id.as_str())),
+            ("createdAt".to_owned(), t(&self.created_at)),
+            ("updatedAt".to_owned(), t(&self.updated_at)),
+            ("createdBy".to_owned(), s(&self.created_by)),
+            ("updatedBy".to_owned(), s(&self.updated_by)),
+        ]);
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "profile");
+        Ok(Profile {
+            profile_id: r.str("profileId")?.to_owned(),
+            name: r.str("name")?.to_owned(),
+            description: r.opt_str("description")?.unwrap_or_default().to_owned(),
+            region: r.str("region")?.to_owned(),
+            identity_store_id: r.parsed("identityStoreId", |v| IdentityStoreId::parse("identityStoreId", v))?,
+            created_at: r.time("createdAt")?,
+            updated_at: r.time("updatedAt")?,
+            created_by: r.opt_str("createdBy")?.unwrap_or_default().to_owned(),
+            updated_by: r.opt_str("updatedBy")?.unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+impl Record for Subscription {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = sub_key(&self.principal);
+        item.extend([
+            ("entity".to_owned(), s("Subscription")),
+            ("gsi1pk".to_owned(), s(SUBS)),
+            ("gsi1sk".to_owned(), s(sub_gsi_sk(&self.principal))),
+            ("principalType".to_owned(), s(self.principal_type.as_str())),
+            ("principalId".to_owned(), s(&self.principal_id)),
+            ("displayName".to_owned(), s(&self.display_name)),
+            ("tier".to_owned(), s(self.tier.as_str())),
+            ("createdAt".to_owned(), t(&self.created_at)),
+            ("updatedAt".to_owned(), t(&self.updated_at)),
+            ("updatedBy".to_owned(), s(&self.updated_by)),
+        ]);
+        if let (Some(tier), Some(at)) = (self.pending_tier, self.pending_tier_effective_at) {
+            item.insert("pendingTier".to_owned(), s(tier.as_str()));
+            item.insert("pendingTierEffectiveAt".to_owned(), t(&at));
+        }
+        Ok(item)
+    }
+
+    /// `seats` is not stored (it is counted from the grants when asked for): it reads as 0.
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "subscription");
+        let principal_type = r.parsed("principalType", |v| PrincipalType::parse("principalType", v))?;
+        let principal = r.parsed("principalId", |v| Principal::parse(principal_type, "principalId", v))?;
+        Ok(Subscription {
+            principal_type,
+            principal_id: principal.id().to_owned(),
+            principal,
+            display_name: r.str("displayName")?.to_owned(),
+            tier: r.parsed("tier", str::parse::<Tier>)?,
+            pending_tier: r.opt_str("pendingTier")?.map(str::parse::<Tier>).transpose().map_err(|_| {
+                StoreError::Corrupt("subscription item: attribute 'pendingTier' has an unexpected value".into())
+            })?,
+            pending_tier_effective_at: r.opt_time("pendingTierEffectiveAt")?,
+            seats: 0,
+            created_at: r.time("createdAt")?,
+            updated_at: r.time("updatedAt")?,
+            updated_by: r.str("updatedBy")?.to_owned(),
+        })
+    }
+}
+
+fn source_attr(key: &SourceKey) -> String {
+    match key {
+        SourceKey::Direct => "DIRECT".to_owned(),
+        SourceKey::Group(g) => format!("GROUP#{g}"),
+    }
+}
+
+fn sources_item(sources: &Sources) -> AttributeValue {
+    AttributeValue::M(sources.iter().map(|(k, tier)| (source_attr(k), s(tier.as_str()))).collect())
+}
+
+fn sources_from(item: &Item) -> Result<Sources, StoreError> {
+    let corrupt = || StoreError::Corrupt("seat item: attribute 'sources' is malformed".into());
+    let Some(AttributeValue::M(map)) = item.get("sources") else {
+        return Err(corrupt());
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let tier: Tier = v.as_s().ok().and_then(|t| t.parse().ok()).ok_or_else(corrupt)?;
+            let key = match k.strip_prefix("GROUP#") {
+                None if k == "DIRECT" => SourceKey::Direct,
+                Some(g) => SourceKey::Group(GroupId::parse("sources", g).map_err(|_| corrupt())?),
+                None => return Err(corrupt()),
+            };
+            Ok((key, tier))
+        })
+        .collect()
+}
+
+impl Record for Seat {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = seat_key(&self.user_id);
+        item.extend([
+            ("entity".to_owned(), s("Seat")),
+            ("gsi1pk".to_owned(), s(SEATS)),
+            ("gsi1sk".to_owned(), s(self.user_id.as_str())),
+            ("userId".to_owned(), s(self.user_id.as_str())),
+            ("sources".to_owned(), sources_item(&self.sources)),
+            ("tier".to_owned(), s(self.tier.as_str())),
+            ("status".to_owned(), s(self.status.as_str())),
+            ("grantedAt".to_owned(), t(&self.granted_at)),
+            ("updatedAt".to_owned(), t(&self.updated_at)),
+            ("version".to_owned(), n(self.version)),
+        ]);
+        if let Some(name) = &self.user_name {
+            item.insert("userName".to_owned(), s(name));
+        }
+        if let Some(at) = &self.canceled_at {
+            item.insert("canceledAt".to_owned(), t(at));
+        }
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "seat");
+        Ok(Seat {
+            user_id: r.parsed("userId", |v| UserId::parse("userId", v))?,
+            user_name: r.opt_str("userName")?.map(str::to_owned),
+            sources: sources_from(item)?,
+            tier: r.parsed("tier", str::parse::<Tier>)?,
+            status: r.parsed("status", |v| match v {
+                "ACTIVE" => Ok(SeatStatus::Active),
+                "CANCELED" => Ok(SeatStatus::Canceled),
+                _ => Err(()),
+            })?,
+            granted_at: r.time("grantedAt")?,
+            updated_at: r.time("updatedAt")?,
+            canceled_at: r.opt_time("canceledAt")?,
+            version: r.u64("version")?,
+        })
+    }
+}
+
+/// A group grant row: the user holds a seat with the group as a source. The membership id, when
+/// known, maps a `DeleteGroupMembership` (which names only the membership) back to the pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub group: GroupId,
+    pub user: UserId,
+    pub membership: Option<MembershipId>,
+}
+
+impl Record for Grant {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = grant_key(&self.group, &self.user);
+        item.extend([
+            ("entity".to_owned(), s("GroupGrant")),
+            ("groupId".to_owned(), s(self.group.as_str())),
+            ("userId".to_owned(), s(self.user.as_str())),
+        ]);
+        if let Some(m) = &self.membership {
+            item.extend([
+                ("membershipId".to_owned(), s(m.as_str())),
+                ("gsi1pk".to_owned(), s(membership_gsi_pk(m))),
+                ("gsi1sk".to_owned(), s("MSHIP")),
+            ]);
+        }
+        Ok(item)
+    }
+
+    /// A membership id that does not parse is read as unknown (the audit maps it again).
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "grant");
+        Ok(Grant {
+            group: r.parsed("groupId", |v| GroupId::parse("groupId", v))?,
+            user: r.parsed("userId", |v| UserId::parse("userId", v))?,
+            membership: r.opt_str("membershipId")?.and_then(|m| MembershipId::parse("membershipId", m).ok()),
+        })
+    }
+}
+
+impl Record for Outbox {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let json = serde_json::to_string(&self.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut item = key(OUTBOX, &self.id);
+        item.extend([("entity".to_owned(), s("Outbox")), ("events".to_owned(), s(json))]);
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "outbox");
+        let events: Vec<OutEvent> = serde_json::from_str(r.str("events")?)
+            .map_err(|_| StoreError::Corrupt("outbox item: attribute 'events' is malformed".into()))?;
+        Ok(Outbox { id: r.str("sk")?.to_owned(), events })
+    }
+}
+
+/// The report is stored whole as JSON: it is only ever read whole.
+impl Record for AuditReport {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let json = serde_json::to_string(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = self.finished_at + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+        let mut item = audit_key(&self.audit_id);
+        item.extend([
+            ("entity".to_owned(), s("Audit")),
+            ("gsi1pk".to_owned(), s(AUDITS)),
+            ("gsi1sk".to_owned(), s(format!("{}#{}", crate::time::format(&self.started_at), self.audit_id))),
+            ("report".to_owned(), s(json)),
+            ("expiresAt".to_owned(), n(expires.timestamp())),
+        ]);
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        serde_json::from_str(Reader::new(item, "audit").str("report")?)
+            .map_err(|_| StoreError::Corrupt("audit item: attribute 'report' is malformed".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::audit::AuditMode;
+
+    /// Attributes that place an item (keys, index keys, kind, expiry) rather than carry its value.
+    const PLACEMENT: &[&str] = &["pk", "sk", "gsi1pk", "gsi1sk", "entity", "expiresAt"];
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap()
+    }
+
+    fn user(n: u8) -> UserId {
+        UserId::parse("u", &format!("9067{n:04}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    fn group(n: u8) -> GroupId {
+        GroupId::parse("g", &format!("a1b2{n:04}-0000-4000-8000-000000000000")).unwrap()
+    }
+
+    /// Reads back what it wrote, and reads every attribute it writes: without any one of them
+    /// (placement aside) the item no longer reads as the same value. A record that writes an
+    /// attribute nobody reads (as `createdBy` once was) fails here.
+    fn round_trips<R: Record + PartialEq + std::fmt::Debug>(value: &R) {
+        let item = value.to_item().unwrap();
+        assert_eq!(&R::from_item(&item).unwrap(), value);
+        for attr in item.keys().filter(|a| !PLACEMENT.contains(&a.as_str())) {
+            let mut without = item.clone();
+            without.remove(attr);
+            let read = R::from_item(&without);
+            assert!(read.as_ref().is_err() || read.as_ref().ok() != Some(value), "{attr} is written and never read");
+        }
+    }
+
+    fn subscription(principal: Principal, pending: bool) -> Subscription {
+        Subscription {
+            principal_type: principal.principal_type(),
+            principal_id: principal.id().to_owned(),
+            principal,
+            display_name: "engineering".into(),
+            tier: Tier::Power,
+            pending_tier: pending.then_some(Tier::Pro),
+            pending_tier_effective_at: pending.then(|| at(0)),
+            seats: 0,
+            created_at: at(1),
+            updated_at: at(2),
+            updated_by: "arn:aws:iam::111122223333:user/admin".into(),
+        }
+    }
+
+    fn seat(name: bool, canceled: bool) -> Seat {
+        Seat {
+            user_id: user(1),
+            user_name: name.then(|| "alice".to_owned()),
+            sources: Sources::from([(SourceKey::Direct, Tier::Pro), (SourceKey::Group(group(2)), Tier::ProPlus)]),
+            tier: Tier::ProPlus,
+            status: if canceled { SeatStatus::Canceled } else { SeatStatus::Active },
+            granted_at: at(1),
+            updated_at: at(2),
+            canceled_at: canceled.then(|| at(3)),
+            version: 7,
+        }
+    }
+
+    fn audit_report() -> AuditReport {
+        AuditReport {
+            mode: AuditMode::Repair,
+            granted: 1,
+            changed: 2,
+            canceled: 3,
+            halted: false,
+            started_at: at(1),
+            finished_at: at(2),
+            audit_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            active_seats: 10,
+            downgrades_due: 0,
+            cancels_withheld: 0,
+            names_filled: 1,
+            invocations: 2,
+            findings: vec![],
+            findings_truncated: false,
+        }
+    }
+
+    #[test]
+    fn every_item_kind_reads_back_what_it_wrote_and_reads_all_of_it() {
+        round_trips(&Profile {
+            profile_id: "p-1".into(),
+            name: "Kiro".into(),
+            description: "Team subscriptions".into(),
+            region: "us-east-1".into(),
+            identity_store_id: IdentityStoreId::parse("i", "d-1234567890").unwrap(),
+            created_at: at(1),
+            updated_at: at(2),
+            created_by: "arn:aws:iam::111122223333:user/creator".into(),
+            updated_by: "arn:aws:iam::111122223333:user/admin".into(),
+        });
+        for pending in [false, true] {
+            round_trips(&subscription(Principal::Group(group(1)), pending));
+            round_trips(&subscription(Principal::User(user(1)), pending));
+        }
+        for (name, canceled) in [(false, false), (true, true)] {
+            round_trips(&seat(name, canceled));
+        }
+        for membership in [None, Some(MembershipId::parse("m", "b2c3d4e5-0000-4000-8000-000000000000").unwrap())] {
+            round_trips(&Grant { group: group(1), user: user(1), membership });
+        }
+        round_trips(&Outbox {
+            id: "2026-12-01T00:00:00.000Z#1".into(),
+            events: vec![OutEvent { detail_type: "Seat Granted".into(), detail: json!({"userId": "u"}) }],
+        });
+        round_trips(&audit_report());
+    }
+
+    /// A page token is an item's list key; each list accepts exactly the keys its items get.
+    #[test]
+    fn each_list_accepts_the_keys_its_items_are_written_with() {
+        let str_of = |item: &Item, attr: &str| item[attr].as_s().unwrap().clone();
+        let sub = subscription(Principal::Group(group(1)), false).to_item().unwrap();
+        let seat = seat(true, false).to_item().unwrap();
+        let grant = Grant { group: group(1), user: user(1), membership: None }.to_item().unwrap();
+        let audit = audit_report().to_item().unwrap();
+        assert!(is_subscription_key(&str_of(&sub, "gsi1sk")));
+        assert!(is_seat_key(&str_of(&seat, "gsi1sk")));
+        assert!(is_grant_key(&str_of(&grant, "sk")));
+        assert!(is_audit_key(&str_of(&audit, "gsi1sk")));
+        // And none accepts another list's keys.
+        assert!(!is_seat_key(&str_of(&sub, "gsi1sk")) && !is_subscription_key(&str_of(&seat, "gsi1sk")));
+        assert!(!is_audit_key(&str_of(&sub, "gsi1sk")) && !is_grant_key(&str_of(&seat, "gsi1sk")));
+        // Reports expire AUDIT_RETENTION_DAYS after they finish (DynamoDB TTL, epoch seconds).
+        let expires = at(2) + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+        assert_eq!(audit["expiresAt"].as_n().unwrap(), &expires.timestamp().to_string());
+    }
+}

@@ -1,0 +1,206 @@
+//! `SeatStore` and `SeatNames` on the table: seats, their grant rows, the outbox, in one
+//! transaction per change.
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem};
+
+use super::dynamo::{DynamoStore, store_error};
+use super::item::{Item, key, n, s};
+use super::records::{Grant, OUTBOX, Record, SEATS, grant_key, is_seat_key, seat_key, sub_key};
+use crate::domain::{Seat, UserId};
+use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError};
+
+impl SeatStore for DynamoStore {
+    async fn get_seats(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
+        let mut seats = Vec::with_capacity(users.len());
+        for chunk in users.chunks(100) {
+            let keys: Vec<Item> = chunk.iter().map(seat_key).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Aws { operation: "BatchGetItem(seats)", source: e.into() })?,
+            );
+            let mut attempt = 0u32;
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem(seats)", e))?;
+                for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    seats.push(Seat::from_item(item)?);
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                if request.is_some() {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(seats)
+    }
+
+    async fn list_seats(
+        &self,
+        filter: SeatFilter,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> Result<Page<Seat>, StoreError> {
+        self.gsi1_page(
+            SEATS,
+            None,
+            limit,
+            next_token,
+            |sk| format!("SEAT#{sk}"),
+            "SEAT",
+            is_seat_key,
+            |item| {
+                let seat = Seat::from_item(item)?;
+                let keep =
+                    filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status);
+                Ok(keep.then_some(seat))
+            },
+        )
+        .await
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(commit.item_count());
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Aws {
+            operation: "TransactWriteItems",
+            source: e.into(),
+        };
+        for w in &commit.seats {
+            let mut put = Put::builder().table_name(&self.table).set_item(Some(w.seat.to_item()?));
+            put = match w.expected_version {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+            };
+            items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
+            for (group, membership) in &w.grants_added {
+                let grant =
+                    Grant { group: group.clone(), user: w.seat.user_id.clone(), membership: membership.clone() };
+                let put =
+                    Put::builder().table_name(&self.table).set_item(Some(grant.to_item()?)).build().map_err(build)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            for group in &w.grants_removed {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(grant_key(group, &w.seat.user_id)))
+                    .build()
+                    .map_err(build)?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        for g in &commit.guards {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(sub_key(&g.principal)))
+                .condition_expression("attribute_exists(pk) AND tier = :t")
+                .expression_attribute_values(":t", s(g.tier.as_str()))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        for p in &commit.absent {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(sub_key(p)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        if let Some(outbox) = &commit.outbox {
+            let put =
+                Put::builder().table_name(&self.table).set_item(Some(outbox.to_item()?)).build().map_err(build)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = super::error_code(&e);
+                if matches!(code, Some("TransactionCanceledException") | Some("TransactionConflictException")) {
+                    let reasons: Vec<String> = e
+                        .as_service_error()
+                        .and_then(|se| match se {
+                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                                Some(c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    let throttled =
+                        reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded");
+                    if throttled {
+                        return Err(StoreError::Throttled { operation: "TransactWriteItems", source: Box::new(e) });
+                    }
+                    return Err(StoreError::Conflict("TransactWriteItems"));
+                }
+                Err(store_error("TransactWriteItems", e))
+            }
+        }
+    }
+
+    async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(OUTBOX))
+            .consistent_read(true)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| store_error("Query(outbox)", e))?;
+        out.items().iter().map(Outbox::from_item).collect()
+    }
+
+    async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
+        if remaining.is_empty() {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(OUTBOX, id)))
+                .send()
+                .await
+                .map_err(|e| store_error("DeleteItem(outbox)", e))?;
+        } else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Outbox { id: id.to_owned(), events: remaining.to_vec() }.to_item()?))
+                .send()
+                .await
+                .map_err(|e| store_error("PutItem(outbox)", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl SeatNames for DynamoStore {
+    async fn set_user_name(&self, user: &UserId, user_name: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(seat_key(user)))
+            .update_expression("SET userName = :name")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":name", s(user_name))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(seat name)", e)) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
