@@ -48,6 +48,7 @@ impl Fakes {
             identity_store_id: IdentityStoreId::parse("identityStoreId", IDENTITY_STORE).expect("a store id"),
             created_at: now,
             updated_at: now,
+            created_by: "bench".into(),
             updated_by: "bench".into(),
         };
         store.create_profile(&profile).await.expect("a fresh store takes a profile");

@@ -38,6 +38,8 @@ struct State {
     next_seq: u64,
     users: BTreeMap<u64, DirectoryUser>,
     user_seq: HashMap<UserId, u64>,
+    /// User names are unique in the service: the index that checks it and `GetUserId` reads.
+    user_names: HashMap<String, UserId>,
     groups: BTreeMap<u64, DirectoryGroup>,
     group_seq: HashMap<GroupId, u64>,
     memberships: BTreeMap<u64, Membership>,
@@ -99,11 +101,9 @@ impl MemoryDirectory {
     ) -> UserId {
         let user_name = user_name.into();
         let mut state = self.state();
-        assert!(
-            state.users.values().all(|u| u.user_name != user_name),
-            "MemoryDirectory: user name {user_name:?} is taken"
-        );
+        assert!(!state.user_names.contains_key(&user_name), "MemoryDirectory: user name {user_name:?} is taken");
         let user_id = new_id(UserId::parse);
+        state.user_names.insert(user_name.clone(), user_id.clone());
         let seq = state.next_seq();
         state.users.insert(
             seq,
@@ -184,7 +184,9 @@ impl MemoryDirectory {
         let Some(seq) = state.user_seq.remove(user) else {
             return false;
         };
-        state.users.remove(&seq);
+        if let Some(removed) = state.users.remove(&seq) {
+            state.user_names.remove(&removed.user_name);
+        }
         for m in state.by_user.remove(user).unwrap_or_default() {
             state.remove_membership(m);
         }
@@ -270,7 +272,7 @@ impl MemoryDirectory {
     fn user_id_by_name_now(&self, user_name: &str) -> Result<Option<UserId>, DirectoryError> {
         self.request("GetUserId")?;
         let state = self.state();
-        Ok(state.users.values().find(|u| u.user_name == user_name).map(|u| u.user_id.clone()))
+        Ok(state.user_names.get(user_name).cloned())
     }
 
     fn group_id_by_name_now(&self, display_name: &str) -> Result<Option<GroupId>, DirectoryError> {

@@ -53,6 +53,8 @@ pub struct Request {
     /// or `$default`.
     pub route_key: String,
     pub request_id: String,
+    /// The invocation's deadline, milliseconds since the epoch (0 when unknown).
+    pub deadline_ms: u64,
     /// Query parameters as the client sent them. `aws_lambda_events` splits API Gateway's
     /// comma-joined values apart again; joined back, `q=Doe, Jane` stays one search and
     /// `tier=PRO&tier=POWER` is the one unknown value `PRO,POWER`, not silently `PRO`.
@@ -93,7 +95,7 @@ impl Request {
                 })
                 .or_insert_with(|| value.to_owned());
         }
-        Self { method, route_key, request_id, query, raw }
+        Self { method, route_key, request_id, deadline_ms: 0, query, raw }
     }
 
     /// What answers this request in `routes`, with its path parameters.
@@ -243,7 +245,8 @@ where
     Fut: Future<Output = Result<Reply, AppError>>,
 {
     let request_id = event.context.request_id.clone();
-    let request = Request::new(event.payload, request_id.clone());
+    let mut request = Request::new(event.payload, request_id.clone());
+    request.deadline_ms = event.context.deadline;
     // The route key, not the path: a path carries user and group ids.
     let (method, route_name) = (request.method.clone(), request.route_key.clone());
     match route(request).await {

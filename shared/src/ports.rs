@@ -10,7 +10,7 @@ use crate::BoxError;
 use crate::domain::audit::AuditReport;
 use crate::domain::seat::SeatStatus;
 use crate::domain::{
-    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatEvent,
+    FanOut, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatEvent,
     Subscription, Tier, UserId,
 };
 
@@ -208,12 +208,21 @@ pub trait SubscriptionStore: Send + Sync {
     /// Writes a new subscription; [`StoreError::Conflict`] when the principal already has one.
     fn create_subscription(&self, sub: &Subscription) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Replaces tier, pending tier and audit fields, only if the stored tier is still
-    /// `expected_tier`; [`StoreError::Conflict`] otherwise (changed or deleted meanwhile).
+    /// Sets tier, pending tier and `updatedAt`/`updatedBy` (nothing else: not the fan-out, which
+    /// moves on its own), only if the stored tier is still `expected_tier`;
+    /// [`StoreError::Conflict`] otherwise (changed or deleted meanwhile).
     fn update_subscription(
         &self,
         sub: &Subscription,
         expected_tier: Tier,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records how far the group's fan-out has come. `DONE` is final: a fan-out already done, or
+    /// a subscription gone, is left as it is (no error).
+    fn set_fan_out(
+        &self,
+        principal: &Principal,
+        fan_out: FanOut,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes the subscription; the removed one, or `None` if there was none.
@@ -593,6 +602,14 @@ where
         expected_tier: Tier,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).update_subscription(sub, expected_tier)
+    }
+
+    fn set_fan_out(
+        &self,
+        principal: &Principal,
+        fan_out: FanOut,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_fan_out(principal, fan_out)
     }
 
     fn delete_subscription(

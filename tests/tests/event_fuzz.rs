@@ -343,6 +343,7 @@ enum Meaning {
     GroupDeleted(String),
     UserDeleted(String),
     NameSeats(Vec<String>),
+    FanOut { group: String, next_token: Option<String>, granted: u64 },
 }
 
 fn meaning_of(s: &Signal) -> Meaning {
@@ -357,6 +358,9 @@ fn meaning_of(s: &Signal) -> Meaning {
         Signal::GroupDeleted { group } => Meaning::GroupDeleted(group.to_string()),
         Signal::UserDeleted { user } => Meaning::UserDeleted(user.to_string()),
         Signal::NameSeats { users } => Meaning::NameSeats(users.iter().map(ToString::to_string).collect()),
+        Signal::FanOut { group, next_token, granted } => {
+            Meaning::FanOut { group: group.to_string(), next_token: next_token.clone(), granted: *granted }
+        }
     }
 }
 

@@ -226,10 +226,14 @@ fn the_document_covers_every_route_of_the_template_with_iam_auth_and_examples() 
             assert!(responses.contains_key(status), "{name}: documents {status}");
         }
         let success: Vec<&String> = responses.keys().filter(|s| s.starts_with('2')).collect();
-        assert_eq!(success.len(), 1, "{name}: one success status");
         let examples = op["x-examples"].as_array().unwrap_or_else(|| panic!("{name}: has x-examples"));
         let statuses: BTreeSet<String> = examples.iter().map(|e| e["status"].to_string()).collect();
-        assert!(statuses.contains(success[0]), "{name}: an example answers {}", success[0]);
+        // Every success status has an example here, but those only a retry or a big group
+        // reaches, which `tests/tests/resumable.rs` drives instead.
+        let elsewhere: &[(&str, &str)] = &[("POST /subscriptions", "200"), ("POST /subscriptions", "202")];
+        for status in success.iter().filter(|s| !elsewhere.contains(&(name.as_str(), s.as_str()))) {
+            assert!(statuses.contains(*status), "{name}: an example answers {status}");
+        }
         for s in &statuses {
             assert!(responses.contains_key(s), "{name}: an example answers {s}, which is not documented");
         }

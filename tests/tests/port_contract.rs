@@ -58,6 +58,7 @@ contract!(
     subscriptions_list_groups_before_users_and_filter_by_type,
     tokens_not_handed_out_are_refused,
     subscriptions_are_created_once_and_updated_only_from_the_expected_tier,
+    a_fan_out_moves_on_until_done_and_a_tier_change_leaves_it_alone,
     reads_answer_what_the_table_keeps,
     the_profile_is_created_once_and_patched,
     grant_rows_follow_commits_and_page,
@@ -286,6 +287,32 @@ async fn subscriptions_are_created_once_and_updated_only_from_the_expected_tier<
     assert_eq!(store.delete_subscription(&alice).await.unwrap(), None);
     assert!(is_conflict(&store.update_subscription(&upgraded, Tier::Power).await), "a deleted one is not updated");
     assert_eq!(store.get_subscription(&alice).await.unwrap(), None);
+}
+
+async fn a_fan_out_moves_on_until_done_and_a_tier_change_leaves_it_alone<S: SubscriptionStore>(store: &S) {
+    use kiro::domain::{FanOut, FanOutState};
+    let engineering = Principal::Group(group(1));
+    let sub = subscription(engineering.clone(), Tier::Pro);
+    assert_eq!(sub.fan_out, Some(FanOut { state: FanOutState::InProgress, granted: 0 }), "a new group's starts");
+    store.create_subscription(&sub).await.unwrap();
+    let fan_out = |state, granted| FanOut { state, granted };
+    let stored = || async { store.get_subscription(&engineering).await.unwrap().and_then(|s| s.fan_out) };
+
+    store.set_fan_out(&engineering, fan_out(FanOutState::InProgress, 100)).await.unwrap();
+    assert_eq!(stored().await, Some(fan_out(FanOutState::InProgress, 100)));
+    // A tier change sets the tier, not the fan-out (which moves on its own meanwhile).
+    let upgraded = Subscription { tier: Tier::Power, fan_out: None, ..sub.clone() };
+    store.update_subscription(&upgraded, Tier::Pro).await.unwrap();
+    assert_eq!(stored().await, Some(fan_out(FanOutState::InProgress, 100)));
+
+    store.set_fan_out(&engineering, fan_out(FanOutState::Done, 150)).await.unwrap();
+    // DONE is final: a late continuation's progress is dropped, without an error.
+    store.set_fan_out(&engineering, fan_out(FanOutState::InProgress, 120)).await.unwrap();
+    assert_eq!(stored().await, Some(fan_out(FanOutState::Done, 150)));
+    // And a subscription gone takes no progress, without an error.
+    store.delete_subscription(&engineering).await.unwrap();
+    store.set_fan_out(&engineering, fan_out(FanOutState::InProgress, 1)).await.unwrap();
+    assert_eq!(store.get_subscription(&engineering).await.unwrap(), None);
 }
 
 async fn reads_answer_what_the_table_keeps<S: SeatStore + SubscriptionStore>(store: &S) {

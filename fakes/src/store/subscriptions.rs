@@ -1,5 +1,6 @@
 //! Subscriptions and the group grants index: [`SubscriptionStore`] on the in-memory table.
 
+use kiro::domain::FanOut;
 use kiro::ports::SubscriptionStore;
 
 use super::*;
@@ -45,17 +46,36 @@ impl MemoryStore {
     }
 
     fn update_subscription_now(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
-        const OPERATION: &str = "PutItem(subscription)";
+        const OPERATION: &str = "UpdateItem(subscription)";
         let mut table = self.table();
         table.request(OPERATION)?;
-        // A conditional `PutItem`: the whole item is replaced, not only the fields that changed.
+        // Tier, pending tier and who changed it when; the rest of the item stays.
         match table.subscriptions.get_mut(&sub_key(&sub.principal)) {
             Some(stored) if stored.tier == expected_tier => {
-                *stored = stored_subscription(sub);
+                let next = stored_subscription(sub);
+                stored.tier = next.tier;
+                (stored.pending_tier, stored.pending_tier_effective_at) =
+                    match (next.pending_tier, next.pending_tier_effective_at) {
+                        (Some(tier), Some(at)) => (Some(tier), Some(at)),
+                        _ => (None, None),
+                    };
+                stored.updated_at = next.updated_at;
+                stored.updated_by = next.updated_by;
                 Ok(())
             }
             _ => Err(StoreError::Conflict(OPERATION)),
         }
+    }
+
+    fn set_fan_out_now(&self, principal: &Principal, fan_out: FanOut) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(fan-out)")?;
+        if let Some(stored) = table.subscriptions.get_mut(&sub_key(principal)) {
+            if !stored.fan_out.is_some_and(|f| f.is_done()) {
+                stored.fan_out = Some(fan_out);
+            }
+        }
+        Ok(())
     }
 
     fn delete_subscription_now(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
@@ -130,6 +150,11 @@ impl SubscriptionStore for MemoryStore {
     async fn update_subscription(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
         MemoryStore::pause(self).await;
         MemoryStore::update_subscription_now(self, sub, expected_tier)
+    }
+
+    async fn set_fan_out(&self, principal: &Principal, fan_out: FanOut) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::set_fan_out_now(self, principal, fan_out)
     }
 
     async fn delete_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {

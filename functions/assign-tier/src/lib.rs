@@ -5,6 +5,7 @@ mod query;
 mod subscriptions;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use kiro::app::budget::Budget;
 use kiro::app::queries;
 use kiro::domain::Profile;
 use kiro::error::AppError;
@@ -22,6 +23,9 @@ pub struct Deps<S, D, E> {
     pub store: S,
     pub directory: D,
     pub events: E,
+    /// Cuts a group's fan-out after this many pages of members, as if the deadline had come,
+    /// instead of near the Lambda deadline: how tests exercise the 202 path. `None` in production.
+    pub fan_out_pages_per_call: Option<u32>,
     /// The profile never moves to another Identity Store and is never deleted, so once read it is
     /// kept for the life of the execution environment.
     profile: OnceCell<Profile>,
@@ -29,7 +33,16 @@ pub struct Deps<S, D, E> {
 
 impl<S, D, E> Deps<S, D, E> {
     pub fn new(store: S, directory: D, events: E) -> Self {
-        Self { store, directory, events, profile: OnceCell::new() }
+        Self { store, directory, events, fan_out_pages_per_call: None, profile: OnceCell::new() }
+    }
+
+    /// The work this request may do before it answers: until the invocation's deadline, less a
+    /// reserve (API Gateway's own limit is 30 s; the function's timeout, 29 s, comes first).
+    fn budget(&self, req: &Request) -> Budget {
+        match self.fan_out_pages_per_call {
+            Some(pages) => Budget::units(pages),
+            None => Budget::until_deadline_ms(req.deadline_ms),
+        }
     }
 }
 

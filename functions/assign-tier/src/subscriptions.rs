@@ -86,9 +86,17 @@ where
     E: EventSink,
 {
     let new = new_subscription(&req.json_object()?)?;
-    let sub = subscriptions::create(&deps.store, &deps.directory, &deps.events, profile, new, &req.actor(), Utc::now())
-        .await?;
-    Reply::json(201, &sub)
+    let (ports, actor) = ((&deps.store, &deps.directory, &deps.events), req.actor());
+    let created =
+        subscriptions::create(ports.0, ports.1, ports.2, profile, new, &actor, Utc::now(), &mut deps.budget(req))
+            .await?;
+    // 202 while a group's fan-out goes on through the bus; 200 for a retry that found it done.
+    let status = match (created.subscription.fan_out, created.new) {
+        (Some(f), _) if !f.is_done() => 202,
+        (_, true) => 201,
+        (_, false) => 200,
+    };
+    Reply::json(status, &created.subscription)
 }
 
 pub async fn list<S: SubscriptionStore + SeatStore, D, E>(
@@ -109,13 +117,14 @@ pub async fn get<S: SubscriptionStore + SeatStore, D, E>(
 
 pub async fn update<S, D, E>(
     deps: &Deps<S, D, E>,
-    _profile: &Profile,
+    profile: &Profile,
     req: &Request,
     kind: &str,
     id: &str,
 ) -> Result<Reply, AppError>
 where
     S: SubscriptionStore + SeatStore,
+    D: Directory,
     E: EventSink,
 {
     let principal = path_principal(kind, id)?;
@@ -124,7 +133,11 @@ where
         return Err(Invalid::new(k.as_str(), "cannot be changed; only 'tier' can").into());
     }
     let requested = tier_field(&body)?;
-    Reply::json(200, &subscriptions::update(&deps.store, &deps.events, &principal, requested, &req.actor()).await?)
+    let budget = &mut deps.budget(req);
+    let (store, directory, events) = (&deps.store, &deps.directory, &deps.events);
+    let sub =
+        subscriptions::update(store, directory, events, profile, &principal, requested, &req.actor(), budget).await?;
+    Reply::json(200, &sub)
 }
 
 pub async fn delete<S, D, E>(deps: &Deps<S, D, E>, _profile: &Profile, kind: &str, id: &str) -> Result<Reply, AppError>

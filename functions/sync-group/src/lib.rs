@@ -6,6 +6,8 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
+use kiro::app::budget::Budget;
+use kiro::app::fanout;
 use kiro::app::seats::{Applied, ServiceError};
 use kiro::app::{audit, membership};
 use kiro::domain::Profile;
@@ -30,6 +32,8 @@ pub struct Deps<S, D, E> {
     /// seats, a batch of changes…) instead of near the Lambda deadline: how tests and the bench
     /// exercise checkpoints. `None` in production.
     pub audit_units_per_invocation: Option<u32>,
+    /// The same for a group's fan-out continuation: pages of members per invocation.
+    pub fan_out_pages_per_invocation: Option<u32>,
     profile: OnceCell<Profile>,
 }
 
@@ -46,6 +50,7 @@ impl<S, D, E> Deps<S, D, E> {
             events,
             revoke_limit_percent,
             audit_units_per_invocation: None,
+            fan_out_pages_per_invocation: None,
             profile: OnceCell::new(),
         }
     }
@@ -141,6 +146,22 @@ where
                 kiro::app::names::fill(&deps.store, &deps.directory, &profile.identity_store_id, &users).await?;
             tracing::info!(requested = users.len(), named, "seats named");
             return Ok(json!({"signal": kind, "named": named}));
+        }
+        Signal::FanOut { group, next_token, granted } => {
+            let mut budget = match deps.fan_out_pages_per_invocation {
+                Some(pages) => Budget::units(pages),
+                None => Budget::until_deadline_ms(event.context.deadline),
+            };
+            let from = fanout::Resume { next_token, granted };
+            let (store, directory, sink) = (&deps.store, &deps.directory, &deps.events);
+            let store_id = &profile.identity_store_id;
+            let outcome = fanout::resume(store, directory, sink, store_id, &group, from, &mut budget, now).await?;
+            let Some(outcome) = outcome else {
+                tracing::info!(group = %group, "fan-out continuation: the subscription is gone or done");
+                return Ok(json!({"signal": kind, "ignored": "the subscription is gone or its fan-out is done"}));
+            };
+            tracing::info!(group = %group, state = outcome.fan_out.state.as_str(), granted = outcome.fan_out.granted, "fan-out continued");
+            return Ok(json!({"signal": kind, "fanOut": outcome.fan_out, "applied": outcome.applied}));
         }
         Signal::Ignore { .. } => unreachable!("returned above"),
     };

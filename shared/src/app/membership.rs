@@ -193,6 +193,8 @@ where
 }
 
 /// A deleted group: its subscription goes, and every seat it granted loses it (`GROUP_DELETED`).
+/// Driven by the grant rows, not by the subscription: a redelivered event finishes what a first
+/// delivery cut short after the subscription went. A group nobody subscribed costs two requests.
 pub async fn group_deleted<S, D, E>(
     ports: &Ports<'_, S, D, E>,
     group: &GroupId,
@@ -203,9 +205,6 @@ where
     E: EventSink,
 {
     let principal = Principal::Group(group.clone());
-    if ports.store.get_subscription(&principal).await?.is_none() {
-        return Ok(Applied::default());
-    }
     ports.store.delete_subscription(&principal).await?;
     let key = SourceKey::Group(group.clone());
     Ok(seats::change_group_grants(

@@ -4,7 +4,9 @@
 //! answer are the adapters' part.
 
 pub mod audit;
+pub mod budget;
 pub mod directory;
+pub mod fanout;
 pub mod membership;
 pub mod names;
 pub mod profile;

@@ -31,6 +31,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// Deferred work (a continuation) could not be put on the bus.
+    #[error("{0}")]
+    Bus(String, #[source] Option<crate::ports::SinkError>),
 }
 
 impl ServiceError {
@@ -395,50 +398,39 @@ pub async fn flush_outbox<S: SeatStore, E: EventSink>(store: &S, sink: &E) -> Re
     }
 }
 
-/// Grants `group` at `tier` to every current member (the subscription must already be stored):
-/// `ListGroupMemberships` pages of 100, each applied as one batch.
-pub async fn grant_group_members<S, D, E>(
+/// Grants `group` at `tier` to one page of its members, as one batch of changes, and asks for
+/// the names of the seats it granted (`ListGroupMemberships` has none). The whole fan-out, which
+/// spans invocations when it must, is [`crate::app::fanout`].
+pub async fn grant_page<S, E>(
     store: &S,
-    directory: &D,
     sink: &E,
-    identity_store: &crate::domain::IdentityStoreId,
     group: &GroupId,
     tier: crate::domain::Tier,
+    members: Vec<crate::ports::Membership>,
     now: DateTime<Utc>,
 ) -> Result<Applied, ServiceError>
 where
     S: SeatStore + SubscriptionStore,
-    D: crate::ports::Directory,
     E: EventSink,
 {
-    let mut total = Applied::default();
-    let mut token = None;
-    loop {
-        let page = directory.group_memberships(identity_store, group, token).await?;
-        let changes: Vec<UserChange> = page
-            .items
-            .into_iter()
-            .map(|m| UserChange {
-                change: SeatChange::one(
-                    SourceOp::Set(SourceKey::Group(group.clone()), tier),
-                    domain::CancelReason::LeftGroup,
-                ),
-                memberships: BTreeMap::from([(group.clone(), m.membership_id)]),
-                user: m.user_id,
-                user_name: None,
-            })
-            .collect();
-        let users: Vec<UserId> = changes.iter().map(|c| c.user.clone()).collect();
-        let applied = apply_changes(store, sink, changes, now).await?;
-        if applied.granted > 0 {
-            crate::app::names::request(sink, &users).await;
-        }
-        total.add(applied);
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(total);
-        }
+    let changes: Vec<UserChange> = members
+        .into_iter()
+        .map(|m| UserChange {
+            change: SeatChange::one(
+                SourceOp::Set(SourceKey::Group(group.clone()), tier),
+                domain::CancelReason::LeftGroup,
+            ),
+            memberships: BTreeMap::from([(group.clone(), m.membership_id)]),
+            user: m.user_id,
+            user_name: None,
+        })
+        .collect();
+    let users: Vec<UserId> = changes.iter().map(|c| c.user.clone()).collect();
+    let applied = apply_changes(store, sink, changes, now).await?;
+    if applied.granted > 0 {
+        crate::app::names::request(sink, &users).await;
     }
+    Ok(applied)
 }
 
 /// Applies `op` for `group` to every seat that holds the group as a source (the grants index),

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::app::budget::Budget;
+use crate::app::fanout::{self, Resume};
 use crate::app::seats::{self, Applied, ServiceError, UserChange};
 use crate::domain::subscription::tier_change;
 use crate::domain::{
@@ -27,8 +29,21 @@ pub struct NewSubscription {
     pub tier: Tier,
 }
 
+/// What [`create`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// With its seat count, and for a group its fan-out: `IN_PROGRESS` when the fan-out goes on
+    /// through the bus after this call.
+    pub subscription: Subscription,
+    /// False for a retry: the principal already had this subscription, at this tier.
+    pub new: bool,
+}
+
 /// Subscribes the principal and grants the seats it implies: the user's, or every current
-/// member's of the group. `SubscriptionExists` when the principal already has one.
+/// member's of the group, as far as `budget` allows (the rest continues through the bus).
+/// The same principal and tier again is a retry: it completes whatever the first call left
+/// undone. `SubscriptionExists` when the principal has a subscription at another tier.
+#[allow(clippy::too_many_arguments)] // the ports, the request, who and when, the time it has
 pub async fn create<S, D, E>(
     store: &S,
     directory: &D,
@@ -37,27 +52,34 @@ pub async fn create<S, D, E>(
     new: NewSubscription,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<Subscription, AppError>
+    budget: &mut Budget,
+) -> Result<Created, AppError>
 where
     S: SubscriptionStore + SeatStore,
     D: Directory + DirectorySearch,
     E: EventSink,
 {
     let (principal, display_name, user_name) = resolve(directory, profile, new.principal_type, new.by).await?;
-    let sub = Subscription::new(principal.clone(), display_name, new.tier, actor, now);
-    match store.create_subscription(&sub).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(AppError::SubscriptionExists(format!(
-                "{} {} already has a subscription; change its tier with PUT /subscriptions/{}/{}",
-                principal.principal_type().as_str(),
-                principal.id(),
-                principal.principal_type().as_str(),
-                principal.id()
-            )));
-        }
+    let mut sub = Subscription::new(principal.clone(), display_name, new.tier, actor, now);
+    let is_new = match store.create_subscription(&sub).await {
+        Ok(()) => true,
+        Err(StoreError::Conflict(_)) => match store.get_subscription(&principal).await? {
+            Some(existing) if existing.tier == new.tier => {
+                sub = existing;
+                false
+            }
+            _ => {
+                return Err(AppError::SubscriptionExists(format!(
+                    "{} {} already has a subscription at another tier; change its tier with PUT /subscriptions/{}/{}",
+                    principal.principal_type().as_str(),
+                    principal.id(),
+                    principal.principal_type().as_str(),
+                    principal.id()
+                )));
+            }
+        },
         Err(e) => return Err(e.into()),
-    }
+    };
     let applied = match &principal {
         Principal::User(u) => {
             let mut change = UserChange::new(
@@ -68,11 +90,38 @@ where
             seats::apply_changes(store, sink, vec![change], now).await?
         }
         Principal::Group(g) => {
-            seats::grant_group_members(store, directory, sink, &profile.identity_store_id, g, new.tier, now).await?
+            complete_fan_out(store, directory, sink, &profile.identity_store_id, &mut sub, g, budget, now).await?
         }
     };
-    tracing::info!(principal_type = principal.principal_type().as_str(), principal_id = principal.id(), tier = %new.tier, granted = applied.granted, changed = applied.changed, "subscription created");
-    Ok(with_seats(store, sub).await?)
+    tracing::info!(principal_type = principal.principal_type().as_str(), principal_id = principal.id(), tier = %new.tier, new = is_new, granted = applied.granted, changed = applied.changed, "subscription created");
+    Ok(Created { subscription: with_seats(store, sub).await?, new: is_new })
+}
+
+/// Runs the group's fan-out from its first page unless it is done (a group subscribed before
+/// fan-outs were tracked counts as done), and records where it stands on `sub`.
+#[allow(clippy::too_many_arguments)]
+async fn complete_fan_out<S, D, E>(
+    store: &S,
+    directory: &D,
+    sink: &E,
+    identity_store: &crate::domain::IdentityStoreId,
+    sub: &mut Subscription,
+    group: &crate::domain::GroupId,
+    budget: &mut Budget,
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SubscriptionStore + SeatStore,
+    D: Directory,
+    E: EventSink,
+{
+    if sub.fan_out.is_none_or(|f| f.is_done()) {
+        return Ok(Applied::default());
+    }
+    let outcome =
+        fanout::run(store, directory, sink, identity_store, group, sub.tier, Resume::default(), budget, now).await?;
+    sub.fan_out = Some(outcome.fan_out);
+    Ok(outcome.applied)
 }
 
 /// A page of subscriptions, each with its seat count.
@@ -97,16 +146,22 @@ fn no_subscription(p: &Principal) -> AppError {
 }
 
 /// Moves the subscription to `requested`: an upgrade at once (every seat it is a source of), a
-/// downgrade pending until the first of next month, the current tier clears a pending one.
-pub async fn update<S, E>(
+/// downgrade pending until the first of next month, the current tier clears a pending one and
+/// completes a group's fan-out that was cut short.
+#[allow(clippy::too_many_arguments)] // the ports, the request, who, the time it has
+pub async fn update<S, D, E>(
     store: &S,
+    directory: &D,
     sink: &E,
+    profile: &Profile,
     principal: &Principal,
     requested: Tier,
     actor: &str,
+    budget: &mut Budget,
 ) -> Result<Subscription, AppError>
 where
     S: SubscriptionStore + SeatStore,
+    D: Directory,
     E: EventSink,
 {
     // The tier guard makes a concurrent change lose cleanly; re-read and decide again.
@@ -135,8 +190,14 @@ where
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }
-        if let TierChange::Upgrade { to } = change {
-            apply_to_seats(store, sink, principal, SourceOp::Set(principal.source_key(), to), now).await?;
+        match (change, principal) {
+            (TierChange::Upgrade { to }, _) => {
+                apply_to_seats(store, sink, principal, SourceOp::Set(principal.source_key(), to), now).await?;
+            }
+            (TierChange::KeepCurrent, Principal::Group(g)) => {
+                complete_fan_out(store, directory, sink, &profile.identity_store_id, &mut next, g, budget, now).await?;
+            }
+            _ => {}
         }
         return Ok(with_seats(store, next).await?);
     }
@@ -162,14 +223,21 @@ async fn apply_to_seats<S: SubscriptionStore + SeatStore, E: EventSink>(
 }
 
 /// Removes the subscription; seats that lose their last source are canceled (`UNSUBSCRIBED`).
+///
+/// The clean-up is driven by the seats that still hold the source, not by the subscription: a
+/// DELETE cut short after the subscription went (a timeout, throttling, a crash) is finished by
+/// its retry, which finds the rest of the seats still holding it. `NotFound` once nothing is left.
 pub async fn delete<S, E>(store: &S, sink: &E, principal: &Principal) -> Result<(), AppError>
 where
     S: SubscriptionStore + SeatStore,
     E: EventSink,
 {
-    store.delete_subscription(principal).await?.ok_or_else(|| no_subscription(principal))?;
+    let removed = store.delete_subscription(principal).await?;
     let now = Utc::now();
     let applied = apply_to_seats(store, sink, principal, SourceOp::Unsubscribed(principal.source_key()), now).await?;
+    if removed.is_none() && applied.events() + applied.updated == 0 {
+        return Err(no_subscription(principal));
+    }
     tracing::info!(
         principal_type = principal.principal_type().as_str(),
         principal_id = principal.id(),

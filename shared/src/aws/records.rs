@@ -19,7 +19,8 @@ use super::item::{Item, Reader, key, n, s, t};
 use crate::domain::audit::AuditReport;
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
 use crate::domain::{
-    GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, Seat, Subscription, Tier, UserId,
+    FanOut, FanOutState, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, Seat, Subscription,
+    Tier, UserId,
 };
 use crate::ports::{OutEvent, Outbox, StoreError};
 
@@ -30,6 +31,9 @@ pub(crate) const OUTBOX: &str = "OUTBOX";
 pub(crate) const AUDITS: &str = "AUDITS";
 pub(crate) const GSI1: &str = "gsi1";
 pub(crate) const AUDIT_RETENTION_DAYS: i64 = 90;
+/// A group subscription's fan-out, updated on its own as it progresses.
+pub(crate) const FAN_OUT_STATE: &str = "fanOutState";
+pub(crate) const FAN_OUT_GRANTED: &str = "fanOutGranted";
 
 /// An item kind: how a value becomes an item (keys included) and back.
 pub(crate) trait Record: Sized {
@@ -158,6 +162,10 @@ impl Record for Subscription {
             item.insert("pendingTier".to_owned(), s(tier.as_str()));
             item.insert("pendingTierEffectiveAt".to_owned(), t(&at));
         }
+        if let Some(f) = &self.fan_out {
+            item.insert(FAN_OUT_STATE.to_owned(), s(f.state.as_str()));
+            item.insert(FAN_OUT_GRANTED.to_owned(), n(f.granted));
+        }
         Ok(item)
     }
 
@@ -177,6 +185,17 @@ impl Record for Subscription {
             })?,
             pending_tier_effective_at: r.opt_time("pendingTierEffectiveAt")?,
             seats: 0,
+            fan_out: match r.opt_str(FAN_OUT_STATE)? {
+                None => None,
+                Some(raw) => Some(FanOut {
+                    state: FanOutState::parse(raw).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "subscription item: attribute '{FAN_OUT_STATE}' has an unexpected value"
+                        ))
+                    })?,
+                    granted: r.opt_u64(FAN_OUT_GRANTED)?.unwrap_or(0),
+                }),
+            },
             created_at: r.time("createdAt")?,
             updated_at: r.time("updatedAt")?,
             updated_by: r.str("updatedBy")?.to_owned(),
@@ -371,6 +390,8 @@ mod tests {
     }
 
     fn subscription(principal: Principal, pending: bool) -> Subscription {
+        let fan_out =
+            matches!(principal, Principal::Group(_)).then_some(FanOut { state: FanOutState::InProgress, granted: 40 });
         Subscription {
             principal_type: principal.principal_type(),
             principal_id: principal.id().to_owned(),
@@ -380,6 +401,7 @@ mod tests {
             pending_tier: pending.then_some(Tier::Pro),
             pending_tier_effective_at: pending.then(|| at(0)),
             seats: 0,
+            fan_out,
             created_at: at(1),
             updated_at: at(2),
             updated_by: "arn:aws:iam::111122223333:user/admin".into(),

@@ -9,6 +9,9 @@ use super::records::{Grant, OUTBOX, Record, SEATS, grant_key, is_seat_key, seat_
 use crate::domain::{Seat, UserId};
 use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError};
 
+/// Rounds of `UnprocessedKeys` retried before a batch read gives up (about 3 s of backoff).
+const MAX_UNPROCESSED_ROUNDS: u32 = 6;
+
 impl SeatStore for DynamoStore {
     async fn get_seats(&self, users: &[UserId]) -> Result<Vec<Seat>, StoreError> {
         let mut seats = Vec::with_capacity(users.len());
@@ -35,7 +38,15 @@ impl SeatStore for DynamoStore {
                 }
                 request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
                 if request.is_some() {
+                    // Keys left unprocessed are DynamoDB throttling the batch: back off, and
+                    // after as many rounds as the SDK's own retries, answer `Throttled`.
                     attempt += 1;
+                    if attempt > MAX_UNPROCESSED_ROUNDS {
+                        return Err(StoreError::Throttled {
+                            operation: "BatchGetItem(seats)",
+                            source: "keys stayed unprocessed after every retry".into(),
+                        });
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
                 }
             }

@@ -3,12 +3,13 @@
 use aws_sdk_dynamodb::types::Select;
 
 use super::dynamo::{DynamoStore, store_error};
-use super::item::{key, s};
+use super::item::{key, n, s, t};
 use super::pages::{decode_token_of, encode_token};
 use super::records::{
-    GRANT_SK_PREFIX, GSI1, Grant, Record, SUBS, grant_pk, is_grant_key, is_subscription_key, membership_gsi_pk, sub_key,
+    FAN_OUT_GRANTED, FAN_OUT_STATE, GRANT_SK_PREFIX, GSI1, Grant, Record, SUBS, grant_pk, is_grant_key,
+    is_subscription_key, membership_gsi_pk, sub_key,
 };
-use crate::domain::{GroupId, MembershipId, Principal, PrincipalType, Subscription, Tier, UserId};
+use crate::domain::{FanOut, FanOutState, GroupId, MembershipId, Principal, PrincipalType, Subscription, Tier, UserId};
 use crate::ports::{Page, StoreError, SubscriptionStore};
 
 impl SubscriptionStore for DynamoStore {
@@ -58,16 +59,47 @@ impl SubscriptionStore for DynamoStore {
     }
 
     async fn update_subscription(&self, sub: &Subscription, expected_tier: Tier) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(sub.to_item()?))
+            .set_key(Some(sub_key(&sub.principal)))
             .condition_expression("attribute_exists(pk) AND tier = :expected")
             .expression_attribute_values(":expected", s(expected_tier.as_str()))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem(subscription)", e))?;
+            .expression_attribute_values(":tier", s(sub.tier.as_str()))
+            .expression_attribute_values(":at", t(&sub.updated_at))
+            .expression_attribute_values(":by", s(&sub.updated_by));
+        let sets = "tier = :tier, updatedAt = :at, updatedBy = :by";
+        let expression = match (sub.pending_tier, sub.pending_tier_effective_at) {
+            (Some(tier), Some(at)) => {
+                update = update
+                    .expression_attribute_values(":pending", s(tier.as_str()))
+                    .expression_attribute_values(":pendingAt", t(&at));
+                format!("SET {sets}, pendingTier = :pending, pendingTierEffectiveAt = :pendingAt")
+            }
+            _ => format!("SET {sets} REMOVE pendingTier, pendingTierEffectiveAt"),
+        };
+        update.update_expression(expression).send().await.map_err(|e| store_error("UpdateItem(subscription)", e))?;
         Ok(())
+    }
+
+    async fn set_fan_out(&self, principal: &Principal, fan_out: FanOut) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(sub_key(principal)))
+            .update_expression(format!("SET {FAN_OUT_STATE} = :state, {FAN_OUT_GRANTED} = :granted"))
+            .condition_expression(format!("attribute_exists(pk) AND NOT {FAN_OUT_STATE} = :done"))
+            .expression_attribute_values(":state", s(fan_out.state.as_str()))
+            .expression_attribute_values(":granted", n(fan_out.granted))
+            .expression_attribute_values(":done", s(FanOutState::Done.as_str()))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(fan-out)", e)) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn delete_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {

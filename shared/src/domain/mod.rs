@@ -15,5 +15,5 @@ pub use profile::{NewProfile, Profile, ProfilePatch};
 pub use seat::{
     CancelReason, Seat, SeatChange, SeatEvent, SeatStatus, SourceKey, SourceOp, Sources, Transition, transition,
 };
-pub use subscription::{Principal, PrincipalType, Subscription, TierChange};
+pub use subscription::{FanOut, FanOutState, Principal, PrincipalType, Subscription, TierChange};
 pub use tier::Tier;

@@ -15,6 +15,9 @@ pub const OWN_SOURCE: &str = "kiro.subscriptions";
 /// ask sync-group to name them: `{"userIds": [...]}`, at most [`MAX_NAMES_PER_REQUEST`].
 pub const NAMES_REQUESTED: &str = "Seat Names Requested";
 pub const MAX_NAMES_PER_REQUEST: usize = 1_000;
+/// A group's fan-out that outlived its call continues: `{"groupId", "nextToken"?, "granted"}`
+/// (the Identity Store's page token where it stopped, and the members granted so far).
+pub const FAN_OUT_REQUESTED: &str = "Fan-out Requested";
 
 /// The meaning of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,12 @@ pub enum Signal {
     NameSeats {
         users: Vec<UserId>,
     },
+    /// Continue a group's fan-out from `next_token` (from the start when `None`).
+    FanOut {
+        group: GroupId,
+        next_token: Option<String>,
+        granted: u64,
+    },
     /// Acknowledged and logged, never retried.
     Ignore {
         why: String,
@@ -66,6 +75,7 @@ impl Signal {
             Signal::UserDeleted { .. } => "user-deleted",
             Signal::Audit { .. } => "audit",
             Signal::NameSeats { .. } => "name-seats",
+            Signal::FanOut { .. } => "fan-out",
             Signal::Ignore { .. } => "ignored",
         }
     }
@@ -129,6 +139,20 @@ pub fn classify(source: &str, detail_type: &str, detail: &Value) -> Signal {
                 return ignore("Seat Names Requested: no user id in detail.userIds");
             }
             return Signal::NameSeats { users };
+        }
+        (OWN_SOURCE, FAN_OUT_REQUESTED) => {
+            let group = match id(detail, "/groupId", GroupId::parse) {
+                Ok(g) => g,
+                Err(why) => return why,
+            };
+            let next_token = match detail.get("nextToken") {
+                None | Some(Value::Null) => None,
+                // Identity Store tokens are opaque and long, but not unbounded.
+                Some(Value::String(t)) if !t.is_empty() && t.len() <= 8_192 => Some(t.clone()),
+                Some(_) => return ignore("Fan-out Requested: detail.nextToken must be a page token"),
+            };
+            let granted = detail.get("granted").and_then(Value::as_u64).unwrap_or(0);
+            return Signal::FanOut { group, next_token, granted };
         }
         // EventBridge refuses `PutEvents` with a source starting `aws.`: anything else calling
         // itself CloudTrail was put by someone in the account, and must not delete subscriptions.

@@ -84,6 +84,10 @@ pub struct Subscription {
     pub pending_tier_effective_at: Option<DateTime<Utc>>,
     /// How many seats this subscription is a source of.
     pub seats: u64,
+    /// A group's fan-out: whether every member holds a seat yet. `None` for users, and for
+    /// groups subscribed before fan-outs were tracked (done then, or the audit did it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOut>,
     #[serde(with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339")]
@@ -92,7 +96,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new subscription; a group's starts its fan-out.
     pub fn new(principal: Principal, display_name: String, tier: Tier, actor: &str, now: DateTime<Utc>) -> Self {
+        let fan_out = match principal {
+            Principal::Group(_) => Some(FanOut { state: FanOutState::InProgress, granted: 0 }),
+            Principal::User(_) => None,
+        };
         Self {
             principal_type: principal.principal_type(),
             principal_id: principal.id().to_owned(),
@@ -102,10 +111,49 @@ impl Subscription {
             pending_tier: None,
             pending_tier_effective_at: None,
             seats: 0,
+            fan_out,
             created_at: now,
             updated_at: now,
             updated_by: actor.to_owned(),
         }
+    }
+}
+
+/// Where a group's fan-out stands: `IN_PROGRESS` until every member holds a seat, then `DONE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FanOut {
+    pub state: FanOutState,
+    /// Members that hold a seat from the group so far.
+    pub granted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FanOutState {
+    InProgress,
+    Done,
+}
+
+impl FanOutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Done => "DONE",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "IN_PROGRESS" => Some(Self::InProgress),
+            "DONE" => Some(Self::Done),
+            _ => None,
+        }
+    }
+}
+
+impl FanOut {
+    pub fn is_done(&self) -> bool {
+        self.state == FanOutState::Done
     }
 }
 
