@@ -121,7 +121,7 @@ up() {
     export AWS_REGION="$REGION" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 
     say "starting moto on $moto"
-    start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    start moto "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT"
     "${stack[@]}" wait-for --url "$moto/moto-api/" --timeout 30
 
     say "creating table $TABLE_NAME, the event bus and the demo directory"

@@ -75,7 +75,7 @@ moto="http://$HOST:$MOTO_PORT"
 export AWS_REGION="$REGION" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 
 say "starting moto on $moto"
-start moto "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
+start moto "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H "$HOST" -p "$MOTO_PORT"
 "${stack[@]}" wait-for --url "$moto/moto-api/" --timeout 30
 "${stack[@]}" create-table --endpoint "$moto" --name "$TABLE_NAME"
 "${stack[@]}" create-bus --endpoint "$moto"

@@ -194,7 +194,9 @@ mod tests {
         let dir = ShardedDirectory::default();
         let user = UserId::parse("u", "94482488-3041-7026-18f3-be45837cd0e4").unwrap();
         assert!(dir.describe_user(&store(), &user).await.unwrap().is_none());
-        assert!(dir.user_memberships(&store(), &user).await.unwrap().is_empty());
+        // As the service: the memberships of a user it does not have are `NotFound` (deleted).
+        let gone = dir.user_memberships(&store(), &user).await;
+        assert!(matches!(gone, Err(DirectoryError::NotFound { .. })), "{gone:?}");
         assert_eq!(dir.requests(), 2);
         assert!(dir.user_id_by_name(&store(), "alice").await.is_err());
     }

@@ -290,6 +290,9 @@ impl MemoryDirectory {
         self.request(OPERATION)?;
         let range = Self::from_token(OPERATION, next_token)?;
         let state = self.state();
+        if !state.group_seq.contains_key(group) {
+            return Err(DirectoryError::NotFound { operation: OPERATION });
+        }
         let Some(seqs) = state.by_group.get(group) else {
             return Ok(Page { items: Vec::new(), next_token: None });
         };
@@ -304,6 +307,9 @@ impl MemoryDirectory {
             self.request(OPERATION)?;
             let range = Self::from_token(OPERATION, next_token.as_deref())?;
             let state = self.state();
+            if !state.user_seq.contains_key(user) {
+                return Err(DirectoryError::NotFound { operation: OPERATION });
+            }
             let Some(seqs) = state.by_user.get(user) else {
                 return Ok(all);
             };

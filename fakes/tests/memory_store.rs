@@ -45,7 +45,8 @@ fn user_ids(seats: &[Seat]) -> Vec<UserId> {
 #[tokio::test]
 async fn a_transaction_dynamodb_refuses_is_an_error_not_a_conflict() {
     let store = MemoryStore::default();
-    let refused = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Aws { operation: "TransactWriteItems", .. }));
+    let refused =
+        |r: Result<(), StoreError>| matches!(r, Err(StoreError::Refused { operation: "TransactWriteItems", .. }));
 
     let same_seat_twice = Commit {
         seats: vec![write(seat(&user(1), Tier::Pro, 1), None), write(seat(&user(1), Tier::Power, 1), None)],
@@ -106,7 +107,7 @@ async fn get_seats_answers_the_seats_that_exist_and_refuses_duplicates() {
     found.sort();
     assert_eq!(found, [user(1), user(3)]);
     let err = store.get_seats(&[user(1), user(1)]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Aws { operation: "BatchGetItem(seats)", .. }));
+    assert!(matches!(err, StoreError::Refused { operation: "BatchGetItem(seats)", .. }));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::BoxError;
 use crate::domain::audit::AuditReport;
 use crate::domain::seat::SeatStatus;
 use crate::domain::{
-    FanOut, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat, SeatEvent,
+    FanOut, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat,
     Subscription, Tier, UserId,
 };
 
@@ -30,6 +30,14 @@ pub enum StoreError {
     },
     #[error("DynamoDB {operation} failed")]
     Aws {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A request the table refuses as sent (`ValidationException`, a transaction item's
+    /// `ValidationError`): it will fail the same way every time it is sent again.
+    #[error("DynamoDB refused {operation}")]
+    Refused {
         operation: &'static str,
         #[source]
         source: BoxError,
@@ -83,6 +91,9 @@ pub enum DirectoryError {
     /// A list's `nextToken` that the service refused (not one it handed out, or expired).
     #[error("Identity Store refused the nextToken of {operation}")]
     InvalidToken { operation: &'static str },
+    /// The group or user a list is of no longer exists (`ResourceNotFoundException`): deleted.
+    #[error("Identity Store {operation}: the group or user no longer exists")]
+    NotFound { operation: &'static str },
 }
 
 /// A user as the directory describes them.
@@ -340,12 +351,6 @@ pub enum SinkError {
 pub struct OutEvent {
     pub detail_type: String,
     pub detail: serde_json::Value,
-}
-
-impl From<&SeatEvent> for OutEvent {
-    fn from(e: &SeatEvent) -> Self {
-        Self { detail_type: e.detail_type().to_owned(), detail: e.detail() }
-    }
 }
 
 /// `events:PutEvents` on the bus named by `EVENT_BUS_NAME`.

@@ -44,8 +44,8 @@ static MOTO: OnceLock<Moto> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Moto {
-    /// Starts moto once per test process. `moto_server` comes from `PATH` (the Makefile puts
-    /// `.venv/bin` first) or from the project's `.venv`.
+    /// Starts moto once per test process: `scripts/moto_server.py` (moto serving one request at a
+    /// time) with the project's `.venv` Python, or `python3` from `PATH`.
     pub fn get() -> &'static Moto {
         MOTO.get_or_init(Moto::start)
     }
@@ -53,19 +53,15 @@ impl Moto {
     fn start() -> Moto {
         let port = free_port();
         let venv_bin = repo_root().join(".venv/bin");
-        let server = ["moto_server"]
-            .iter()
-            .map(|b| venv_bin.join(b))
-            .find(|p| p.exists())
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "moto_server".to_owned());
+        // moto serving one request at a time: its transactions are all-or-nothing only then.
+        let server = repo_root().join("scripts/moto_server.py").display().to_string();
         let python = venv_bin.join("python");
         let python = if python.exists() { python.display().to_string() } else { "python3".to_owned() };
         // The server must not outlive the tests: the spawning thread lives as long as the process,
         // and PR_SET_PDEATHSIG ends moto when that thread (so the process) is gone.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let script = "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); os.execvp(sys.argv[1], sys.argv[1:])";
+            let script = "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); os.execvp(sys.executable, [sys.executable] + sys.argv[1:])";
             let child = Command::new(python)
                 .args(["-c", script, &server, "-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())

@@ -460,3 +460,40 @@ async fn a_repair_goes_on_while_the_event_bus_is_down() {
     assert_eq!(published.iter().filter(|t| *t == "Seat Granted").count(), 2, "{published:?}");
     assert_eq!(published.iter().filter(|t| *t == "Seat Canceled").count(), 1, "{published:?}");
 }
+
+/// One audit at a time, fresh ones included: two requests at the same moment run one audit; the
+/// other is acknowledged and says why. (Before fresh audits took the lease, both ran.)
+#[tokio::test]
+async fn two_fresh_audits_at_once_run_one() {
+    let s = Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0)], vec![(0, 9), (0, 1)]);
+    let w = World::new(&s, None).await;
+    w.store.set_jitter(7);
+    let event = audit_event(&s);
+    let (a, b) = tokio::join!(w.deliver(&event), w.deliver(&event));
+    let answers = [a.unwrap(), b.unwrap()];
+    let completed = answers.iter().filter(|a| a.get("auditId").is_some()).count();
+    let ignored = answers.iter().filter(|a| a.get("ignored").is_some()).count();
+    assert_eq!((completed, ignored), (1, 1), "{answers:?}");
+    let reports = kiro::ports::AuditStore::list_audits(&*w.store, 10, None).await.unwrap().items;
+    assert_eq!(reports.len(), 1, "one report");
+}
+
+/// What wins: a repair supersedes a report audit in progress (the daily repair is never starved
+/// by reports); the report's continuation then finds another audit and stops.
+#[tokio::test]
+async fn a_repair_supersedes_a_report_in_progress() {
+    let report =
+        Setup { mode: "report", ..Setup::repair((0..8).map(|u| (0, u)).collect(), vec![(0, 0)], vec![(0, 9)]) };
+    let w = World::new(&report, Some(1)).await;
+    let first = w.deliver(&audit_event(&report)).await.unwrap();
+    assert_eq!(first["continuing"], json!(true), "{first}");
+
+    let repair = Setup { mode: "repair", ..report.clone() };
+    let sink = w.sink.clone();
+    let (done, _) = kiro_tests::audit_to_completion(&w.sync, audit_event(&repair), || sink.events()).await;
+    assert_eq!((done["mode"].as_str(), done["granted"].as_u64()), (Some("repair"), Some(1)), "{done}");
+
+    let late = continuation(&audit_event(&report), json!({"mode": "report", "continues": first["auditId"]}));
+    let answer = w.deliver(&late).await.unwrap();
+    assert!(answer["ignored"].as_str().unwrap_or_default().contains("not in progress"), "{answer}");
+}

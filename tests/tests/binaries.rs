@@ -86,6 +86,18 @@ async fn each_binary_serves_invocations_from_the_runtime_api() {
     api.invoke("req-2", fixture("cloudtrail/identitystore-create-group-membership-failed.json"));
     let outcome = api.outcome("req-2", Duration::from_secs(20)).await.expect("sync-group answered");
     assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+    // Payloads that are not envelopes are acknowledged, not failed (which Lambda would retry).
+    let mut bad_time = fixture("cloudtrail/scheduled-audit.json");
+    bad_time["time"] = json!("yesterday");
+    let mut no_detail_type = fixture("cloudtrail/scheduled-audit.json");
+    no_detail_type.as_object_mut().unwrap().remove("detail-type");
+    for (n, payload) in [json!({}), json!([]), bad_time, no_detail_type].into_iter().enumerate() {
+        let id = format!("req-bad-{n}");
+        api.invoke(&id, payload.clone());
+        let outcome = api.outcome(&id, Duration::from_secs(20)).await.expect("sync-group answered");
+        let Outcome::Response(answer) = outcome else { panic!("{payload} failed: {outcome:?}") };
+        assert_eq!(answer["signal"], "ignored", "{payload}: {answer}");
+    }
     // With a profile, the schedule's audit: the runtime's deadline (30 s away) leaves the small
     // audit whole, answered as its report in one invocation.
     let dir = kiro_tests::Directory::new(&world.sdk);

@@ -790,7 +790,8 @@ fn path_cases() -> Vec<Case> {
         ("DELETE", format!("/seats/{USER}")),
         ("POST", "/directory/users".to_owned()),
         ("DELETE", "/directory/groups".to_owned()),
-        ("POST", "/audits".to_owned()),
+        // POST /audits is a route (an audit request); PUT is not.
+        ("PUT", "/audits".to_owned()),
         ("DELETE", "/audits/00000000-0000-0000-0000-000000000000".to_owned()),
         ("get", "/subscriptions".to_owned()),
         ("OPTIONS", "/subscriptions".to_owned()),

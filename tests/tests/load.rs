@@ -182,7 +182,14 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
         .collect();
     assert_eq!(held, truth, "every source the subscriptions and the directory imply, and no other");
 
+    // Every committed event was published and its outbox settled: nothing waits for a sweep.
+    // (moto must serve one request at a time for this: its transactions are not isolated, and
+    // two at once can roll back a third's committed writes — see scripts/moto_server.py.)
+    let pending: Vec<kiro::ports::OutEvent> =
+        store.pending_outboxes(1000).await.unwrap().into_iter().flat_map(|o| o.events).collect();
+    assert!(pending.is_empty(), "events left in the outbox: {pending:?}");
     let mut balance: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in ctx.sink.events() {
         let user = e.detail["userId"].as_str().unwrap().to_owned();
         let text = |k: &str| e.detail[k].as_str().unwrap_or_default().to_owned();
@@ -192,6 +199,7 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
             "Seat Canceled" => (text("previousTier"), "NONE".to_owned()),
             other => panic!("unexpected {other}"),
         };
+        chains.entry(user.clone()).or_default().push(format!("{from}->{to}"));
         *balance.entry((user.clone(), from)).or_default() -= 1;
         *balance.entry((user, to)).or_default() += 1;
     }
@@ -200,7 +208,12 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
         let seat = seats.iter().find(|s| s.user_id == uid);
         let last = seat.filter(|s| s.is_active()).map_or("NONE".to_owned(), |s| s.tier.to_string());
         let expected = i64::from(node == last) - i64::from(node == "NONE");
-        assert_eq!(net, expected, "events of {user} do not chain to its seat (at {node})");
+        assert_eq!(
+            net,
+            expected,
+            "events of {user} do not chain to its seat (at {node}; final {last}): {:?}",
+            chains.get(&user)
+        );
     }
     println!(
         "load: {N} concurrent operations + {} redelivered events over {USERS} users and {GROUPS} groups in {elapsed:?}; {} events, {} seats",

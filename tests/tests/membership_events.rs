@@ -65,7 +65,12 @@ async fn api_channel_join_then_leave() {
     let seat = ctx.seat(&u).await.unwrap();
     assert_eq!(seat.status, SeatStatus::Canceled);
     let last = ctx.sink.events().last().cloned().unwrap();
-    assert_eq!(last.detail, json!({"userId": u, "previousTier": "PRO_PLUS", "reason": "LEFT_GROUP"}));
+    let stamp = json!({"version": seat.version, "updatedAt": kiro::time::format(&seat.updated_at)});
+    assert_eq!(
+        last.detail,
+        json!({"userId": u, "previousTier": "PRO_PLUS", "reason": "LEFT_GROUP",
+               "version": stamp["version"], "updatedAt": stamp["updatedAt"]})
+    );
     ctx.deliver("identitystore-delete-group-membership.json", &ids).await;
     assert_eq!(ctx.sink.events().len(), 2, "a duplicate removal changes nothing");
 }

@@ -55,6 +55,7 @@ contract!(
     seat_writes_are_guarded_by_their_versions,
     seats_page_without_duplicates_or_gaps_and_a_last_full_page_has_a_token,
     a_filtered_page_holds_up_to_limit_seats,
+    a_filtered_page_reads_at_most_1000_seats_and_hands_back_a_token,
     subscriptions_list_groups_before_users_and_filter_by_type,
     tokens_not_handed_out_are_refused,
     subscriptions_are_created_once_and_updated_only_from_the_expected_tier,
@@ -227,6 +228,22 @@ async fn a_filtered_page_holds_up_to_limit_seats<S: SeatStore>(store: &S) {
     let filter = SeatFilter { tier: Some(Tier::ProPlus), status: Some(SeatStatus::Active) };
     let expected: Vec<UserId> = (0..150).filter(|i| i % 3 == 1).map(user).collect();
     assert_eq!(seat_pages(store, filter, 100).await.concat(), expected);
+}
+
+async fn a_filtered_page_reads_at_most_1000_seats_and_hands_back_a_token<S: SeatStore>(store: &S) {
+    // Given 1,010 active seats and one canceled seat after them
+    let mut seats: Vec<Seat> = (0..1_010).map(|i| seat(&user(i), Tier::Pro, 1)).collect();
+    seats.push(canceled(&user(1_010), Tier::Pro, 1));
+    seed(store, seats).await;
+
+    // When the canceled ones are listed: a first page that read its 1,000 seats and found none
+    let filter = SeatFilter { status: Some(SeatStatus::Canceled), ..SeatFilter::default() };
+    let first = store.list_seats(filter, 50, None).await.unwrap();
+    assert!(first.items.is_empty() && first.next_token.is_some(), "bounded work: {:?}", first.next_token);
+    // Then the rest, from its token
+    let second = store.list_seats(filter, 50, first.next_token).await.unwrap();
+    assert_eq!(second.items.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [user(1_010)]);
+    assert_eq!(second.next_token, None);
 }
 
 // --- subscriptions ------------------------------------------------------------------------------
@@ -481,6 +498,9 @@ fn report(id: &str, started: &str) -> AuditReport {
         downgrades_due: 0,
         cancels_withheld: 0,
         names_filled: 0,
+        principals_deleted: 0,
+        skipped: 0,
+        skipped_users: vec![],
         invocations: 1,
         findings: Vec::new(),
         findings_truncated: false,

@@ -177,3 +177,121 @@ async fn a_30000_member_group_answers_202_continues_through_the_bus_and_ends_don
     assert_one_event_each(&stack, "Seat Granted", &users);
     assert_eq!(stack.store.committed_events().len(), 30_000, "one event per seat, nothing else");
 }
+
+/// Runs an audit to its end through sync-group, continuations included: the report.
+async fn audit(stack: &MemoryStack, mode: &str) -> Value {
+    let request = eventbridge("Audit Requested", "kiro.subscriptions", json!({"mode": mode})).payload;
+    kiro_tests::audit_to_completion(&stack.sync, request, || stack.sink.events()).await.0
+}
+
+#[tokio::test]
+async fn an_audit_with_a_deleted_user_and_a_deleted_group_finishes_and_removes_them_as_deleted() {
+    let (stack, group, members) = group_of(3).await;
+    let alice = stack.directory.add_user("alice", "Alice", None);
+    for (kind, id) in [("GROUP", group.as_str()), ("USER", alice.as_str())] {
+        let body = json!({"principalType": kind, "principalId": id, "tier": "PRO"});
+        assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    }
+    // Deleted in Identity Center; their events never arrive.
+    stack.directory.delete_group(&group);
+    stack.directory.delete_user(&alice);
+
+    let report = audit(&stack, "report").await;
+    assert_eq!(report["principalsDeleted"].as_u64(), Some(2), "{report}");
+    assert_eq!(stack.store.subscriptions_snapshot().len(), 2, "a report changes nothing");
+
+    let report = audit(&stack, "repair").await;
+    assert_eq!((report["principalsDeleted"].as_u64(), report["canceled"].as_u64()), (Some(2), Some(4)), "{report}");
+    assert_eq!(report["halted"], false, "a deletion the directory states is not a mass revoke by accident");
+    assert!(stack.store.subscriptions_snapshot().is_empty());
+    assert!(stack.store.seats_snapshot().iter().all(|s| s.status == SeatStatus::Canceled));
+    assert_one_event_each(&stack, "Seat Canceled", &members);
+    assert_eq!((canceled_with(&stack, "GROUP_DELETED"), canceled_with(&stack, "USER_DELETED")), (3, 1));
+
+    let report = audit(&stack, "repair").await;
+    assert_eq!((report["principalsDeleted"].as_u64(), report["canceled"].as_u64()), (Some(0), Some(0)), "{report}");
+}
+
+#[tokio::test]
+async fn a_membership_event_for_a_deleted_user_or_a_resync_of_a_deleted_group_is_not_stuck() {
+    let (stack, group, members) = group_of(2).await;
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    let store = kiro_tests::memory_profile().identity_store_id.to_string();
+    // The user is deleted before the event of their leaving is handled.
+    stack.directory.delete_user(&members[0]);
+    let params =
+        json!({"identityStoreId": store, "groupId": group.as_str(), "member": {"memberId": members[0].as_str()}});
+    let event = cloudtrail("sso-directory.amazonaws.com", "RemoveMemberFromGroup", params, Value::Null);
+    let answer = sync_group::handle(&stack.sync, event).await.expect("acknowledged, not retried for ever");
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
+    assert_eq!(canceled_with(&stack, "USER_DELETED"), 1);
+    // A SCIM PatchGroup (resync) of a group deleted meanwhile.
+    stack.directory.delete_group(&group);
+    let event =
+        cloudtrail("identitystore-scim.amazonaws.com", "PatchGroup", json!({"id": group.as_str()}), Value::Null);
+    let answer = sync_group::handle(&stack.sync, event).await.expect("acknowledged, not retried for ever");
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
+    assert_eq!(canceled_with(&stack, "GROUP_DELETED"), 1);
+}
+
+/// One user's change over more sources than a transaction holds (2 items a source: 60 groups
+/// are 122 items) is committed in rounds: granted, changed and canceled once each.
+#[tokio::test]
+async fn a_user_in_60_subscribed_groups_is_granted_changed_and_canceled_once_each() {
+    let stack = MemoryStack::new(25).await;
+    let user = stack.directory.add_user("many", "Many Groups", None);
+    let groups: Vec<GroupId> = (0..60).map(|i| stack.directory.add_group(format!("g{i:02}"), None)).collect();
+    for g in &groups {
+        let body = json!({"principalType": "GROUP", "principalId": g.as_str(), "tier": "PRO"});
+        assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+        // Joined after the fan-out, and no event came: the audit finds 60 sources at once.
+        stack.directory.add_member(g, &user);
+    }
+    let report = audit(&stack, "repair").await;
+    assert_eq!(report["granted"], 1, "{report}");
+    let seat = stack.store.seats_snapshot().into_iter().next().expect("a seat");
+    assert_eq!((seat.sources.len(), seat.status), (60, SeatStatus::Active));
+
+    let path = format!("/subscriptions/GROUP/{}", groups[59]);
+    assert_eq!(call_api(&stack.api, "PUT", &path, Some(json!({"tier": "POWER"}))).await.0, 200);
+
+    let store = kiro_tests::memory_profile().identity_store_id.to_string();
+    stack.directory.delete_user(&user);
+    let params = json!({"identityStoreId": store, "userId": user.as_str()});
+    let answer =
+        sync_group::handle(&stack.sync, cloudtrail("identitystore.amazonaws.com", "DeleteUser", params, Value::Null))
+            .await
+            .expect("a user with 60 sources is removed");
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
+    let counts = events_per_user(&stack.store.committed_events());
+    for kind in ["Seat Granted", "Seat Tier Changed", "Seat Canceled"] {
+        assert_eq!(counts.get(&(kind.to_owned(), user.to_string())), Some(&1), "{kind}: {counts:?}");
+    }
+    assert_eq!(canceled_with(&stack, "USER_DELETED"), 1);
+    assert!(stack.store.grants_snapshot().is_empty());
+}
+
+/// A seat the table keeps refusing does not stop the repair: it is skipped and named, the rest
+/// are repaired, and the audit finishes (a checkpoint would otherwise resume into the same
+/// failure every time).
+#[tokio::test]
+async fn a_seat_that_keeps_failing_is_skipped_and_named_and_the_audit_finishes() {
+    let (stack, group, members) = group_of(5).await;
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    // Two members join without events; the table refuses one of their seats, for good.
+    let late: Vec<UserId> = (0..2)
+        .map(|i| {
+            let u = stack.directory.add_user(format!("late{i}"), "Late", None);
+            stack.directory.add_member(&group, &u);
+            u
+        })
+        .collect();
+    stack.store.refuse_seat_writes_of(&late[0]);
+    let report = audit(&stack, "repair").await;
+    assert_eq!((report["granted"].as_u64(), report["skipped"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["skippedUsers"], json!([late[0].as_str()]));
+    let active = stack.store.seats_snapshot().iter().filter(|s| s.status == SeatStatus::Active).count();
+    assert_eq!(active, members.len() + 1, "everyone but the refused seat");
+}

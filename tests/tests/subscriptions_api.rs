@@ -69,7 +69,8 @@ async fn subscribing_a_user_by_name_grants_one_seat_and_one_event() {
     assert_eq!(ctx.sink.summary(), vec![("Seat Granted".to_owned(), alice.clone())]);
     assert_eq!(
         ctx.sink.events()[0].detail,
-        json!({"userId": alice, "tier": "PRO", "sources": [{"type": "DIRECT", "tier": "PRO"}]})
+        json!({"userId": alice, "tier": "PRO", "sources": [{"type": "DIRECT", "tier": "PRO"}],
+               "version": 1, "updatedAt": seat["updatedAt"]})
     );
 
     let (status, body) = ctx
@@ -181,7 +182,10 @@ async fn unsubscribe_cancels_and_resubscribe_reactivates() {
     assert!(seat["canceledAt"].is_string());
     assert_eq!(seat["sources"], json!([]));
     let canceled = ctx.sink.events().last().cloned().unwrap();
-    assert_eq!(canceled.detail, json!({"userId": u, "previousTier": "POWER", "reason": "UNSUBSCRIBED"}));
+    assert_eq!(
+        canceled.detail,
+        json!({"userId": u, "previousTier": "POWER", "reason": "UNSUBSCRIBED", "version": 2, "updatedAt": seat["updatedAt"]})
+    );
 
     // A retried DELETE finds nothing and emits nothing.
     let (status, body) = ctx.api("DELETE", &format!("/subscriptions/USER/{u}"), None).await;

@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("assign-tier", "GET", "/seats/{userId}"),
     ("assign-tier", "GET", "/directory/users"),
     ("assign-tier", "GET", "/directory/groups"),
+    ("assign-tier", "POST", "/audits"),
     ("assign-tier", "GET", "/audits"),
     ("assign-tier", "GET", "/audits/{auditId}"),
     // Any other method and path: answered with the contract's 404 body.
@@ -1267,4 +1268,43 @@ print(json.dumps(out))
         ["GET", "/seats/u-1/x", "$default", "assign-tier", {}],
     ]);
     assert_eq!(got, expected);
+}
+
+/// Only the stack speaks as `kiro.subscriptions` on its bus: a bus policy denies `PutEvents` of
+/// that source to every principal but the roles of the functions whose ports publish (found by
+/// the same scan as their IAM policies), so nobody else can request a forced repair, forge seat
+/// events or flood audits. Admins request audits with `POST /audits`.
+#[test]
+fn only_the_stack_may_put_kiro_subscriptions_events_on_its_bus() {
+    let t = Template::load();
+    let bus = t.bus_id();
+    let policies: Vec<(String, &Value)> = t
+        .of_type("AWS::Events::EventBusPolicy")
+        .into_iter()
+        .filter(|(_, p)| ref_of(&p["Properties"]["EventBusName"]) == Some(bus.as_str()))
+        .collect();
+    assert_eq!(policies.len(), 1, "one policy on the bus");
+    let s = &policies[0].1["Properties"]["Statement"];
+    assert_eq!(
+        (&s["Effect"], &s["Principal"], &s["Action"]),
+        (&Value::from("Deny"), &Value::from("*"), &Value::from("events:PutEvents"))
+    );
+    assert_eq!(get_att(&s["Resource"]), Some((bus.clone(), "Arn".to_owned())));
+    assert_eq!(s["Condition"]["StringEquals"]["events:source"], kiro::domain::signal::OWN_SOURCE);
+    let allowed: BTreeSet<String> = list(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+        .into_iter()
+        .map(|r| {
+            let (id, attr) = get_att(r).expect("a !GetAtt of a role");
+            assert_eq!(attr, "Arn");
+            id
+        })
+        .collect();
+    let adapters = Adapters::load();
+    let publishers: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .filter(|b| function_code(b, &adapters).needs.iter().any(|(a, _)| a == "events:PutEvents"))
+        .map(|b| format!("{}Role", t.function_id(b)))
+        .collect();
+    assert!(!publishers.is_empty(), "the scan finds the publishing functions");
+    assert_eq!(allowed, publishers, "exactly the publishing functions' roles may speak as the stack");
 }

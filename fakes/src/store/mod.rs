@@ -44,7 +44,7 @@ const MEMBER: &str = "MEMBER#";
 /// - list tokens are DynamoStore's (base64url of the last sort key answered), so a page that ends
 ///   on the last item still has a token, and the next page is empty;
 /// - a transaction DynamoDB would refuse outright (over 100 items, two operations on one item) is
-///   [`StoreError::Aws`], not a conflict;
+///   [`StoreError::Refused`], not a conflict;
 /// - [`MemoryStore::requests`] counts the requests DynamoStore would send for each call.
 ///
 /// Injected faults ([`throttle_next`](Self::throttle_next),
@@ -85,6 +85,8 @@ struct Table {
     throttle_next: usize,
     fail_next_commits: usize,
     crash_after_next_commit: bool,
+    /// Users whose seat writes the table refuses, every time (a unit that can never succeed).
+    refused: HashSet<UserId>,
 }
 
 /// One grant row: a seat holding a group as a source.
@@ -271,6 +273,10 @@ fn gsi1_page<'a, V: 'a, T>(
                 return (Page { items, next_token: Some(encode_token(sort_key)) }, (read - 1) / QUERY_LIMIT + 1);
             }
         }
+        // DynamoStore's bound: its last query filled, so it hands back the last key read.
+        if read == QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE {
+            return (Page { items, next_token: Some(encode_token(sort_key)) }, kiro::aws::MAX_QUERIES_PER_PAGE);
+        }
     }
     (Page { items, next_token: None }, read / QUERY_LIMIT + 1)
 }
@@ -311,6 +317,12 @@ impl MemoryStore {
     /// anyway, as a Lambda killed between its write and what follows would see it.
     pub fn crash_after_next_commit(&self) {
         self.table().crash_after_next_commit = true;
+    }
+
+    /// Makes every commit that writes `user`'s seat fail with [`StoreError::Refused`], for good: an
+    /// item the table keeps refusing (what a poisoned unit of work looks like to its caller).
+    pub fn refuse_seat_writes_of(&self, user: &UserId) {
+        self.table().refused.insert(user.clone());
     }
 
     pub fn profile_snapshot(&self) -> Option<Profile> {

@@ -19,7 +19,7 @@ impl MemoryStore {
             }
             let keys: BTreeSet<&str> = chunk.iter().map(UserId::as_str).collect();
             if keys.len() < chunk.len() {
-                return Err(StoreError::Aws {
+                return Err(StoreError::Refused {
                     operation: OPERATION,
                     source: "ValidationException: Provided list of item keys contains duplicates".into(),
                 });
@@ -56,7 +56,13 @@ impl MemoryStore {
         let mut table = self.table();
         table.request(OPERATION)?;
         if let Some(refusal) = transaction_refusal(commit) {
-            return Err(StoreError::Aws { operation: OPERATION, source: refusal.into() });
+            return Err(StoreError::Refused { operation: OPERATION, source: refusal.into() });
+        }
+        if commit.seats.iter().any(|w| table.refused.contains(&w.seat.user_id)) {
+            return Err(StoreError::Refused {
+                operation: OPERATION,
+                source: "ValidationException: refused (injected)".into(),
+            });
         }
         if table.fail_next_commits > 0 {
             table.fail_next_commits -= 1;

@@ -7,7 +7,8 @@ mod subscriptions;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use kiro::app::budget::Budget;
 use kiro::app::queries;
-use kiro::domain::Profile;
+use kiro::domain::audit::AuditMode;
+use kiro::domain::{Invalid, Profile};
 use kiro::error::AppError;
 use kiro::http::{self, Reply, Request, Routes};
 use kiro::ports::{
@@ -81,6 +82,7 @@ pub enum Endpoint {
     GetSeat,
     SearchUsers,
     SearchGroups,
+    RequestAudit,
     ListAudits,
     GetAudit,
 }
@@ -97,6 +99,7 @@ pub const ROUTES: &Routes<Endpoint> = &[
     ("GET /seats/{userId}", Endpoint::GetSeat),
     ("GET /directory/users", Endpoint::SearchUsers),
     ("GET /directory/groups", Endpoint::SearchGroups),
+    ("POST /audits", Endpoint::RequestAudit),
     ("GET /audits", Endpoint::ListAudits),
     ("GET /audits/{auditId}", Endpoint::GetAudit),
 ];
@@ -144,6 +147,7 @@ where
         GetSeat => seat_get(deps, profile().await?, path.get("userId")?).await,
         SearchUsers => directory::users(deps, profile().await?, &Query::of(&req)?).await,
         SearchGroups => directory::groups(deps, profile().await?, &Query::of(&req)?).await,
+        RequestAudit => audit_request(deps, &req).await,
         ListAudits => audits_list(deps, &Query::of(&req)?).await,
         GetAudit => audit_get(deps, path.get("auditId")?).await,
     }
@@ -168,6 +172,26 @@ async fn seat_get<S: SeatStore, D: Directory, E>(
 async fn audits_list<S: AuditStore, D, E>(deps: &Deps<S, D, E>, q: &Query<'_>) -> Result<Reply, AppError> {
     let page = queries::audits(&deps.store, q.limit()?, q.next_token()).await?;
     Reply::json(200, &query::list_body(page.items, page.next_token))
+}
+
+/// `POST /audits`: `{"mode": "report" | "repair", "force"?: bool}`; 202 once requested.
+async fn audit_request<S, D, E: EventSink>(deps: &Deps<S, D, E>, req: &Request) -> Result<Reply, AppError> {
+    let body = req.json_object()?;
+    if let Some(k) = body.keys().find(|k| !["mode", "force"].contains(&k.as_str())) {
+        return Err(Invalid::new(k.as_str(), "is not a known field").into());
+    }
+    let mode = match body.get("mode") {
+        None | Some(serde_json::Value::Null) => return Err(Invalid::missing("mode").into()),
+        Some(v) => {
+            v.as_str().and_then(AuditMode::parse).ok_or_else(|| Invalid::new("mode", "must be report or repair"))?
+        }
+    };
+    let force = match body.get("force") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(v) => v.as_bool().ok_or_else(|| Invalid::new("force", "must be true or false"))?,
+    };
+    kiro::app::audit::request(&deps.events, mode, force, &req.actor()).await?;
+    Reply::json(202, &serde_json::json!({"requested": true, "mode": mode, "force": force}))
 }
 
 /// `GET /audits/{auditId}`: one report.

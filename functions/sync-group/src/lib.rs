@@ -89,6 +89,26 @@ impl From<SyncError> for Diagnostic {
     }
 }
 
+/// Any payload Lambda hands over: an EventBridge envelope is [`handle`]d; anything else (`{}`,
+/// `[]`, no `detail-type`, a `time` that is not one) is acknowledged and logged, never an error
+/// (an error would be retried, then land in the dead-letter queue, for an event no retry fixes).
+pub async fn handle_payload<S, D, E>(deps: &Deps<S, D, E>, event: LambdaEvent<Value>) -> Result<Value, SyncError>
+where
+    S: ProfileStore + SubscriptionStore + SeatStore + SeatNames + AuditStore + AuditCheckpoints + MembershipMap,
+    D: Directory + MemberGroups,
+    E: EventSink,
+{
+    let (payload, context) = event.into_parts();
+    match serde_json::from_value::<EventBridgeEvent<Value>>(payload) {
+        Ok(envelope) => handle(deps, LambdaEvent::new(envelope, context)).await,
+        Err(e) => {
+            // serde's message names the field and position, never the payload's values.
+            tracing::warn!(why = %e, "not an EventBridge envelope; acknowledged");
+            Ok(json!({"signal": "ignored", "ignored": format!("not an EventBridge envelope: {e}")}))
+        }
+    }
+}
+
 pub async fn handle<S, D, E>(
     deps: &Deps<S, D, E>,
     event: LambdaEvent<EventBridgeEvent<Value>>,

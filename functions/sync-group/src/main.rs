@@ -2,7 +2,7 @@ use kiro::aws::eventbridge::EventBridgeSink;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
 use kiro::config::{self, Config};
 use lambda_runtime::{run_concurrent, service_fn, tracing};
-use sync_group::{Deps, handle};
+use sync_group::{Deps, handle_payload};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,5 +18,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     // Built once and kept for the life of the process; each invocation borrows it.
     let deps: &'static _ = Box::leak(Box::new(deps));
-    run_concurrent(service_fn(move |event| handle(deps, event))).await
+    // Raw JSON in: a payload that is not an envelope is acknowledged, not failed in the runtime.
+    run_concurrent(service_fn(move |event| handle_payload(deps, event))).await
 }

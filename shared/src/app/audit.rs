@@ -44,6 +44,10 @@ use crate::error::AppError;
 
 /// Seats read per page of the walk.
 const SEAT_PAGE: usize = 100;
+/// Directly subscribed users checked (`DescribeUser`) per unit of work.
+const USERS_UNIT: usize = 25;
+/// Skipped seats named in a report (all are counted).
+const MAX_SKIPPED_NAMED: usize = 100;
 /// Users whose planned change is applied per unit of work.
 const APPLY_UNIT: usize = 1_000;
 /// Names filled per unit of work.
@@ -98,6 +102,10 @@ enum Stage {
     Groups {
         after: Option<GroupId>,
     },
+    /// The directly subscribed users after `after` are still to be checked for existence.
+    Users {
+        after: Option<UserId>,
+    },
     /// The seats after `after` are still to be walked, from `token`.
     Seats {
         after: Option<UserId>,
@@ -119,6 +127,7 @@ impl Stage {
     fn name(&self) -> &'static str {
         match self {
             Stage::Groups { .. } => "groups",
+            Stage::Users { .. } => "users",
             Stage::Seats { .. } => "seats",
             Stage::Apply { .. } => "apply",
             Stage::Resync { .. } => "resync",
@@ -158,6 +167,16 @@ struct Run {
     findings_truncated: bool,
     touched: Vec<GroupId>,
     names_filled: u64,
+    /// Subscribed principals the Identity Store no longer has (removed as deleted in `repair`).
+    #[serde(default)]
+    gone_users: BTreeSet<UserId>,
+    #[serde(default)]
+    gone_groups: BTreeSet<GroupId>,
+    /// Seats whose planned change kept failing, skipped; the first [`MAX_SKIPPED_NAMED`] named.
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    skipped_users: Vec<String>,
 }
 
 impl Run {
@@ -183,6 +202,10 @@ impl Run {
             findings_truncated: false,
             touched: Vec::new(),
             names_filled: 0,
+            gone_users: BTreeSet::new(),
+            gone_groups: BTreeSet::new(),
+            skipped: 0,
+            skipped_users: Vec::new(),
         }
     }
 
@@ -218,6 +241,22 @@ impl From<Continuation> for AppError {
     }
 }
 
+/// `POST /audits`: asks for an audit the way the schedule does, through the stack's own bus
+/// (`Audit Requested`, which only the stack's functions may put there), recording who asked.
+/// The audit runs in sync-group; one at a time (a request while one runs is ignored there).
+pub async fn request<E: EventSink>(sink: &E, mode: AuditMode, force: bool, actor: &str) -> Result<(), AppError> {
+    let detail = json!({"mode": mode, "force": force, "requestedBy": actor});
+    let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
+    match sink.publish(std::slice::from_ref(&event)).await {
+        Ok(rejected) if rejected.is_empty() => {
+            tracing::info!(mode = mode.as_str(), force, "audit requested");
+            Ok(())
+        }
+        Ok(_) => Err(AppError::internal("EventBridge rejected the Audit Requested entry")),
+        Err(e) => Err(AppError::internal(e)),
+    }
+}
+
 /// Runs (or resumes) the audit for one invocation.
 pub async fn run<S, D, E>(
     deps: &Audit<'_, S, D, E>,
@@ -238,9 +277,20 @@ where
         }
         Begin::Fresh { replaces } => {
             if let Some(old) = &replaces {
-                tracing::warn!(audit_id = %old.audit_id, saved_at = %old.saved_at, "superseding a stale audit checkpoint");
+                tracing::warn!(audit_id = %old.audit_id, saved_at = %old.saved_at, mode = old.mode.as_str(), "superseding an audit checkpoint");
             }
-            (Run::new(&request, now), replaces)
+            let run = Run::new(&request, now);
+            // A fresh audit takes the lease at once, so a second request while it runs finds the
+            // audit held and is ignored, instead of running the same audit beside it.
+            match start(deps, &run, replaces.as_ref(), &request.invocation, budget.lease_until_ms(now)).await {
+                Ok(head) => (run, Some(head)),
+                Err(StoreError::Conflict(_)) => {
+                    let why = "another audit started at the same moment".to_owned();
+                    tracing::info!(why = %why, "audit request acknowledged, nothing to do");
+                    return Ok(Outcome::Skipped(why));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Begin::Resume(h) => match resume(deps, &request, &h, &budget, now).await? {
             Some(run) => (run, Some(h)),
@@ -251,14 +301,14 @@ where
     run.invocations += 1;
     tracing::info!(audit_id = %run.audit_id, invocation = run.invocations, stage = run.stage.name(), "audit working");
 
-    let subs = match subscriptions(deps, &mut run, first).await {
+    let mut subs = match subscriptions(deps, &mut run, first).await {
         Ok(subs) => subs,
         Err(e) => return Err(save_after_failure(deps, &run, head.as_ref(), e).await),
     };
 
     while run.stage != Stage::Done {
         let unit = std::time::Instant::now();
-        if let Err(e) = step(deps, profile, &subs, &mut run).await {
+        if let Err(e) = step(deps, profile, &mut subs, &mut run).await {
             return Err(save_after_failure(deps, &run, head.as_ref(), e).await);
         }
         budget.spent(unit.elapsed());
@@ -433,6 +483,33 @@ where
     Ok(next)
 }
 
+/// Saves the first checkpoint of a fresh audit, holding its lease for this invocation (Lambda's
+/// retry of it, under the same request id, takes it back).
+async fn start<S, D, E>(
+    deps: &Audit<'_, S, D, E>,
+    run: &Run,
+    replaces: Option<&CheckpointHead>,
+    invocation: &str,
+    lease_until_ms: i64,
+) -> Result<CheckpointHead, StoreError>
+where
+    S: AuditCheckpoints,
+{
+    let state = serde_json::to_string(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let head = CheckpointHead {
+        audit_id: run.audit_id.clone(),
+        step: replaces.map_or(1, |h| h.step + 1),
+        mode: run.mode,
+        force: run.force,
+        lease_until_ms,
+        lease_owner: invocation.to_owned(),
+        saved_at: Utc::now(),
+        save_id: uuid::Uuid::new_v4().to_string(),
+    };
+    deps.store.save_checkpoint(replaces, &head, &state).await?;
+    Ok(head)
+}
+
 /// Reads the subscriptions, applying due pending downgrades (writing them in `repair`).
 async fn subscriptions<S, D, E>(deps: &Audit<'_, S, D, E>, run: &mut Run, first: bool) -> Result<Subscribed, AppError>
 where
@@ -470,7 +547,7 @@ where
 async fn step<S, D, E>(
     deps: &Audit<'_, S, D, E>,
     profile: &Profile,
-    subs: &Subscribed,
+    subs: &mut Subscribed,
     run: &mut Run,
 ) -> Result<(), AppError>
 where
@@ -481,13 +558,31 @@ where
     match run.stage.clone() {
         Stage::Groups { after } => {
             let lower = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-            match subs.groups.range((lower, Bound::Unbounded)).next() {
-                Some((group, _)) => {
-                    read_group(deps, profile, run, group).await?;
-                    run.stage = Stage::Groups { after: Some(group.clone()) };
+            match subs.groups.range((lower, Bound::Unbounded)).next().map(|(g, _)| g.clone()) {
+                Some(group) => {
+                    if !read_group(deps, profile, run, &group).await? {
+                        principal_gone(deps, subs, run, Principal::Group(group.clone())).await?;
+                    }
+                    run.stage = Stage::Groups { after: Some(group) };
                 }
-                None => run.stage = Stage::Seats { after: None, token: None },
+                None => run.stage = Stage::Users { after: None },
             }
+        }
+        // Direct subscriptions of users the directory no longer has (deleted without their
+        // event reaching us): a `DescribeUser` each, [`USERS_UNIT`] a unit.
+        Stage::Users { after } => {
+            let lower = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let users: Vec<UserId> =
+                subs.direct.range((lower, Bound::Unbounded)).take(USERS_UNIT).map(|(u, _)| u.clone()).collect();
+            for user in &users {
+                if deps.directory.describe_user(&profile.identity_store_id, user).await?.is_none() {
+                    principal_gone(deps, subs, run, Principal::User(user.clone())).await?;
+                }
+            }
+            run.stage = match users.last() {
+                Some(last) if users.len() == USERS_UNIT => Stage::Users { after: Some(last.clone()) },
+                _ => Stage::Seats { after: None, token: None },
+            };
         }
         Stage::Seats { mut after, token } => {
             let page = deps.store.list_seats(SeatFilter::default(), SEAT_PAGE, token).await?;
@@ -521,7 +616,7 @@ where
                     user_name: None,
                 })
                 .collect();
-            run.applied.add(seats::apply_changes(&deps.store, &deps.events, batch, run.clock).await?);
+            apply_or_skip(deps, run, batch).await?;
             run.stage = if end < run.planned.len() {
                 Stage::Apply { next: end }
             } else {
@@ -536,7 +631,17 @@ where
         Stage::Resync { next } => match run.touched.get(next).filter(|_| !run.halted) {
             Some(group) => {
                 let group = group.clone();
-                run.applied.add(membership::resync_group(&deps.ports(), profile, &group, run.clock).await?);
+                match membership::resync_group(&deps.ports(), profile, &group, run.clock).await {
+                    Ok(applied) => run.applied.add(applied),
+                    // A seat the repair skipped is refused here again: the re-sync of its group
+                    // is given up (the skip is already in the report); anything else is retried.
+                    Err(AppError::Internal(e))
+                        if e.downcast_ref::<seats::ServiceError>().is_some_and(|s| s.is_refusal()) =>
+                    {
+                        tracing::error!(group = %group, cause = %crate::error::cause_chain(&*e), "re-sync of a group refused; skipped")
+                    }
+                    Err(e) => return Err(e),
+                }
                 run.stage = Stage::Resync { next: next + 1 };
             }
             None => run.stage = Stage::Names { next: 0 },
@@ -562,13 +667,14 @@ where
 
 /// Compares one group's members with the seats holding it: the difference becomes drift; in
 /// `repair`, stale membership ids on the grants are refreshed so a later
-/// `DeleteGroupMembership` resolves without a resync.
+/// `DeleteGroupMembership` resolves without a resync. `false` when the directory no longer has
+/// the group (`ListGroupMemberships` answers `ResourceNotFoundException`).
 async fn read_group<S, D, E>(
     deps: &Audit<'_, S, D, E>,
     profile: &Profile,
     run: &mut Run,
     group: &GroupId,
-) -> Result<(), AppError>
+) -> Result<bool, AppError>
 where
     S: SubscriptionStore + MembershipMap,
     D: Directory + MemberGroups,
@@ -576,13 +682,16 @@ where
     let store_id = &profile.identity_store_id;
     // Page by page into the map: the group's members are the largest thing the audit holds.
     let mut members: HashMap<UserId, MembershipId> = HashMap::new();
-    for_each_item(
+    let read = for_each_item(
         |token| deps.directory.group_memberships(store_id, group, token),
         |m| {
             members.insert(m.user_id, m.membership_id);
         },
     )
-    .await?;
+    .await;
+    if membership::gone_is_none(read)?.is_none() {
+        return Ok(false);
+    }
     for (user, recorded) in all_pages(|token| deps.store.granted_users(group, token)).await? {
         match members.remove(&user) {
             None => {
@@ -598,6 +707,91 @@ where
     for (user, membership) in members {
         run.drift.entry(user).or_default().joined.insert(group.clone(), membership);
     }
+    Ok(true)
+}
+
+/// Applies a batch of the repair. A batch the table refuses as sent (an item it can never
+/// write, one it cannot read) is applied user by user, and a user whose change is refused is
+/// skipped and named in the report (`skipped`): one bad unit never stops the audit, which a
+/// checkpoint would otherwise resume into the same failure every time. Anything else fails the
+/// unit, to be resumed.
+async fn apply_or_skip<S, D, E>(
+    deps: &Audit<'_, S, D, E>,
+    run: &mut Run,
+    batch: Vec<UserChange>,
+) -> Result<(), AppError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    let e = match seats::apply_changes(&deps.store, &deps.events, batch.clone(), run.clock).await {
+        Ok(applied) => {
+            run.applied.add(applied);
+            return Ok(());
+        }
+        Err(e) if e.is_refusal() => e,
+        // Throttling, or an outcome unknown (a timeout, a crash after the commit): the unit is
+        // done again by the retry, from the checkpoint.
+        Err(e) => return Err(e.into()),
+    };
+    tracing::warn!(cause = %crate::error::cause_chain(&e), users = batch.len(), "a repair batch failed; applying it user by user");
+    for uc in batch {
+        let user = uc.user.clone();
+        match seats::apply_changes(&deps.store, &deps.events, vec![uc], run.clock).await {
+            Ok(applied) => run.applied.add(applied),
+            Err(e) if !e.is_refusal() => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(user = %user, cause = %crate::error::cause_chain(&e), "a seat the repair could not change; skipped");
+                run.skipped += 1;
+                if run.skipped_users.len() < MAX_SKIPPED_NAMED {
+                    run.skipped_users.push(user.to_string());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A subscribed principal the directory no longer has was deleted (its event never reached us,
+/// or failed). In `repair` it is removed as its deletion event would have removed it — its
+/// subscription, and the source on every seat it gave, canceled `GROUP_DELETED` /
+/// `USER_DELETED` — outside the revoke guard, as the event is (the directory states the
+/// deletion; it is no accident). Either mode counts it in `principalsDeleted`; `report` changes
+/// nothing and plans as if it still existed.
+async fn principal_gone<S, D, E>(
+    deps: &Audit<'_, S, D, E>,
+    subs: &mut Subscribed,
+    run: &mut Run,
+    principal: Principal,
+) -> Result<(), AppError>
+where
+    S: SubscriptionStore + SeatStore,
+    E: EventSink,
+{
+    tracing::warn!(
+        principal_type = principal.principal_type().as_str(),
+        principal_id = principal.id(),
+        "a subscribed principal is gone from the directory"
+    );
+    match &principal {
+        Principal::User(u) => run.gone_users.insert(u.clone()),
+        Principal::Group(g) => run.gone_groups.insert(g.clone()),
+    };
+    if !run.repair() {
+        return Ok(());
+    }
+    // The plan of this invocation must not give back what the deletion takes.
+    let applied = match &principal {
+        Principal::User(u) => {
+            subs.direct.remove(u);
+            membership::user_deleted(&deps.ports(), u, run.clock).await?
+        }
+        Principal::Group(g) => {
+            subs.groups.remove(g);
+            membership::group_deleted(&deps.ports(), g, run.clock).await?
+        }
+    };
+    run.applied.add(applied);
     Ok(())
 }
 
@@ -667,6 +861,9 @@ fn report(run: &Run) -> AuditReport {
         downgrades_due: run.downgrades_due,
         cancels_withheld: run.cancels_withheld,
         names_filled: run.names_filled,
+        principals_deleted: (run.gone_users.len() + run.gone_groups.len()) as u64,
+        skipped: run.skipped,
+        skipped_users: run.skipped_users.clone(),
         invocations: run.invocations,
         findings: run.findings.clone(),
         findings_truncated: run.findings_truncated,

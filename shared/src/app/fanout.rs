@@ -67,6 +67,14 @@ where
                 (token, granted) = (None, 0);
                 continue;
             }
+            // Deleted while its fan-out ran: nothing more to grant; its `DeleteGroup` (or the
+            // audit) removes the subscription and cancels what was granted.
+            Err(DirectoryError::NotFound { .. }) => {
+                tracing::info!(group = %group, granted, "the group is gone; its fan-out ends");
+                let fan_out = FanOut { state: FanOutState::Done, granted };
+                store.set_fan_out(&principal, fan_out).await?;
+                return Ok(Outcome { fan_out, applied });
+            }
             Err(e) => return Err(e.into()),
         };
         let members = page.items.len() as u64;

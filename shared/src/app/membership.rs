@@ -7,7 +7,9 @@ use crate::app::seats::{self, Applied, UserChange};
 use crate::domain::{
     CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
 };
-use crate::ports::{Directory, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages};
+use crate::ports::{
+    Directory, DirectoryError, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages,
+};
 use chrono::{DateTime, Utc};
 
 use crate::error::AppError;
@@ -42,7 +44,10 @@ where
         return Ok(Applied::default());
     };
     let store_id = &profile.identity_store_id;
-    let mut membership = member_of(ports, profile, group, user).await?;
+    // A user the directory no longer has was deleted (its DeleteUser event may come later).
+    let Some(mut membership) = gone_is_none(member_of(ports, profile, group, user).await)? else {
+        return user_deleted(ports, user, now).await;
+    };
     let mut total = Applied::default();
     for _ in 0..MAX_CONVERGE_ROUNDS {
         let change = match &membership {
@@ -65,7 +70,10 @@ where
         if applied.unchanged == 1 {
             return Ok(total);
         }
-        let again = ports.directory.user_memberships(store_id, user).await?;
+        let Some(again) = gone_is_none(ports.directory.user_memberships(store_id, user).await)? else {
+            total.add(user_deleted(ports, user, now).await?);
+            return Ok(total);
+        };
         let now_member = again.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id);
         if now_member.is_some() == membership.is_some() {
             return Ok(total);
@@ -81,9 +89,18 @@ async fn member_of<S, D: Directory + MemberGroups, E>(
     profile: &Profile,
     group: &GroupId,
     user: &UserId,
-) -> Result<Option<MembershipId>, AppError> {
+) -> Result<Option<MembershipId>, DirectoryError> {
     let memberships = ports.directory.user_memberships(&profile.identity_store_id, user).await?;
     Ok(memberships.into_iter().find(|m| &m.group_id == group).map(|m| m.membership_id))
+}
+
+/// A directory answer, or `None` when the principal it is of no longer exists (deleted).
+pub(crate) fn gone_is_none<T>(read: Result<T, DirectoryError>) -> Result<Option<T>, DirectoryError> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(DirectoryError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `DeleteGroupMembership` names only the membership: resolve it through the map recorded when
@@ -134,7 +151,11 @@ where
         let Some(sub) = ports.store.get_subscription(&Principal::Group(group.clone())).await? else {
             return Ok(total);
         };
-        let changes = group_diff(ports, profile, group, sub.tier).await?;
+        let Some(changes) = group_diff(ports, profile, group, sub.tier).await? else {
+            // The group is gone from the directory: deleted, whether or not its event came.
+            total.add(group_deleted(ports, group, now).await?);
+            return Ok(total);
+        };
         if changes.is_empty() {
             return Ok(total);
         }
@@ -150,7 +171,7 @@ async fn group_diff<S, D, E>(
     profile: &Profile,
     group: &GroupId,
     tier: crate::domain::Tier,
-) -> Result<Vec<UserChange>, AppError>
+) -> Result<Option<Vec<UserChange>>, AppError>
 where
     S: SubscriptionStore + MembershipMap,
     D: Directory + MemberGroups,
@@ -159,12 +180,11 @@ where
     let granted: HashMap<UserId, Option<MembershipId>> =
         all_pages(|token| ports.store.granted_users(group, token)).await?.into_iter().collect();
     let store = &profile.identity_store_id;
-    let members: HashMap<UserId, MembershipId> =
-        all_pages(|token| ports.directory.group_memberships(store, group, token))
-            .await?
-            .into_iter()
-            .map(|m| (m.user_id, m.membership_id))
-            .collect();
+    let Some(members) = gone_is_none(all_pages(|token| ports.directory.group_memberships(store, group, token)).await)?
+    else {
+        return Ok(None);
+    };
+    let members: HashMap<UserId, MembershipId> = members.into_iter().map(|m| (m.user_id, m.membership_id)).collect();
     // Keep the membership map current while both lists are at hand: a later
     // DeleteGroupMembership then resolves without a resync.
     for (user, recorded) in &granted {
@@ -189,7 +209,7 @@ where
         }),
     );
     changes.sort_by(|a, b| a.user.cmp(&b.user));
-    Ok(changes)
+    Ok(Some(changes))
 }
 
 /// A deleted group: its subscription goes, and every seat it granted loses it (`GROUP_DELETED`).

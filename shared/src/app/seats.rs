@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{self, GroupId, MembershipId, Principal, SeatChange, SourceKey, SourceOp, UserId};
+use crate::domain::{self, GroupId, MembershipId, Principal, SeatChange, SourceKey, SourceOp, Tier, UserId};
 use crate::ports::{
     Commit, DirectoryError, EventSink, OutEvent, Outbox, SeatStore, SeatWrite, StoreError, SubscriptionGuard,
     SubscriptionStore,
@@ -37,6 +37,12 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The store refuses this request as sent (or cannot read an item): sending it again fails
+    /// the same way.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ServiceError::Store(StoreError::Refused { .. } | StoreError::Corrupt(_)))
+    }
+
     pub fn is_throttling(&self) -> bool {
         matches!(
             self,
@@ -168,7 +174,7 @@ fn plan(
         Some(domain::SeatEvent::Canceled { .. }) => applied.canceled = 1,
         None => applied.updated = 1,
     }
-    let event = t.event.as_ref().map(OutEvent::from);
+    let event = t.event_detail().map(|(detail_type, detail)| OutEvent { detail_type: detail_type.to_owned(), detail });
     let write = SeatWrite { expected_version: current.map(|s| s.version), seat: t.seat, grants_added, grants_removed };
     Some((write, conditions, event, applied))
 }
@@ -207,10 +213,68 @@ where
         }
     }
     let mut total = Applied::default();
-    for chunk in transaction_chunks(&merged) {
-        total.add(apply_chunk(store, sink, chunk, now).await?);
+    // A user with more sources than one transaction holds is changed in rounds, each its own
+    // commit (and its own event, when the seat's tier or status moves in that round).
+    let mut round = merged;
+    while !round.is_empty() {
+        let (now_round, rest) = split_oversized(store, round).await?;
+        for chunk in transaction_chunks(&now_round) {
+            total.add(apply_chunk(store, sink, chunk, now).await?);
+        }
+        round = rest;
     }
     Ok(total)
+}
+
+/// Most source operations one user's commit carries: each writes or deletes a grant row and
+/// checks a subscription (2 items), plus the seat and the outbox: 2 × 45 + 2 = 92 ≤ 100.
+const MAX_OPS_PER_COMMIT: usize = 45;
+
+/// Cuts every change with more than [`MAX_OPS_PER_COMMIT`] operations: this round takes the
+/// first ones, the rest go to the next round. Grants come first, highest tier first, so the seat
+/// takes its final tier in the first round and the rest only add sources (no event); removals
+/// come after, the lowest held tier first, so the seat keeps its tier until its last sources go
+/// and is canceled once, in the last round. Reads the seats of the oversized changes only.
+async fn split_oversized<S: SeatStore>(
+    store: &S,
+    changes: Vec<UserChange>,
+) -> Result<(Vec<UserChange>, Vec<UserChange>), StoreError> {
+    let oversized: Vec<UserId> =
+        changes.iter().filter(|uc| uc.change.ops.len() > MAX_OPS_PER_COMMIT).map(|uc| uc.user.clone()).collect();
+    if oversized.is_empty() {
+        return Ok((changes, Vec::new()));
+    }
+    let held: HashMap<UserId, domain::Seat> =
+        store.get_seats(&oversized).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+    let mut rest = Vec::new();
+    let this = changes
+        .into_iter()
+        .map(|mut uc| {
+            if uc.change.ops.len() > MAX_OPS_PER_COMMIT {
+                let seat = held.get(&uc.user);
+                let held_tier = |k: &SourceKey| seat.and_then(|s| s.sources.get(k).copied());
+                let rank = |t: Option<Tier>| match t {
+                    None => 0,
+                    Some(Tier::Pro) => 1,
+                    Some(Tier::ProPlus) => 2,
+                    Some(Tier::Power) => 3,
+                };
+                uc.change.ops.sort_by_key(|op| match op {
+                    SourceOp::Set(_, tier) => (0, -rank(Some(*tier))),
+                    other => (1, rank(held_tier(other.key()))),
+                });
+                let later = uc.change.ops.split_off(MAX_OPS_PER_COMMIT);
+                rest.push(UserChange {
+                    user: uc.user.clone(),
+                    change: SeatChange::new(later, uc.change.reason),
+                    memberships: uc.memberships.clone(),
+                    user_name: None,
+                });
+            }
+            uc
+        })
+        .collect();
+    Ok((this, rest))
 }
 
 /// Splits changes into runs whose transaction fits DynamoDB's 100 items (and whose seats fit one

@@ -27,8 +27,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    if error_code(&err) == Some("ConditionalCheckFailedException") {
-        return StoreError::Conflict(operation);
+    match error_code(&err) {
+        Some("ConditionalCheckFailedException") => return StoreError::Conflict(operation),
+        Some("ValidationException") => return StoreError::Refused { operation, source: Box::new(err) },
+        _ => {}
     }
     let throttled = is_throttling(&err);
     let source = Box::new(err);

@@ -21,6 +21,14 @@ impl EventBridgeSink {
     }
 }
 
+/// The entry's `Time`: when the seat changed (`updatedAt`), not when the event was published,
+/// which for an event published late from the outbox can be much later. Other events (reports,
+/// the stack's own requests) take EventBridge's time of receipt.
+fn event_time(e: &OutEvent) -> Option<aws_smithy_types::DateTime> {
+    let at = crate::time::parse(e.detail.get("updatedAt")?.as_str()?)?;
+    Some(aws_smithy_types::DateTime::from_millis(at.timestamp_millis()))
+}
+
 impl EventSink for EventBridgeSink {
     async fn publish(&self, events: &[OutEvent]) -> Result<Vec<usize>, SinkError> {
         let mut failed = Vec::new();
@@ -33,6 +41,7 @@ impl EventSink for EventBridgeSink {
                         .source(OWN_SOURCE)
                         .detail_type(&e.detail_type)
                         .detail(e.detail.to_string())
+                        .set_time(event_time(e))
                         .build()
                 })
                 .collect();
@@ -117,6 +126,28 @@ mod tests {
         let failed = EventBridgeSink::new(client, "team-bus").publish(&events(2)).await.unwrap();
         assert!(failed.is_empty());
         assert_eq!(accepted.num_calls(), 1, "the request matched the contract's shape");
+    }
+
+    /// Contract: `PutEvents` sets the entry's `Time`: a seat event's is its change's `updatedAt`
+    /// (an event published late from the outbox keeps the time of its change); others have none.
+    #[tokio::test]
+    async fn a_seat_event_is_timed_at_its_change() {
+        let timed = mock!(aws_sdk_eventbridge::Client::put_events)
+            .match_requests(|req| {
+                let times: Vec<Option<i64>> =
+                    req.entries().iter().map(|e| e.time().map(|t| t.to_millis().unwrap())).collect();
+                times == [Some(1_767_225_600_250), None]
+            })
+            .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&timed], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let seat = OutEvent {
+            detail_type: "Seat Granted".into(),
+            detail: json!({"userId": "u", "version": 1, "updatedAt": "2026-01-01T00:00:00.250Z"}),
+        };
+        let report = OutEvent { detail_type: "Audit Completed".into(), detail: json!({"auditId": "a"}) };
+        assert!(EventBridgeSink::new(client, "bus").publish(&[seat, report]).await.unwrap().is_empty());
+        assert_eq!(timed.num_calls(), 1, "the entries carried the expected times");
     }
 
     #[tokio::test]

@@ -116,6 +116,19 @@ where
     directory_error(operation, err)
 }
 
+/// The error of a list *of* a group or user (its memberships): `ResourceNotFoundException` says
+/// that principal is gone, which callers treat as its deletion.
+fn list_of_error<E, R>(operation: &'static str, with_token: bool, err: SdkError<E, R>) -> DirectoryError
+where
+    E: ReadError + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if is_not_found(&err) {
+        return DirectoryError::NotFound { operation };
+    }
+    listing_error(operation, with_token, err)
+}
+
 /// Parses an id the service returned; `None`, with a warning, when it is not one of ours.
 /// The raw value is not logged: it is service data of unknown shape.
 fn parsed_id<T>(field: &'static str, raw: &str, parse: impl FnOnce(&str, &str) -> Result<T, Invalid>) -> Option<T> {
@@ -223,6 +236,7 @@ impl Directory for IdentityStoreDirectory {
         next_token: Option<String>,
     ) -> Result<Page<Membership>, DirectoryError> {
         self.pacer.wait().await;
+        let with_token = next_token.is_some();
         let out = self
             .client
             .list_group_memberships()
@@ -232,7 +246,7 @@ impl Directory for IdentityStoreDirectory {
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|e| directory_error("ListGroupMemberships", e))?;
+            .map_err(|e| list_of_error("ListGroupMemberships", with_token, e))?;
         Ok(Page {
             items: out.group_memberships.into_iter().filter_map(|m| membership_of_group(group, m)).collect(),
             next_token: out.next_token,
@@ -364,7 +378,11 @@ impl MemberGroups for IdentityStoreDirectory {
             .send();
         let mut memberships = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| directory_error("ListGroupMembershipsForMember", e))?;
+            let page = page.map_err(|e| list_of_error("ListGroupMembershipsForMember", false, e))?;
+            // Every page is paced, not only the first: the next `next()` sends a request.
+            if page.next_token.is_some() {
+                self.pacer.wait().await;
+            }
             memberships.extend(page.group_memberships.into_iter().filter_map(|m| membership_of_user(user, m)));
         }
         Ok(memberships)
@@ -434,6 +452,23 @@ mod tests {
         let dir = directory(&[&not_found]);
 
         assert_eq!(dir.describe_user(&store(), &alice()).await.unwrap(), None);
+    }
+
+    /// The memberships of a group or user that no longer exists: `NotFound`, which the callers
+    /// treat as the principal's deletion (not a failure to retry for ever).
+    #[tokio::test]
+    async fn the_memberships_of_a_deleted_group_or_user_are_not_found() {
+        let group_gone = mock!(Client::list_group_memberships).then_error(|| {
+            ListGroupMembershipsError::ResourceNotFoundException(ResourceNotFoundException::builder().build())
+        });
+        let user_gone = mock!(Client::list_group_memberships_for_member).then_error(|| {
+            ListGroupMembershipsForMemberError::ResourceNotFoundException(ResourceNotFoundException::builder().build())
+        });
+        let dir = directory(&[&group_gone, &user_gone]);
+        let err = dir.group_memberships(&store(), &team(), None).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::NotFound { operation: "ListGroupMemberships" }), "{err:?}");
+        let err = dir.user_memberships(&store(), &alice()).await.unwrap_err();
+        assert!(matches!(err, DirectoryError::NotFound { .. }), "{err:?}");
     }
 
     #[tokio::test]

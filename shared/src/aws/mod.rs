@@ -23,7 +23,7 @@ pub use checkpoints::PART_BYTES as CHECKPOINT_PART_BYTES;
 pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
-pub use pages::{decode_token, encode_token};
+pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token};
 
 /// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries).
 pub async fn load_sdk_config() -> SdkConfig {

@@ -134,7 +134,11 @@ impl SeatStore for DynamoStore {
         if items.is_empty() {
             return Ok(());
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        // The token makes the SDK's own retries of this request idempotent: a retry of a commit
+        // whose answer was lost succeeds instead of failing its conditions (10 minutes).
+        let token = uuid::Uuid::new_v4().to_string();
+        let request = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token);
+        match request.send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let code = super::error_code(&e);
@@ -152,6 +156,10 @@ impl SeatStore for DynamoStore {
                         reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded");
                     if throttled {
                         return Err(StoreError::Throttled { operation: "TransactWriteItems", source: Box::new(e) });
+                    }
+                    // An item the table refuses (too large, a malformed key): not a race.
+                    if reasons.iter().any(|r| r == "ValidationError") {
+                        return Err(StoreError::Refused { operation: "TransactWriteItems", source: Box::new(e) });
                     }
                     return Err(StoreError::Conflict("TransactWriteItems"));
                 }

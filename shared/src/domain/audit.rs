@@ -118,6 +118,15 @@ pub struct AuditReport {
     /// Seats whose missing `userName` was filled from the directory (repair only).
     #[serde(default)]
     pub names_filled: u64,
+    /// Subscribed groups and users the Identity Store no longer has: removed as deleted in
+    /// `repair` (`GROUP_DELETED` / `USER_DELETED`), reported in `report`.
+    #[serde(default)]
+    pub principals_deleted: u64,
+    /// Seats whose repair kept failing, skipped so the audit could finish; the first 100 named.
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_users: Vec<String>,
     /// Lambda invocations the audit took: more than one when it continued from a checkpoint.
     #[serde(default = "one")]
     pub invocations: u32,

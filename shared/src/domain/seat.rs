@@ -224,6 +224,18 @@ pub struct Transition {
     pub event: Option<SeatEvent>,
 }
 
+impl Transition {
+    /// The event's detail type and detail, with what lets consumers order a seat's events: the
+    /// seat's `version` (it grows with every change of the seat) and `updatedAt`.
+    pub fn event_detail(&self) -> Option<(&'static str, serde_json::Value)> {
+        let event = self.event.as_ref()?;
+        let mut detail = event.detail();
+        detail["version"] = serde_json::json!(self.seat.version);
+        detail["updatedAt"] = serde_json::json!(crate::time::format(&self.seat.updated_at));
+        Some((event.detail_type(), detail))
+    }
+}
+
 /// The next seat for `user` after `change`, or `None` when nothing changes (no write, no event).
 ///
 /// - no seat or a canceled one, gaining a source → `ACTIVE`, `Seat Granted`;
@@ -315,6 +327,41 @@ mod tests {
         assert_eq!(t.seat.status, SeatStatus::Active);
         assert_eq!((t.seat.tier, t.seat.version), (Tier::Pro, 1));
         assert!(matches!(t.event, Some(SeatEvent::Granted { tier: Tier::Pro, .. })));
+    }
+
+    /// Contract: every seat event's detail carries the seat's `version` and `updatedAt`, so a
+    /// consumer can order a seat's events however they arrive.
+    #[test]
+    fn each_event_carries_the_version_and_time_of_its_change() {
+        let set = |t| vec![SourceOp::Set(SourceKey::Direct, t)];
+        let granted = apply(None, set(Tier::Pro), CancelReason::Audit, "2026-01-01T00:00:00Z").unwrap();
+        let changed =
+            apply(Some(&granted.seat), set(Tier::Power), CancelReason::Audit, "2026-01-02T00:00:00.250Z").unwrap();
+        let canceled = apply(
+            Some(&changed.seat),
+            vec![SourceOp::Remove(SourceKey::Direct)],
+            CancelReason::Audit,
+            "2026-01-03T00:00:00Z",
+        )
+        .unwrap();
+        let details: Vec<(&str, serde_json::Value)> =
+            [&granted, &changed, &canceled].iter().map(|t| t.event_detail().unwrap()).collect();
+        let stamps: Vec<(&str, u64, &str)> = details
+            .iter()
+            .map(|(kind, d)| (*kind, d["version"].as_u64().unwrap(), d["updatedAt"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            stamps,
+            [
+                ("Seat Granted", 1, "2026-01-01T00:00:00.000Z"),
+                ("Seat Tier Changed", 2, "2026-01-02T00:00:00.250Z"),
+                ("Seat Canceled", 3, "2026-01-03T00:00:00.000Z"),
+            ]
+        );
+        // A change that moves no tier stores the seat (its version grows) and emits nothing.
+        let more = vec![SourceOp::Set(SourceKey::Group(group(1)), Tier::Pro)];
+        let quiet = apply(Some(&changed.seat), more, CancelReason::Audit, "2026-01-04T00:00:00Z").unwrap();
+        assert_eq!((quiet.seat.version, quiet.event_detail()), (3, None));
     }
 
     #[test]

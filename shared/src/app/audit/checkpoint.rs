@@ -36,8 +36,10 @@ fn describe(mode: AuditMode, force: bool) -> String {
 }
 
 /// A continuation resumes its own audit; a new request resumes the audit in progress when it
-/// asks for the same (mode, force), and otherwise waits for it to finish. A stale checkpoint is
-/// superseded; a live lease means another invocation is at work.
+/// asks for the same (mode, force), and otherwise waits for it to finish — but a `repair`
+/// supersedes a `report` in progress, running or not: the daily repair is never starved by
+/// reports (the superseded report stops at its next save). A stale checkpoint is superseded; a
+/// live lease means another invocation is at work.
 pub fn begin(request: &Request, head: Option<CheckpointHead>, now: DateTime<Utc>) -> Begin {
     let Some(head) = head else {
         return match &request.continues {
@@ -45,6 +47,9 @@ pub fn begin(request: &Request, head: Option<CheckpointHead>, now: DateTime<Utc>
             Some(id) => Begin::Skip(format!("audit {id} is not in progress: it has finished, or never started")),
         };
     };
+    if request.continues.is_none() && request.mode == AuditMode::Repair && head.mode == AuditMode::Report {
+        return Begin::Fresh { replaces: Some(head) };
+    }
     let retried = !request.invocation.is_empty() && head.lease_owner == request.invocation;
     if head.lease_until_ms > now.timestamp_millis() && !retried {
         return Begin::Skip(format!("audit {} is running in another invocation", head.audit_id));
