@@ -425,14 +425,31 @@ pub trait AuditCheckpoints: Send + Sync {
     fn clear_checkpoint(&self, head: &CheckpointHead) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Refreshes the membership id recorded on a group grant, if the grant still exists.
+/// The bookkeeping of group membership: the membership id recorded on a group grant, and the
+/// lease that lets one re-sync of a group run at a time.
 pub trait MembershipMap: Send + Sync {
+    /// Refreshes the membership id recorded on a group grant, if the grant still exists.
     fn refresh_membership(
         &self,
         group: &GroupId,
         user: &UserId,
         membership_id: &MembershipId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the re-sync lease of `group` for `owner` until `until_ms`, when it is free, expired at
+    /// `now_ms`, or `owner`'s already (Lambda's retry keeps the request id): `true`. When another
+    /// holds it, records that the holder must re-sync once more: `false`.
+    fn begin_resync(
+        &self,
+        group: &GroupId,
+        owner: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends `owner`'s re-sync of `group`: `true` when a request came meanwhile (the lease is kept,
+    /// and the owner re-syncs once more), `false` when the lease is released (or no longer its).
+    fn end_resync(&self, group: &GroupId, owner: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Everything `assign-tier` keeps in the table (its handler names the ports one by one: they are
@@ -766,6 +783,20 @@ where
         membership_id: &MembershipId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).refresh_membership(group, user, membership_id)
+    }
+
+    fn begin_resync(
+        &self,
+        group: &GroupId,
+        owner: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).begin_resync(group, owner, until_ms, now_ms)
+    }
+
+    fn end_resync(&self, group: &GroupId, owner: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).end_resync(group, owner)
     }
 }
 

@@ -68,6 +68,7 @@ contract!(
     outboxes_are_pending_oldest_first_until_settled,
     user_names_are_set_only_on_seats_that_exist,
     audit_reports_are_listed_newest_first,
+    one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more,
     the_checkpoint_is_created_once_leased_and_replaced_step_by_step,
 );
 
@@ -244,6 +245,26 @@ async fn a_filtered_page_reads_at_most_1000_seats_and_hands_back_a_token<S: Seat
     let second = store.list_seats(filter, 50, first.next_token).await.unwrap();
     assert_eq!(second.items.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [user(1_010)]);
     assert_eq!(second.next_token, None);
+}
+
+async fn one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more<S: MembershipMap>(store: &S) {
+    let (g, now) = (group(1), 1_000_000);
+    assert!(store.begin_resync(&g, "a", now + 900_000, now).await.unwrap(), "a free lease is taken");
+    assert!(!store.begin_resync(&g, "b", now + 900_000, now).await.unwrap(), "held: b's request is recorded");
+    assert!(!store.begin_resync(&g, "c", now + 900_000, now).await.unwrap(), "and c's, as the same one more round");
+    assert!(store.end_resync(&g, "a").await.unwrap(), "requests came: a goes round once more");
+    assert!(!store.begin_resync(&g, "b", now + 900_000, now).await.unwrap(), "a request during that round");
+    // Lambda's retry of a (same request id) takes the lease back; its round starts after every
+    // request so far, so it owes none of them another.
+    assert!(store.begin_resync(&g, "a", now + 900_000, now).await.unwrap(), "a's retry takes it back");
+    assert!(!store.end_resync(&g, "a").await.unwrap(), "none since: released");
+    assert!(!store.end_resync(&g, "a").await.unwrap(), "nothing left to release");
+    assert!(store.begin_resync(&g, "b", now + 900_000, now).await.unwrap(), "free again");
+    // A lease whose invocation died is taken over once it expires.
+    assert!(store.begin_resync(&g, "c", now + 2_000_000, now + 900_001).await.unwrap());
+    assert!(!store.end_resync(&g, "b").await.unwrap(), "b's lease is no longer b's");
+    assert!(!store.end_resync(&g, "c").await.unwrap());
+    assert!(store.begin_resync(&group(2), "b", now + 900_000, now).await.unwrap(), "leases are per group");
 }
 
 // --- subscriptions ------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ struct Table {
     crash_after_next_commit: bool,
     /// Users whose seat writes the table refuses, every time (a unit that can never succeed).
     refused: HashSet<UserId>,
+    /// Re-sync leases by group: (owner, running until ms, pending).
+    resyncs: HashMap<GroupId, (String, i64, bool)>,
 }
 
 /// One grant row: a seat holding a group as a source.

@@ -141,7 +141,13 @@ where
         Signal::MembershipDeleted { membership } => {
             membership::membership_deleted(&deps.ports(), profile, &membership, now).await?
         }
-        Signal::GroupMembersChanged { group } => membership::resync_group(&deps.ports(), profile, &group, now).await?,
+        Signal::GroupMembersChanged { group } => {
+            // The lease lasts this invocation (Lambda's longest when the deadline is unknown).
+            let deadline = i64::try_from(event.context.deadline).unwrap_or(0);
+            let until = if deadline > 0 { deadline } else { now.timestamp_millis() + 900_000 };
+            let owner = &event.context.request_id;
+            membership::resync_group_coalesced(&deps.ports(), profile, &group, owner, until, now).await?
+        }
         Signal::GroupDeleted { group } => membership::group_deleted(&deps.ports(), &group, now).await?,
         Signal::UserDeleted { user } => membership::user_deleted(&deps.ports(), &user, now).await?,
         Signal::Audit { mode, force, continues } => {

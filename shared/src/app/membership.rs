@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::app::seats::{self, Applied, UserChange};
-use crate::domain::{
-    CancelReason, GroupId, MembershipId, Principal, PrincipalType, Profile, SeatChange, SourceKey, SourceOp, UserId,
-};
+use crate::domain::{CancelReason, GroupId, MembershipId, Principal, Profile, SeatChange, SourceKey, SourceOp, UserId};
 use crate::ports::{
     Directory, DirectoryError, EventSink, MemberGroups, MembershipMap, SeatStore, SubscriptionStore, all_pages,
 };
@@ -35,7 +33,7 @@ pub async fn converge<S, D, E>(
     now: DateTime<Utc>,
 ) -> Result<Applied, AppError>
 where
-    S: SubscriptionStore + SeatStore,
+    S: SubscriptionStore + SeatStore + MembershipMap,
     D: Directory + MemberGroups,
     E: EventSink,
 {
@@ -68,6 +66,11 @@ where
         let applied = seats::apply_changes(ports.store, ports.sink, vec![change], now).await?;
         total.add(applied);
         if applied.unchanged == 1 {
+            // Already held: keep the membership map current (a member removed and added again
+            // has a new id), so the removal that follows resolves without a re-sync.
+            if let Some(m) = &membership {
+                ports.store.refresh_membership(group, user, m).await?;
+            }
             return Ok(total);
         }
         let Some(again) = gone_is_none(ports.directory.user_memberships(store_id, user).await)? else {
@@ -104,8 +107,7 @@ pub(crate) fn gone_is_none<T>(read: Result<T, DirectoryError>) -> Result<Option<
 }
 
 /// `DeleteGroupMembership` names only the membership: resolve it through the map recorded when
-/// the seat was granted. An unknown id can only concern a subscribed group whose map is stale,
-/// so those groups (and no others) are resynced.
+/// the seat was granted (one `Query`).
 pub async fn membership_deleted<S, D, E>(
     ports: &Ports<'_, S, D, E>,
     profile: &Profile,
@@ -120,15 +122,12 @@ where
     if let Some((group, user)) = ports.store.membership(membership).await? {
         return converge(ports, profile, &group, &user, now).await;
     }
-    tracing::info!(membership = %membership, "unknown membership id; resyncing the subscribed groups");
-    let subs = all_pages(|token| ports.store.list_subscriptions(Some(PrincipalType::Group), 100, token)).await?;
-    let mut total = Applied::default();
-    for sub in subs {
-        if let Principal::Group(g) = &sub.principal {
-            total.add(resync_group(ports, profile, g, now).await?);
-        }
-    }
-    Ok(total)
+    // Every path that grants a group source records the membership id (the fan-out, joins, the
+    // audit and re-syncs refresh it), so an id no grant recorded is a removal from a group nobody
+    // subscribed: one lookup, nothing to do. (A removal racing a re-add of the same member can
+    // leave a grant with the older id; the next audit repairs that seat.)
+    tracing::info!("membership id no grant recorded: a group nobody subscribed; acknowledged");
+    Ok(Applied::default())
 }
 
 /// Makes the seats a group grants match its current members (SCIM `PatchGroup`, whose members are
@@ -163,6 +162,44 @@ where
     }
     tracing::warn!(group = %group, "group kept changing while resyncing; the next event or the audit finishes it");
     Ok(total)
+}
+
+/// Rounds one invocation re-syncs a group while requests keep coming; beyond, the event fails
+/// (`Throttled`) and its retry, later, holds the lease again.
+const MAX_RESYNC_ROUNDS: usize = 8;
+
+/// A group's members changed without saying which (SCIM `PatchGroup`): [`resync_group`], one
+/// re-sync of a group at a time. A request while one runs makes that one go round once more —
+/// its next round reads the directory after the request came — so a burst of N events for a
+/// group costs two re-syncs, not N, and none is dropped. `owner` is the invocation (Lambda's
+/// retry keeps it); `until_ms` its deadline.
+pub async fn resync_group_coalesced<S, D, E>(
+    ports: &Ports<'_, S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    owner: &str,
+    until_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<Applied, AppError>
+where
+    S: SubscriptionStore + SeatStore + MembershipMap,
+    D: Directory + MemberGroups,
+    E: EventSink,
+{
+    if !ports.store.begin_resync(group, owner, until_ms, Utc::now().timestamp_millis()).await? {
+        tracing::info!(group = %group, "a re-sync of this group is running; it goes round once more");
+        return Ok(Applied::default());
+    }
+    let mut total = Applied::default();
+    for _ in 0..MAX_RESYNC_ROUNDS {
+        total.add(resync_group(ports, profile, group, now).await?);
+        if !ports.store.end_resync(group, owner).await? {
+            return Ok(total);
+        }
+    }
+    Err(AppError::Throttled(
+        format!("group {group} kept changing through {MAX_RESYNC_ROUNDS} re-syncs; retried later").into(),
+    ))
 }
 
 /// The changes that make the group's grants match its members as the directory lists them now.

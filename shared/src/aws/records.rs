@@ -10,6 +10,7 @@
 //! | group grant (a seat holding the group as source) | `GROUP#<groupId>` | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
 //! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
+//! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
 //!
 //! Audit checkpoints have their own layout, in `checkpoints.rs`.
 
@@ -77,6 +78,10 @@ pub(crate) fn grant_key(g: &GroupId, u: &UserId) -> Item {
 
 pub(crate) fn membership_gsi_pk(m: &MembershipId) -> String {
     format!("MSHIP#{m}")
+}
+
+pub(crate) fn resync_key(g: &GroupId) -> Item {
+    key(format!("RESYNC#{g}"), "RESYNC")
 }
 
 pub(crate) fn audit_key(audit_id: &str) -> Item {

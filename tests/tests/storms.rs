@@ -1,0 +1,99 @@
+//! No storms: an event that names nothing we hold costs a few requests, whatever the number of
+//! subscribed groups. `DeleteGroupMembership` names only a membership id; one that no grant
+//! recorded (a removal from a group nobody subscribed, the common case) used to re-sync every
+//! subscribed group.
+
+use kiro::domain::GroupId;
+use kiro_tests::{MemoryStack, call_api, cloudtrail};
+use serde_json::{Value, json};
+
+const GROUPS: usize = 20;
+const MEMBERS: usize = 100;
+const REMOVALS: usize = 200;
+
+#[tokio::test]
+async fn unknown_membership_removals_cost_a_few_requests_each() {
+    let stack = MemoryStack::new(25).await;
+    let users: Vec<_> = (0..MEMBERS).map(|i| stack.directory.add_user(format!("u{i}"), "U", None)).collect();
+    let groups: Vec<GroupId> = (0..GROUPS).map(|i| stack.directory.add_group(format!("g{i}"), None)).collect();
+    for g in &groups {
+        for u in &users {
+            stack.directory.add_member(g, u);
+        }
+        let body = json!({"principalType": "GROUP", "principalId": g.as_str(), "tier": "PRO"});
+        assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    }
+    // A group nobody subscribed, whose members come and go.
+    let other = stack.directory.add_group("unsubscribed", None);
+    let store_id = kiro_tests::memory_profile().identity_store_id.to_string();
+    stack.store.reset_requests();
+    let directory_before = stack.directory.requests();
+    for i in 0..REMOVALS {
+        let m = stack.directory.add_member(&other, &users[i % MEMBERS]);
+        stack.directory.remove_member(&m);
+        let params = json!({"identityStoreId": store_id, "membershipId": m});
+        let event = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+        sync_group::handle(&stack.sync, event).await.expect("acknowledged");
+    }
+    let (store, directory) = (stack.store.requests(), stack.directory.requests() - directory_before);
+    println!(
+        "{REMOVALS} unknown removals over {GROUPS} subscribed groups of {MEMBERS}: {store} table requests, {directory} Identity Store requests"
+    );
+    assert!(store + directory <= 3 * REMOVALS as u64, "{store} + {directory} requests");
+    assert_eq!(stack.store.committed_events().len(), MEMBERS, "nothing changed: no event beyond the grants");
+}
+
+/// What makes the cheap answer above right: the membership map stays current. A member removed
+/// and added again has a new membership id; when the add is handled while the seat still holds
+/// the group (the removal's event late), the map takes the new id, so the next removal resolves.
+#[tokio::test]
+async fn a_re_added_member_keeps_the_map_current_so_its_next_removal_resolves() {
+    let stack = MemoryStack::new(25).await;
+    let user = stack.directory.add_user("re-added", "R", None);
+    let group = stack.directory.add_group("team", None);
+    stack.directory.add_member(&group, &user);
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    let store_id = kiro_tests::memory_profile().identity_store_id.to_string();
+
+    // Removed and added again; only the add's event has arrived so far.
+    stack.directory.remove_user_from_group(&group, &user);
+    let again = stack.directory.add_member(&group, &user);
+    let params = json!({"identityStoreId": store_id, "groupId": group.as_str(), "memberId": {"userId": user.as_str()}});
+    let add =
+        cloudtrail("identitystore.amazonaws.com", "CreateGroupMembership", params, json!({"membershipId": again}));
+    sync_group::handle(&stack.sync, add).await.unwrap();
+
+    // Then removed for good: its event names the new id only.
+    stack.directory.remove_member(&again);
+    let params = json!({"identityStoreId": store_id, "membershipId": again});
+    let remove = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+    let answer = sync_group::handle(&stack.sync, remove).await.unwrap();
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
+}
+
+/// SCIM sends a `PatchGroup` per change of a group, often in bursts: one re-sync runs, and the
+/// requests that arrive meanwhile make it run once more, not once each.
+#[tokio::test]
+async fn a_burst_of_patch_group_events_re_syncs_the_group_twice_not_twenty_times() {
+    let stack = MemoryStack::new(25).await;
+    let group = stack.directory.add_group("scim-team", None);
+    for i in 0..MEMBERS {
+        let u = stack.directory.add_user(format!("s{i}"), "S", None);
+        stack.directory.add_member(&group, &u);
+    }
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    stack.store.set_jitter(11);
+    let before = stack.directory.requests();
+    let events: Vec<_> = (0..20)
+        .map(|_| {
+            cloudtrail("identitystore-scim.amazonaws.com", "PatchGroup", json!({"id": group.as_str()}), Value::Null)
+        })
+        .collect();
+    let answers = futures_util::future::join_all(events.into_iter().map(|e| sync_group::handle(&stack.sync, e))).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let reads = stack.directory.requests() - before;
+    println!("20 PatchGroup events at once: {reads} ListGroupMemberships");
+    assert!((1..=2).contains(&reads), "{reads} group reads for one burst");
+}
