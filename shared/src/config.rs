@@ -63,6 +63,25 @@ pub fn revoke_limit_percent(get: impl Fn(&str) -> Option<String>) -> Result<u8, 
     }
 }
 
+/// `SYNC_GROUP_CONCURRENCY`: how many sync-group invocations run at once at most (its reserved
+/// concurrency, set from the same template parameter). Identity Store allows 20 requests a
+/// second; each process paces itself to its share, `20 / n` (at least 1). Unset: 1, the whole
+/// rate (local runs, tests).
+pub fn identity_store_share(get: impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    let total = crate::aws::identitystore::REQUESTS_PER_SECOND;
+    match non_empty(&get, "SYNC_GROUP_CONCURRENCY") {
+        None => Ok(total),
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok((total / n).max(1)),
+            _ => Err(ConfigError::Invalid {
+                name: "SYNC_GROUP_CONCURRENCY",
+                value: raw,
+                expected: "a whole number from 1 to 1000 (sync-group's reserved concurrency)",
+            }),
+        },
+    }
+}
+
 /// The process environment, for the `*_from(get)` readers above.
 pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
@@ -112,5 +131,18 @@ mod tests {
         assert_eq!(revoke_limit_percent(env(&[("AUDIT_REVOKE_LIMIT_PERCENT", "0")])).unwrap(), 0);
         assert!(revoke_limit_percent(env(&[("AUDIT_REVOKE_LIMIT_PERCENT", "101")])).is_err());
         assert!(revoke_limit_percent(env(&[("AUDIT_REVOKE_LIMIT_PERCENT", "ten")])).is_err());
+    }
+
+    #[test]
+    fn concurrent_sync_group_processes_share_the_identity_store_rate() {
+        let with = |v: &str| {
+            let v = v.to_owned();
+            identity_store_share(move |k| (k == "SYNC_GROUP_CONCURRENCY").then(|| v.clone()))
+        };
+        assert_eq!(identity_store_share(|_| None), Ok(20), "alone: the whole 20 a second");
+        assert_eq!((with("1"), with("2"), with("3"), with("40")), (Ok(20), Ok(10), Ok(6), Ok(1)));
+        for bad in ["0", "-1", "two", "1001"] {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid { name: "SYNC_GROUP_CONCURRENCY", .. })), "{bad}");
+        }
     }
 }

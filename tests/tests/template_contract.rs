@@ -1308,3 +1308,66 @@ fn only_the_stack_may_put_kiro_subscriptions_events_on_its_bus() {
     assert!(!publishers.is_empty(), "the scan finds the publishing functions");
     assert_eq!(allowed, publishers, "exactly the publishing functions' roles may speak as the stack");
 }
+
+/// What an operator expects of the stack: logs kept as long as a parameter says (30 days by
+/// default) in log groups the stack owns, API access logs without personal data, the
+/// dead-letter alarm telling someone, least privilege down to the partition where a function
+/// touches one, and the table encrypted and recoverable.
+#[test]
+fn the_stack_keeps_its_logs_tells_its_alarms_and_narrows_its_keys() {
+    let t = Template::load();
+    let params = &t.root["Parameters"];
+    assert_eq!(params["LogRetentionDays"]["Default"], 30);
+    let log_groups = t.of_type("AWS::Logs::LogGroup");
+    let retained = |g: &Value| ref_of(&g["Properties"]["RetentionInDays"]) == Some("LogRetentionDays");
+    for binary in FUNCTIONS {
+        let function = t.function_id(binary);
+        let name = format!("/aws/lambda/${{{function}}}");
+        let own: Vec<_> = log_groups
+            .iter()
+            .filter(|(_, g)| sub_of(&g["Properties"]["LogGroupName"]) == Some(name.as_str()))
+            .collect();
+        assert_eq!(own.len(), 1, "{binary}: one log group named after its function");
+        assert!(retained(own[0].1), "{binary}: its logs are kept LogRetentionDays");
+    }
+
+    let api = &t.of_type("AWS::Serverless::HttpApi")[0].1["Properties"]["AccessLogSettings"];
+    let (group, attr) = get_att(&api["DestinationArn"]).expect("access logs go to a log group of the stack");
+    assert_eq!(attr, "Arn");
+    assert!(retained(t.resource(&group)), "access logs are kept LogRetentionDays");
+    let format = api["Format"].as_str().expect("a format");
+    for field in ["$context.requestId", "$context.routeKey", "$context.status"] {
+        assert!(format.contains(field), "access logs carry {field}");
+    }
+    for personal in ["sourceIp", "userAgent", "userArn", "caller", "user"] {
+        assert!(!format.contains(&format!("identity.{personal}")), "access logs leave out identity.{personal}");
+    }
+
+    let alarm = &t.resource("DeadLetterQueueAlarm")["Properties"];
+    let topics: Vec<String> =
+        list(&alarm["AlarmActions"]).into_iter().filter_map(|a| ref_of(a).map(str::to_owned)).collect();
+    assert_eq!(topics.len(), 1, "the alarm tells a topic");
+    assert_eq!(t.resource(&topics[0])["Type"], "AWS::SNS::Topic");
+    let subscriptions = t.of_type("AWS::SNS::Subscription");
+    assert!(
+        subscriptions.iter().any(|(_, s)| s["Condition"] == "HasAlarmEmail"
+            && ref_of(&s["Properties"]["TopicArn"]) == Some(topics[0].as_str())
+            && ref_of(&s["Properties"]["Endpoint"]) == Some("AlarmEmail")),
+        "an e-mail subscription when AlarmEmail is given"
+    );
+
+    // create-profile touches one partition: its policy says so.
+    let statements = list(&t.function("create-profile")["Properties"]["Policies"][0]["Statement"]);
+    assert!(statements.iter().all(|s| strs(&s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"])
+        == BTreeSet::from(["PROFILE".to_owned()])));
+
+    // sync-group's processes share Identity Store's rate: its code divides by the concurrency it
+    // is told, which must be the concurrency Lambda keeps it to.
+    let sync = &t.function("sync-group")["Properties"];
+    let reserved = ref_of(&sync["ReservedConcurrentExecutions"]).expect("sync-group's concurrency is reserved");
+    assert_eq!(ref_of(&t.env("sync-group")["SYNC_GROUP_CONCURRENCY"]), Some(reserved));
+
+    let table = &t.resource(&t.table_id())["Properties"];
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true, "encrypted with a KMS key");
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+}

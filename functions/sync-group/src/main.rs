@@ -7,12 +7,15 @@ use sync_group::{Deps, handle_payload};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env().and_then(|c| Ok((c, config::revoke_limit_percent(config::env_var)?)));
-    let (config, revoke_limit) = config.inspect_err(|e| tracing::error!("{e}"))?;
+    let config = Config::from_env().and_then(|c| {
+        Ok((c, config::revoke_limit_percent(config::env_var)?, config::identity_store_share(config::env_var)?))
+    });
+    let (config, revoke_limit, identity_store_rate) = config.inspect_err(|e| tracing::error!("{e}"))?;
     let sdk = load_sdk_config().await;
     let deps = Deps::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
-        IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
+        // Its share of Identity Store's 20 requests a second: concurrent invocations pace apart.
+        IdentityStoreDirectory::with_rate(aws_sdk_identitystore::Client::new(&sdk), identity_store_rate),
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
         revoke_limit,
     );

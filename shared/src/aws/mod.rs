@@ -15,6 +15,9 @@ mod records;
 mod seats;
 mod subscriptions;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -25,13 +28,30 @@ pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
 pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token};
 
-/// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries).
+/// One attempt of any call: DynamoDB and Identity Store answer in milliseconds; a connection
+/// that hangs is abandoned and the attempt retried, not waited on until the Lambda timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole call, its retries included: under the API functions' 29 s, so a request that cannot
+/// be served ends in the contract's error instead of API Gateway's 503.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries,
+/// timeouts).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         // Throttling is retried with exponential backoff; what survives becomes `Throttled`.
         .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(timeouts())
         .load()
         .await
+}
+
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
 }
 
 const THROTTLING_CODES: &[&str] = &[
@@ -55,4 +75,21 @@ where
 
 pub(crate) fn is_throttling<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     error_code(err).is_some_and(|c| THROTTLING_CODES.contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call is bounded: a hung connection costs an attempt, not the invocation.
+    #[tokio::test]
+    async fn the_sdk_configuration_bounds_every_call() {
+        let config = load_sdk_config().await;
+        let t = config.timeout_config().expect("timeouts are set");
+        assert_eq!(t.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(t.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(3)));
+        assert!(OPERATION_TIMEOUT < Duration::from_secs(29), "under the API functions' timeout");
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(5));
+    }
 }
