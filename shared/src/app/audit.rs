@@ -280,9 +280,11 @@ where
                 tracing::warn!(audit_id = %old.audit_id, saved_at = %old.saved_at, mode = old.mode.as_str(), "superseding an audit checkpoint");
             }
             let run = Run::new(&request, now);
-            // A fresh audit takes the lease at once, so a second request while it runs finds the
-            // audit held and is ignored, instead of running the same audit beside it.
-            match start(deps, &run, replaces.as_ref(), &request.invocation, budget.lease_until_ms(now)).await {
+            // A fresh audit takes the lease at once (its first checkpoint, held by this
+            // invocation), so a second request while it runs finds the audit held and is
+            // ignored, instead of running the same audit beside it.
+            let lease = Some((request.invocation.as_str(), budget.lease_until_ms(now)));
+            match save(deps, &run, replaces.as_ref(), lease).await {
                 Ok(head) => (run, Some(head)),
                 Err(StoreError::Conflict(_)) => {
                     let why = "another audit started at the same moment".to_owned();
@@ -406,7 +408,7 @@ where
     S: AuditCheckpoints,
     E: EventSink,
 {
-    let saved = match save(deps, run, head).await {
+    let saved = match save(deps, run, head, None).await {
         Ok(saved) => saved,
         Err(StoreError::Conflict(_)) => {
             let why = format!("audit {} was superseded while it ran; its work so far is kept", run.audit_id);
@@ -449,7 +451,7 @@ async fn save_after_failure<S, D, E>(
 where
     S: AuditCheckpoints,
 {
-    match save(deps, run, head).await {
+    match save(deps, run, head, None).await {
         Ok(saved) => {
             tracing::warn!(audit_id = %run.audit_id, step = saved.step, "audit failed; progress saved for the retry")
         }
@@ -460,54 +462,31 @@ where
     error
 }
 
+/// Saves `run` as the step after `replaces` (or as the first), held by `lease` — the invocation
+/// and until when — or released for whoever continues it.
 async fn save<S, D, E>(
     deps: &Audit<'_, S, D, E>,
     run: &Run,
-    head: Option<&CheckpointHead>,
-) -> Result<CheckpointHead, StoreError>
-where
-    S: AuditCheckpoints,
-{
-    let state = serde_json::to_string(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let next = CheckpointHead {
-        audit_id: run.audit_id.clone(),
-        step: head.map_or(1, |h| h.step + 1),
-        mode: run.mode,
-        force: run.force,
-        lease_until_ms: 0,
-        lease_owner: String::new(),
-        saved_at: Utc::now(),
-        save_id: uuid::Uuid::new_v4().to_string(),
-    };
-    deps.store.save_checkpoint(head, &next, &state).await?;
-    Ok(next)
-}
-
-/// Saves the first checkpoint of a fresh audit, holding its lease for this invocation (Lambda's
-/// retry of it, under the same request id, takes it back).
-async fn start<S, D, E>(
-    deps: &Audit<'_, S, D, E>,
-    run: &Run,
     replaces: Option<&CheckpointHead>,
-    invocation: &str,
-    lease_until_ms: i64,
+    lease: Option<(&str, i64)>,
 ) -> Result<CheckpointHead, StoreError>
 where
     S: AuditCheckpoints,
 {
     let state = serde_json::to_string(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let head = CheckpointHead {
+    let (owner, until) = lease.unwrap_or_default();
+    let next = CheckpointHead {
         audit_id: run.audit_id.clone(),
         step: replaces.map_or(1, |h| h.step + 1),
         mode: run.mode,
         force: run.force,
-        lease_until_ms,
-        lease_owner: invocation.to_owned(),
+        lease_until_ms: until,
+        lease_owner: owner.to_owned(),
         saved_at: Utc::now(),
         save_id: uuid::Uuid::new_v4().to_string(),
     };
-    deps.store.save_checkpoint(replaces, &head, &state).await?;
-    Ok(head)
+    deps.store.save_checkpoint(replaces, &next, &state).await?;
+    Ok(next)
 }
 
 /// Reads the subscriptions, applying due pending downgrades (writing them in `repair`).
