@@ -242,7 +242,8 @@ pub trait SubscriptionStore: Send + Sync {
         principal: &Principal,
     ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send;
 
-    /// How many seats hold `group` as a source.
+    /// How many seats hold `group` as a source: the counter the seat transactions keep (one
+    /// read), or, for a group granted before counters were kept, a count of its grant rows.
     fn count_granted(&self, group: &GroupId) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A page of the users holding `group` as a source, with the membership id recorded for each.
@@ -302,10 +303,28 @@ pub struct Commit {
 }
 
 impl Commit {
-    /// Items the transaction holds (DynamoDB allows 100).
+    /// Items the transaction holds (DynamoDB allows 100): the seats, their grant rows, the
+    /// conditions, a grant counter per group whose count moves, the outbox.
     pub fn item_count(&self) -> usize {
         let rows: usize = self.seats.iter().map(|w| 1 + w.grants_added.len() + w.grants_removed.len()).sum();
-        rows + self.guards.len() + self.absent.len() + usize::from(self.outbox.is_some())
+        rows + self.guards.len() + self.absent.len() + self.grant_deltas().len() + usize::from(self.outbox.is_some())
+    }
+
+    /// How the number of seats holding each group moves with this commit (groups it leaves
+    /// unchanged left out): the grant counters are kept in the same transaction, so a
+    /// subscription's `seats` is read, never recounted.
+    pub fn grant_deltas(&self) -> std::collections::BTreeMap<GroupId, i64> {
+        let mut deltas = std::collections::BTreeMap::<GroupId, i64>::new();
+        for w in &self.seats {
+            for (group, _) in &w.grants_added {
+                *deltas.entry(group.clone()).or_default() += 1;
+            }
+            for group in &w.grants_removed {
+                *deltas.entry(group.clone()).or_default() -= 1;
+            }
+        }
+        deltas.retain(|_, d| *d != 0);
+        deltas
     }
 }
 

@@ -425,6 +425,13 @@ async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(st
     let expected: Vec<_> = (0..n).map(|i| (user(i), Some(membership(i)))).collect();
     assert_eq!([first.items, second.items].concat(), expected);
     assert_eq!(store.count_granted(&group(2)).await.unwrap(), 0);
+
+    // And the count follows removals in the same transactions (kept, not recounted)
+    let removals: Vec<SeatWrite> = (0..10)
+        .map(|i| SeatWrite { grants_removed: vec![group(1)], ..write(seat(&user(i), Tier::Pro, 2), Some(1)) })
+        .collect();
+    store.commit(&Commit { seats: removals, ..Commit::default() }).await.unwrap();
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n - 10));
 }
 
 async fn a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed<
@@ -446,15 +453,21 @@ async fn a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed<
     assert_eq!(store.membership(&membership(9)).await.unwrap(), None);
     assert_eq!(store.count_granted(&group(9)).await.unwrap(), 0);
 
-    // The user left and rejoined: the row is put again with the new membership id.
-    let mut rejoined = write(seat(&user(1), Tier::Pro, 2), Some(1));
+    // The user left and rejoined: the row goes, then comes back with the new membership id.
+    // (A row exists exactly while its seat holds the group: the seat writer adds a row only for a
+    // source the seat did not hold, removes one only for a source it held.)
+    let mut left = write(seat(&user(1), Tier::Pro, 2), Some(1));
+    left.grants_removed = vec![group(1)];
+    store.commit(&Commit { seats: vec![left], ..Commit::default() }).await.unwrap();
+    assert_eq!(store.membership(&membership(1)).await.unwrap(), None);
+    let mut rejoined = write(seat(&user(1), Tier::Pro, 3), Some(2));
     rejoined.grants_added = vec![(group(1), Some(membership(2)))];
     store.commit(&Commit { seats: vec![rejoined], ..Commit::default() }).await.unwrap();
-    assert_eq!(store.membership(&membership(1)).await.unwrap(), None);
     assert_eq!(store.membership(&membership(2)).await.unwrap(), Some((group(1), user(1))));
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 1);
 
-    let mut left = write(seat(&user(1), Tier::Pro, 3), Some(2));
-    left.grants_removed = vec![group(1), group(3)];
+    let mut left = write(seat(&user(1), Tier::Pro, 4), Some(3));
+    left.grants_removed = vec![group(1)];
     store.commit(&Commit { seats: vec![left], ..Commit::default() }).await.unwrap();
     assert_eq!(store.membership(&membership(2)).await.unwrap(), None);
     assert_eq!(store.count_granted(&group(1)).await.unwrap(), 0);

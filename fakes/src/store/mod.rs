@@ -89,6 +89,8 @@ struct Table {
     refused: HashSet<UserId>,
     /// Re-sync leases by group: (owner, running until ms, pending).
     resyncs: HashMap<GroupId, (String, i64, bool)>,
+    /// Grant counters (`GROUP#<id>`/`COUNT`), kept by the commits as DynamoStore keeps them.
+    grant_counts: HashMap<GroupId, i64>,
 }
 
 /// One grant row: a seat holding a group as a source.
@@ -143,6 +145,9 @@ impl Table {
             for group in &w.grants_removed {
                 self.delete_grant(group, user);
             }
+        }
+        for (group, delta) in commit.grant_deltas() {
+            *self.grant_counts.entry(group).or_default() += delta;
         }
         if let Some(outbox) = &commit.outbox {
             self.outboxes.insert(outbox.id.clone(), outbox.events.clone());

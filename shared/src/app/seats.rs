@@ -226,9 +226,10 @@ where
     Ok(total)
 }
 
-/// Most source operations one user's commit carries: each writes or deletes a grant row and
-/// checks a subscription (2 items), plus the seat and the outbox: 2 × 45 + 2 = 92 ≤ 100.
-const MAX_OPS_PER_COMMIT: usize = 45;
+/// Most source operations one user's commit carries: each writes or deletes a grant row, checks
+/// a subscription and moves a grant counter (3 items), plus the seat and the outbox:
+/// 3 × 32 + 2 = 98 ≤ 100.
+const MAX_OPS_PER_COMMIT: usize = 32;
 
 /// Cuts every change with more than [`MAX_OPS_PER_COMMIT`] operations: this round takes the
 /// first ones, the rest go to the next round. Grants come first, highest tier first, so the seat
@@ -289,12 +290,14 @@ fn transaction_chunks(changes: &[UserChange]) -> Vec<&[UserChange]> {
         let mine: std::collections::HashSet<Principal> =
             uc.change.ops.iter().map(|op| principal_of(op.key(), &uc.user)).collect();
         let grant_rows = uc.change.ops.iter().filter(|op| matches!(op.key(), SourceKey::Group(_))).count();
-        let mut cost = 1 + grant_rows + mine.difference(&principals).count();
+        // A new principal costs its condition, and a group also its grant counter.
+        let cost_of = |p: &Principal| if matches!(p, Principal::Group(_)) { 2 } else { 1 };
+        let mut cost = 1 + grant_rows + mine.difference(&principals).map(cost_of).sum::<usize>();
         if i > start && (items + cost > MAX_TRANSACTION_ITEMS || i - start == MAX_BATCH_GET) {
             chunks.push(&changes[start..i]);
             (start, items) = (i, 1);
             principals.clear();
-            cost = 1 + grant_rows + mine.len();
+            cost = 1 + grant_rows + mine.iter().map(cost_of).sum::<usize>();
         }
         items += cost;
         principals.extend(mine);
@@ -547,25 +550,25 @@ mod tests {
     }
 
     #[test]
-    fn one_group_fans_out_in_runs_of_49() {
-        // 49 × (seat + grant row) + the group's guard + the outbox = 100.
+    fn one_group_fans_out_in_runs_of_48() {
+        // 48 × (seat + grant row) + the group's guard and counter + the outbox = 99.
         let changes: Vec<UserChange> = (0..100).map(|u| set(u, &[7])).collect();
         let sizes: Vec<usize> = transaction_chunks(&changes).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [49, 49, 2]);
+        assert_eq!(sizes, [48, 48, 4]);
     }
 
     #[test]
     fn changes_across_many_groups_never_overflow_a_transaction() {
-        // Each user in its own group: seat + grant row + guard = 3 items a user.
+        // Each user in its own group: seat + grant row + guard + counter = 4 items a user.
         let changes: Vec<UserChange> = (0..200).map(|u| set(u, &[u])).collect();
         let chunks = transaction_chunks(&changes);
         assert!(
-            chunks.iter().all(|c| 3 * c.len() < MAX_TRANSACTION_ITEMS),
+            chunks.iter().all(|c| 4 * c.len() < MAX_TRANSACTION_ITEMS),
             "{:?}",
             chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
         );
         assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 200);
-        assert_eq!(chunks[0].len(), 33);
+        assert_eq!(chunks[0].len(), 24);
     }
 
     #[test]

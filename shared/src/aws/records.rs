@@ -8,6 +8,7 @@
 //! | subscription | `SUB#<TYPE>#<id>` | `SUB` | `SUBS` | `<TYPE>#<id>` |
 //! | seat | `SEAT#<userId>` | `SEAT` | `SEATS` | `<userId>` |
 //! | group grant (a seat holding the group as source) | `GROUP#<groupId>` | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
+//! | a group's grant counter (`grants`: the seats holding it) | `GROUP#<groupId>` | `COUNT` | | |
 //! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
@@ -74,6 +75,11 @@ pub(crate) const GRANT_SK_PREFIX: &str = "MEMBER#";
 
 pub(crate) fn grant_key(g: &GroupId, u: &UserId) -> Item {
     key(grant_pk(g), format!("{GRANT_SK_PREFIX}{u}"))
+}
+
+/// The counter of a group's grant rows, beside them (outside `begins_with(sk, "MEMBER#")`).
+pub(crate) fn grant_count_key(g: &GroupId) -> Item {
+    key(grant_pk(g), "COUNT")
 }
 
 pub(crate) fn membership_gsi_pk(m: &MembershipId) -> String {

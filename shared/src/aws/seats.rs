@@ -1,11 +1,11 @@
 //! `SeatStore` and `SeatNames` on the table: seats, their grant rows, the outbox, in one
 //! transaction per change.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, key, n, s};
-use super::records::{Grant, OUTBOX, Record, SEATS, grant_key, is_seat_key, seat_key, sub_key};
+use super::records::{Grant, OUTBOX, Record, SEATS, grant_count_key, grant_key, is_seat_key, seat_key, sub_key};
 use crate::domain::{Seat, UserId};
 use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError};
 
@@ -125,6 +125,17 @@ impl SeatStore for DynamoStore {
                 .build()
                 .map_err(build)?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        for (group, delta) in commit.grant_deltas() {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(grant_count_key(&group)))
+                .update_expression("SET entity = :entity ADD grants :delta")
+                .expression_attribute_values(":entity", s("GrantCount"))
+                .expression_attribute_values(":delta", n(delta))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().update(update).build());
         }
         if let Some(outbox) = &commit.outbox {
             let put =
