@@ -295,3 +295,36 @@ async fn a_seat_that_keeps_failing_is_skipped_and_named_and_the_audit_finishes()
     let active = stack.store.seats_snapshot().iter().filter(|s| s.status == SeatStatus::Active).count();
     assert_eq!(active, members.len() + 1, "everyone but the refused seat");
 }
+
+fn deadline_in(ms: u64) -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap() + ms
+}
+
+/// The same, cut by the invocation's real deadline (the Runtime API's `Lambda-Runtime-Deadline-Ms`),
+/// not by a page count: each call and continuation has 100 ms, far less than the 30,000 members
+/// take, and always does at least one page, so the fan-out ends whatever the machine's speed.
+#[tokio::test]
+async fn a_fan_out_cut_by_the_lambda_deadline_answers_202_and_ends_done() {
+    let (stack, group, users) = group_of(30_000).await;
+    let mut request = kiro_tests::api_request("POST", "/subscriptions", Some(&subscribe_body(&group, "PRO")));
+    request.context.deadline = deadline_in(100);
+    let (status, body) = kiro_tests::status_and_json(&assign_tier::handle(&stack.api, request).await.unwrap());
+    assert_eq!((status, body["fanOut"]["state"].as_str()), (202, Some("IN_PROGRESS")), "{body}");
+    let granted = body["fanOut"]["granted"].as_u64().unwrap();
+    assert!((100..30_000).contains(&granted), "at least a page, not all: {granted}");
+
+    let like = eventbridge("Fan-out Requested", "kiro.subscriptions", json!({})).payload;
+    let mut seen = 0;
+    while let Some(next) = continuations(&stack, seen).first().cloned() {
+        seen += 1;
+        let mut context = kiro_tests::invocation(&format!("c{seen}"));
+        context.deadline = deadline_in(100);
+        let mut event = continuation(&like, next.detail.clone());
+        event.detail_type = FAN_OUT_REQUESTED.to_owned();
+        sync_group::handle(&stack.sync, lambda_runtime::LambdaEvent::new(event, context)).await.unwrap();
+        assert!(seen <= 300, "each continuation does at least one of the 300 pages");
+    }
+    let (_, body) = call_api(&stack.api, "GET", &format!("/subscriptions/GROUP/{group}"), None).await;
+    assert_eq!(body["fanOut"], json!({"state": "DONE", "granted": 30_000}), "after {seen} continuations");
+    assert_one_event_each(&stack, "Seat Granted", &users);
+}
