@@ -246,15 +246,9 @@ impl From<Continuation> for AppError {
 /// The audit runs in sync-group; one at a time (a request while one runs is ignored there).
 pub async fn request<E: EventSink>(sink: &E, mode: AuditMode, force: bool, actor: &str) -> Result<(), AppError> {
     let detail = json!({"mode": mode, "force": force, "requestedBy": actor});
-    let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
-    match sink.publish(std::slice::from_ref(&event)).await {
-        Ok(rejected) if rejected.is_empty() => {
-            tracing::info!(mode = mode.as_str(), force, "audit requested");
-            Ok(())
-        }
-        Ok(_) => Err(AppError::internal("EventBridge rejected the Audit Requested entry")),
-        Err(e) => Err(AppError::internal(e)),
-    }
+    crate::app::bus::ask(sink, AUDIT_REQUESTED, detail).await?;
+    tracing::info!(mode = mode.as_str(), force, "audit requested");
+    Ok(())
 }
 
 /// Runs (or resumes) the audit for one invocation.
@@ -418,12 +412,7 @@ where
         Err(e) => return Err(e.into()),
     };
     let detail = json!({"mode": run.mode, "force": run.force, "continues": run.audit_id});
-    let event = OutEvent { detail_type: AUDIT_REQUESTED.to_owned(), detail };
-    match deps.events.publish(std::slice::from_ref(&event)).await {
-        Ok(failed) if failed.is_empty() => {}
-        Ok(_) => return Err(Continuation("EventBridge rejected the Audit Requested entry".into()).into()),
-        Err(e) => return Err(Continuation(e.into()).into()),
-    }
+    crate::app::bus::ask(&deps.events, AUDIT_REQUESTED, detail).await.map_err(|e| Continuation(e.into()))?;
     tracing::info!(
         audit_id = %run.audit_id,
         step = saved.step,

@@ -16,7 +16,7 @@ use crate::app::budget::Budget;
 use crate::app::seats::{Applied, ServiceError};
 use crate::domain::signal::FAN_OUT_REQUESTED;
 use crate::domain::{FanOut, FanOutState, GroupId, IdentityStoreId, Principal, Tier};
-use crate::ports::{Directory, DirectoryError, EventSink, OutEvent, SeatStore, SubscriptionStore};
+use crate::ports::{Directory, DirectoryError, EventSink, SeatStore, SubscriptionStore};
 
 /// Where a fan-out starts: the first page, or where a previous invocation stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,12 +108,7 @@ async fn request_continuation<E: EventSink>(
     granted: u64,
 ) -> Result<(), ServiceError> {
     let detail = serde_json::json!({"groupId": group.as_str(), "nextToken": next_token, "granted": granted});
-    let event = OutEvent { detail_type: FAN_OUT_REQUESTED.to_owned(), detail };
-    match sink.publish(std::slice::from_ref(&event)).await {
-        Ok(rejected) if rejected.is_empty() => Ok(()),
-        Ok(_) => Err(ServiceError::Bus("EventBridge rejected the Fan-out Requested entry".into(), None)),
-        Err(e) => Err(ServiceError::Bus("putting Fan-out Requested failed".into(), Some(e))),
-    }
+    crate::app::bus::ask(sink, FAN_OUT_REQUESTED, detail).await
 }
 
 /// A continuation delivered by the bus: goes on with the subscription as it is now (its tier

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod budget;
+pub mod bus;
 pub mod directory;
 pub mod fanout;
 pub mod membership;
