@@ -653,3 +653,24 @@ mod tests {
         assert_eq!(dir.requests(), 3);
     }
 }
+
+/// The account's IAM Identity Center instances, in memory (`sso-admin:ListInstances`).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryInstances(pub Vec<kiro::ports::Instance>);
+
+impl MemoryInstances {
+    /// One instance, bound to `store`.
+    pub fn one(store: &kiro::domain::IdentityStoreId) -> Self {
+        Self(vec![kiro::ports::Instance {
+            instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
+            identity_store_id: store.clone(),
+            name: Some("Example Corp".into()),
+        }])
+    }
+}
+
+impl kiro::ports::Instances for MemoryInstances {
+    async fn list_instances(&self) -> Result<Vec<kiro::ports::Instance>, kiro::ports::DirectoryError> {
+        Ok(self.0.clone())
+    }
+}

@@ -18,7 +18,7 @@ mod store;
 
 use std::sync::atomic::AtomicU64;
 
-pub use directory::MemoryDirectory;
+pub use directory::{MemoryDirectory, MemoryInstances};
 pub use sink::MemorySink;
 pub use store::MemoryStore;
 

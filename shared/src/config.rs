@@ -2,6 +2,8 @@
 
 use std::env;
 
+use crate::domain::Tier;
+
 pub const DEFAULT_EVENT_BUS: &str = "default";
 pub const DEFAULT_SUPPORTED_REGIONS: &str = "us-east-1,eu-central-1";
 pub const DEFAULT_REVOKE_LIMIT_PERCENT: u8 = 25;
@@ -82,6 +84,118 @@ pub fn identity_store_share(get: impl Fn(&str) -> Option<String>) -> Result<u32,
     }
 }
 
+/// Money in millionths of a dollar: prices and overage add up exactly.
+pub type MicroUsd = u64;
+
+/// What the tiers cost and include (`TIER_PRICES_USD`, `TIER_CREDITS`, `OVERAGE_PRICE_USD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    /// Monthly price, by tier in `Tier::ALL` order.
+    pub prices: [MicroUsd; 3],
+    /// Credits included per month, by tier in `Tier::ALL` order.
+    pub credits: [u64; 3],
+    /// One credit beyond the included ones.
+    pub overage: MicroUsd,
+}
+
+impl Pricing {
+    pub fn price(&self, tier: Tier) -> MicroUsd {
+        self.prices[tier_index(tier)]
+    }
+
+    pub fn credits(&self, tier: Tier) -> u64 {
+        self.credits[tier_index(tier)]
+    }
+}
+
+fn tier_index(tier: Tier) -> usize {
+    Tier::ALL.iter().position(|t| *t == tier).unwrap_or_default()
+}
+
+pub const DEFAULT_TIER_PRICES_USD: &str = "PRO=20,PRO_PLUS=40,POWER=200";
+pub const DEFAULT_TIER_CREDITS: &str = "PRO=1000,PRO_PLUS=2000,POWER=10000";
+pub const DEFAULT_OVERAGE_PRICE_USD: &str = "0.04";
+
+/// Reads the three pricing variables (their contract defaults when unset).
+pub fn pricing(get: impl Fn(&str) -> Option<String>) -> Result<Pricing, ConfigError> {
+    let per_tier = |name: &'static str, default: &str, parse: &dyn Fn(&str) -> Option<u64>| {
+        let raw = non_empty(&get, name).unwrap_or_else(|| default.to_owned());
+        let invalid = || ConfigError::Invalid {
+            name,
+            value: raw.clone(),
+            expected: "TIER=value for each of PRO, PRO_PLUS and POWER, comma-separated",
+        };
+        let mut values: [Option<u64>; 3] = [None; 3];
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (tier, value) = pair.split_once('=').ok_or_else(invalid)?;
+            let tier: Tier = tier.trim().parse().map_err(|_| invalid())?;
+            values[tier_index(tier)] = Some(parse(value.trim()).ok_or_else(invalid)?);
+        }
+        match values {
+            [Some(a), Some(b), Some(c)] => Ok([a, b, c]),
+            _ => Err(invalid()),
+        }
+    };
+    let prices = per_tier("TIER_PRICES_USD", DEFAULT_TIER_PRICES_USD, &parse_usd)?;
+    let credits = per_tier("TIER_CREDITS", DEFAULT_TIER_CREDITS, &|v| v.parse::<u64>().ok())?;
+    let raw = non_empty(&get, "OVERAGE_PRICE_USD").unwrap_or_else(|| DEFAULT_OVERAGE_PRICE_USD.to_owned());
+    let overage = parse_usd(raw.trim()).ok_or(ConfigError::Invalid {
+        name: "OVERAGE_PRICE_USD",
+        value: raw.clone(),
+        expected: "a price in dollars such as 0.04",
+    })?;
+    Ok(Pricing { prices, credits, overage })
+}
+
+/// `"20"`, `"0.04"`, `"39.99"` in millionths of a dollar; at most six decimals.
+fn parse_usd(raw: &str) -> Option<MicroUsd> {
+    let (whole, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 6
+        || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let frac: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+    whole.checked_mul(1_000_000)?.checked_add(frac)
+}
+
+/// The console's sign-in settings (`CONSOLE_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub issuer: String,
+    pub client_id: String,
+    /// `None`: from each request's `requestContext.domainName`, https.
+    pub base_url: Option<String>,
+    pub user_claim: String,
+    pub admin_group: String,
+    pub viewer_group: String,
+}
+
+impl ConsoleConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| non_empty(&get, name).ok_or(ConfigError::Missing(name));
+        let issuer = required("CONSOLE_OIDC_ISSUER")?.trim().trim_end_matches('/').to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "CONSOLE_OIDC_ISSUER",
+                value: issuer,
+                expected: "the issuer's URL, such as https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
+            });
+        }
+        let base_url = non_empty(&get, "CONSOLE_BASE_URL").map(|b| b.trim().trim_end_matches('/').to_owned());
+        Ok(Self {
+            issuer,
+            client_id: required("CONSOLE_OIDC_CLIENT_ID")?.trim().to_owned(),
+            base_url,
+            user_claim: non_empty(&get, "CONSOLE_USER_CLAIM").unwrap_or_else(|| "email".to_owned()),
+            admin_group: non_empty(&get, "CONSOLE_ADMIN_GROUP").unwrap_or_else(|| "KiroAdmins".to_owned()),
+            viewer_group: non_empty(&get, "CONSOLE_VIEWER_GROUP").unwrap_or_else(|| "KiroViewers".to_owned()),
+        })
+    }
+}
+
 /// The process environment, for the `*_from(get)` readers above.
 pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
@@ -123,6 +237,36 @@ mod tests {
         assert_eq!(r, ["us-west-2", "ap-south-1"]);
         assert!(supported_regions(env(&[("SUPPORTED_REGIONS", ",")])).is_err());
         assert!(supported_regions(env(&[("SUPPORTED_REGIONS", "US EAST")])).is_err());
+    }
+
+    #[test]
+    fn pricing_defaults_to_the_contract_and_reads_dollars_exactly() {
+        let p = pricing(env(&[])).unwrap();
+        assert_eq!(p.prices, [20_000_000, 40_000_000, 200_000_000]);
+        assert_eq!(p.credits, [1000, 2000, 10000]);
+        assert_eq!(p.overage, 40_000);
+        let p = pricing(env(&[("TIER_PRICES_USD", "POWER=199.99, PRO=19,PRO_PLUS=39.5")])).unwrap();
+        assert_eq!(p.price(Tier::Power), 199_990_000);
+        assert_eq!(p.price(Tier::ProPlus), 39_500_000);
+        for bad in ["PRO=20,PRO_PLUS=40", "PRO=20,PRO_PLUS=40,POWER=x", "PRO=-1,PRO_PLUS=40,POWER=200", "ULTRA=1"] {
+            assert!(pricing(env(&[("TIER_PRICES_USD", bad)])).is_err(), "{bad}");
+        }
+        assert!(pricing(env(&[("OVERAGE_PRICE_USD", "four cents")])).is_err());
+    }
+
+    #[test]
+    fn the_console_needs_its_issuer_and_client() {
+        assert_eq!(ConsoleConfig::from_lookup(env(&[])).unwrap_err(), ConfigError::Missing("CONSOLE_OIDC_ISSUER"));
+        let c = ConsoleConfig::from_lookup(env(&[
+            ("CONSOLE_OIDC_ISSUER", "http://127.0.0.1:3001/"),
+            ("CONSOLE_OIDC_CLIENT_ID", "kiro"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.issuer.as_str(), c.user_claim.as_str(), c.admin_group.as_str()),
+            ("http://127.0.0.1:3001", "email", "KiroAdmins")
+        );
+        assert_eq!(c.base_url, None);
     }
 
     #[test]

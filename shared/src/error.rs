@@ -22,6 +22,10 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     PrincipalNotFound(String),
+    /// The console: signed in but in neither console group, a viewer's change, or a change
+    /// without the session's CSRF token.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("a profile already exists in this deployment; use PATCH /profile to change it")]
     ProfileAlreadyExists,
     #[error("no profile exists yet; create one with POST /profile first")]
@@ -38,6 +42,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) | Self::Validation(_) | Self::UnsupportedRegion { .. } => 400,
+            Self::Forbidden(_) => 403,
             Self::NotFound(_) | Self::PrincipalNotFound(_) => 404,
             Self::ProfileAlreadyExists | Self::ProfileRequired | Self::SubscriptionExists(_) => 409,
             Self::Throttled(_) => 429,
@@ -52,6 +57,7 @@ impl AppError {
             Self::UnsupportedRegion { .. } => "UnsupportedRegion",
             Self::NotFound(_) => "NotFound",
             Self::PrincipalNotFound(_) => "PrincipalNotFound",
+            Self::Forbidden(_) => "Forbidden",
             Self::ProfileAlreadyExists => "ProfileAlreadyExists",
             Self::ProfileRequired => "ProfileRequired",
             Self::SubscriptionExists(_) => "SubscriptionExists",

@@ -117,7 +117,50 @@ impl Request {
     }
 
     /// The request's path, its stage prefix removed.
-    fn path(&self) -> String {
+    /// The request's body as bytes (decoded when API Gateway base64-encoded it), at most
+    /// [`MAX_BODY_BYTES`].
+    pub fn body_bytes(&self) -> Result<Vec<u8>, AppError> {
+        let raw = self.raw.body.as_deref().unwrap_or("");
+        let bytes = if self.raw.is_base64_encoded {
+            base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|_| AppError::BadRequest("the body is not valid base64".into()))?
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(AppError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
+        }
+        Ok(bytes)
+    }
+
+    /// A request header (names are case-insensitive), when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.raw.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The value of the cookie `name`: payload 2.0 sends cookies in `cookies`; a `Cookie` header
+    /// (a hand-made event) is read too.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let header = self.header("cookie").map(|h| h.split(';').map(str::to_owned).collect::<Vec<_>>());
+        let all = self.raw.cookies.iter().flatten().cloned().chain(header.into_iter().flatten());
+        all.filter_map(|c| c.trim().split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The host the client called (`requestContext.domainName`).
+    pub fn domain_name(&self) -> Option<&str> {
+        self.raw.request_context.domain_name.as_deref().filter(|d| !d.is_empty())
+    }
+
+    /// The raw query string, as sent.
+    pub fn raw_query(&self) -> &str {
+        self.raw.raw_query_string.as_deref().unwrap_or("")
+    }
+
+    /// The path the client called, without the stage.
+    pub fn path(&self) -> String {
         let raw = &self.raw;
         let path = raw.raw_path.clone().or_else(|| raw.request_context.http.path.clone()).unwrap_or_default();
         strip_stage(&path, raw.request_context.stage.as_deref()).to_owned()
@@ -354,6 +397,7 @@ mod tests {
             (AppError::UnsupportedRegion { region: "r".into(), supported: vec![] }, 400, "UnsupportedRegion"),
             (AppError::NotFound("x".into()), 404, "NotFound"),
             (AppError::PrincipalNotFound("x".into()), 404, "PrincipalNotFound"),
+            (AppError::Forbidden("x".into()), 403, "Forbidden"),
             (AppError::ProfileAlreadyExists, 409, "ProfileAlreadyExists"),
             (AppError::ProfileRequired, 409, "ProfileRequired"),
             (AppError::SubscriptionExists("x".into()), 409, "SubscriptionExists"),

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::BoxError;
 use crate::domain::audit::AuditReport;
 use crate::domain::seat::SeatStatus;
+use crate::domain::session::{Session, SignIn};
 use crate::domain::{
     FanOut, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, ProfilePatch, Seat,
     Subscription, Tier, UserId,
@@ -189,6 +190,38 @@ pub trait DirectorySearch: Send + Sync {
         limit: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<DirectoryGroup>, DirectoryError>> + Send;
+}
+
+/// The console's sign-in state in the table: sessions, and sign-ins sent to the issuer.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session (or replaces it: a re-checked role, a new CSRF token).
+    fn put_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session stored under this token hash, expired or not (the caller decides).
+    fn get_session(&self, token_hash: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Ends the session; ending one that is gone is not an error.
+    fn delete_session(&self, token_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Remembers a sign-in sent to the issuer until it comes back.
+    fn put_sign_in(&self, sign_in: &SignIn) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the sign-in with this `state` out of the table: each can be completed once.
+    fn take_sign_in(&self, state: &str) -> impl Future<Output = Result<Option<SignIn>, StoreError>> + Send;
+}
+
+/// An IAM Identity Center instance of the account (`sso-admin:ListInstances`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_arn: String,
+    pub identity_store_id: IdentityStoreId,
+    pub name: Option<String>,
+}
+
+/// The account's IAM Identity Center instances: which Identity Store a new profile binds.
+pub trait Instances: Send + Sync {
+    /// Every instance, in the order the service lists them.
+    fn list_instances(&self) -> impl Future<Output = Result<Vec<Instance>, DirectoryError>> + Send;
 }
 
 /// The groups one user belongs to (`sync-group`, converging on a membership event).
@@ -524,6 +557,42 @@ where
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send {
         (**self).update_profile(patch, actor, now)
+    }
+}
+
+impl<P> SessionStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: SessionStore,
+{
+    fn put_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_session(session)
+    }
+
+    fn get_session(&self, token_hash: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        (**self).get_session(token_hash)
+    }
+
+    fn delete_session(&self, token_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete_session(token_hash)
+    }
+
+    fn put_sign_in(&self, sign_in: &SignIn) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_sign_in(sign_in)
+    }
+
+    fn take_sign_in(&self, state: &str) -> impl Future<Output = Result<Option<SignIn>, StoreError>> + Send {
+        (**self).take_sign_in(state)
+    }
+}
+
+impl<P> Instances for P
+where
+    P: Deref + Send + Sync,
+    P::Target: Instances,
+{
+    fn list_instances(&self) -> impl Future<Output = Result<Vec<Instance>, DirectoryError>> + Send {
+        (**self).list_instances()
     }
 }
 

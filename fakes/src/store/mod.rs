@@ -9,6 +9,7 @@ mod audits;
 mod membership_map;
 mod profile;
 mod seats;
+mod sessions;
 mod subscriptions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -91,6 +92,9 @@ struct Table {
     resyncs: HashMap<GroupId, (String, i64, bool)>,
     /// Grant counters (`GROUP#<id>`/`COUNT`), kept by the commits as DynamoStore keeps them.
     grant_counts: HashMap<GroupId, i64>,
+    /// Console sessions by token hash, and sign-ins by state.
+    sessions: HashMap<String, kiro::domain::session::Session>,
+    sign_ins: HashMap<String, kiro::domain::session::SignIn>,
 }
 
 /// One grant row: a seat holding a group as a source.

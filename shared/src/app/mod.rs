@@ -3,6 +3,7 @@
 //! domain values or [`AppError`](crate::error::AppError); parsing a request and shaping an
 //! answer are the adapters' part.
 
+pub mod access;
 pub mod audit;
 pub mod budget;
 pub mod bus;

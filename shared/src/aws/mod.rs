@@ -13,6 +13,9 @@ mod pages;
 mod profile;
 mod records;
 mod seats;
+mod sessions;
+#[cfg(feature = "console")]
+pub mod ssoadmin;
 mod subscriptions;
 
 use std::time::Duration;

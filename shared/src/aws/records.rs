@@ -12,6 +12,8 @@
 //! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
+//! | a console session (TTL `expiresAt`) | `SESSION#<sha256 of the cookie's token>` | `SESSION` | | |
+//! | a console sign-in at the issuer (TTL `expiresAt`) | `SIGNIN#<state>` | `SIGNIN` | | |
 //!
 //! Audit checkpoints have their own layout, in `checkpoints.rs`.
 
@@ -20,6 +22,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::item::{Item, Reader, key, n, s, t};
 use crate::domain::audit::AuditReport;
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
+use crate::domain::session::{Role, Session, SignIn};
 use crate::domain::{
     FanOut, FanOutState, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, Seat, Subscription,
     Tier, UserId,
@@ -36,6 +39,70 @@ pub(crate) const AUDIT_RETENTION_DAYS: i64 = 90;
 /// A group subscription's fan-out, updated on its own as it progresses.
 pub(crate) const FAN_OUT_STATE: &str = "fanOutState";
 pub(crate) const FAN_OUT_GRANTED: &str = "fanOutGranted";
+
+pub(crate) fn session_key(token_hash: &str) -> Item {
+    key(format!("SESSION#{token_hash}"), "SESSION")
+}
+
+pub(crate) fn sign_in_key(state: &str) -> Item {
+    key(format!("SIGNIN#{state}"), "SIGNIN")
+}
+
+/// DynamoDB's TTL attribute: epoch seconds.
+fn ttl(at: &chrono::DateTime<chrono::Utc>) -> AttributeValue {
+    n(at.timestamp())
+}
+
+impl Record for Session {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = session_key(&self.token_hash);
+        item.insert("userName".into(), s(&self.user_name));
+        item.insert("userId".into(), s(self.user_id.as_str()));
+        item.insert("role".into(), s(self.role.as_str()));
+        item.insert("csrf".into(), s(&self.csrf));
+        item.insert("createdAt".into(), t(&self.created_at));
+        item.insert("validUntil".into(), t(&self.expires_at));
+        item.insert("roleCheckedAt".into(), t(&self.role_checked_at));
+        item.insert("expiresAt".into(), ttl(&self.expires_at));
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "session");
+        let token_hash = r.str("pk")?.strip_prefix("SESSION#").unwrap_or_default().to_owned();
+        Ok(Session {
+            token_hash,
+            user_name: r.str("userName")?.to_owned(),
+            user_id: r.parsed("userId", |v| UserId::parse("userId", v))?,
+            role: r.parsed("role", |v| Role::parse(v).ok_or("unknown role"))?,
+            csrf: r.str("csrf")?.to_owned(),
+            created_at: r.time("createdAt")?,
+            expires_at: r.time("validUntil")?,
+            role_checked_at: r.time("roleCheckedAt")?,
+        })
+    }
+}
+
+impl Record for SignIn {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let mut item = sign_in_key(&self.state);
+        item.insert("nonce".into(), s(&self.nonce));
+        item.insert("verifier".into(), s(&self.verifier));
+        item.insert("validUntil".into(), t(&self.expires_at));
+        item.insert("expiresAt".into(), ttl(&self.expires_at));
+        Ok(item)
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader::new(item, "sign-in");
+        Ok(SignIn {
+            state: r.str("pk")?.strip_prefix("SIGNIN#").unwrap_or_default().to_owned(),
+            nonce: r.str("nonce")?.to_owned(),
+            verifier: r.str("verifier")?.to_owned(),
+            expires_at: r.time("validUntil")?,
+        })
+    }
+}
 
 /// An item kind: how a value becomes an item (keys included) and back.
 pub(crate) trait Record: Sized {

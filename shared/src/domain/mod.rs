@@ -5,6 +5,7 @@ pub mod ids;
 pub mod invalid;
 pub mod profile;
 pub mod seat;
+pub mod session;
 pub mod signal;
 pub mod subscription;
 pub mod tier;

@@ -22,6 +22,15 @@ impl Tier {
             Tier::Power => "POWER",
         }
     }
+
+    /// How Kiro's console names the tier: Pro, Pro+, Power.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Pro => "Pro",
+            Tier::ProPlus => "Pro+",
+            Tier::Power => "Power",
+        }
+    }
 }
 
 impl fmt::Display for Tier {
