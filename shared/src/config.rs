@@ -173,27 +173,26 @@ pub struct ConsoleConfig {
     pub viewer_group: String,
 }
 
-impl ConsoleConfig {
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| non_empty(&get, name).ok_or(ConfigError::Missing(name));
-        let issuer = required("CONSOLE_OIDC_ISSUER")?.trim().trim_end_matches('/').to_owned();
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "CONSOLE_OIDC_ISSUER",
-                value: issuer,
-                expected: "the issuer's URL, such as https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
-            });
-        }
-        let base_url = non_empty(&get, "CONSOLE_BASE_URL").map(|b| b.trim().trim_end_matches('/').to_owned());
-        Ok(Self {
-            issuer,
-            client_id: required("CONSOLE_OIDC_CLIENT_ID")?.trim().to_owned(),
-            base_url,
-            user_claim: non_empty(&get, "CONSOLE_USER_CLAIM").unwrap_or_else(|| "email".to_owned()),
-            admin_group: non_empty(&get, "CONSOLE_ADMIN_GROUP").unwrap_or_else(|| "KiroAdmins".to_owned()),
-            viewer_group: non_empty(&get, "CONSOLE_VIEWER_GROUP").unwrap_or_else(|| "KiroViewers".to_owned()),
-        })
+/// The console's `CONSOLE_*` settings (`CONSOLE_OIDC_ISSUER` and `CONSOLE_OIDC_CLIENT_ID` required).
+pub fn console(get: impl Fn(&str) -> Option<String>) -> Result<ConsoleConfig, ConfigError> {
+    let required = |name: &'static str| non_empty(&get, name).ok_or(ConfigError::Missing(name));
+    let issuer = required("CONSOLE_OIDC_ISSUER")?.trim().trim_end_matches('/').to_owned();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            name: "CONSOLE_OIDC_ISSUER",
+            value: issuer,
+            expected: "the issuer's URL, such as https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
+        });
     }
+    let base_url = non_empty(&get, "CONSOLE_BASE_URL").map(|b| b.trim().trim_end_matches('/').to_owned());
+    Ok(ConsoleConfig {
+        issuer,
+        client_id: required("CONSOLE_OIDC_CLIENT_ID")?.trim().to_owned(),
+        base_url,
+        user_claim: non_empty(&get, "CONSOLE_USER_CLAIM").unwrap_or_else(|| "email".to_owned()),
+        admin_group: non_empty(&get, "CONSOLE_ADMIN_GROUP").unwrap_or_else(|| "KiroAdmins".to_owned()),
+        viewer_group: non_empty(&get, "CONSOLE_VIEWER_GROUP").unwrap_or_else(|| "KiroViewers".to_owned()),
+    })
 }
 
 /// The process environment, for the `*_from(get)` readers above.
@@ -256,12 +255,9 @@ mod tests {
 
     #[test]
     fn the_console_needs_its_issuer_and_client() {
-        assert_eq!(ConsoleConfig::from_lookup(env(&[])).unwrap_err(), ConfigError::Missing("CONSOLE_OIDC_ISSUER"));
-        let c = ConsoleConfig::from_lookup(env(&[
-            ("CONSOLE_OIDC_ISSUER", "http://127.0.0.1:3001/"),
-            ("CONSOLE_OIDC_CLIENT_ID", "kiro"),
-        ]))
-        .unwrap();
+        assert_eq!(console(env(&[])).unwrap_err(), ConfigError::Missing("CONSOLE_OIDC_ISSUER"));
+        let c = console(env(&[("CONSOLE_OIDC_ISSUER", "http://127.0.0.1:3001/"), ("CONSOLE_OIDC_CLIENT_ID", "kiro")]))
+            .unwrap();
         assert_eq!(
             (c.issuer.as_str(), c.user_claim.as_str(), c.admin_group.as_str()),
             ("http://127.0.0.1:3001", "email", "KiroAdmins")

@@ -1,4 +1,4 @@
-//! The three binaries, started as Lambda starts them: a bootstrap process that reads its
+//! The binaries, started as Lambda starts them: a bootstrap process that reads its
 //! configuration from the environment and polls the Runtime API.
 
 use std::process::Stdio;
@@ -9,7 +9,7 @@ use kiro_tests::{Moto, World, fixture, repo_root};
 use serde_json::json;
 use tokio::process::Command;
 
-const BINARIES: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+const BINARIES: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
 
 /// Builds the binaries once (cargo builds library targets for the tests, not other packages' bins).
 fn binary(name: &str) -> std::path::PathBuf {
@@ -52,6 +52,18 @@ async fn each_binary_fails_fast_and_clearly_without_table_name() {
 }
 
 #[tokio::test]
+async fn the_console_fails_fast_and_clearly_without_its_issuer() {
+    let api = RuntimeApi::start().await;
+    let child = lambda_command("console", &api.address).env("TABLE_NAME", "t").spawn().expect("spawn");
+    let out =
+        tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.expect("exits").expect("output");
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("CONSOLE_OIDC_ISSUER is not set"), "console said: {text}");
+    assert!(api.first_next().is_none());
+}
+
+#[tokio::test]
 async fn each_binary_serves_invocations_from_the_runtime_api() {
     let world = World::new().await;
     let endpoint = Moto::get().endpoint.clone();
@@ -76,6 +88,24 @@ async fn each_binary_serves_invocations_from_the_runtime_api() {
         assert_eq!(body["error"]["code"], code);
         assert_eq!(body["error"]["requestId"], "req-1");
     }
+
+    // The console answers a browser without a session with its Sign in page, before it has ever
+    // called its issuer (which is not there at all here).
+    let api = RuntimeApi::start().await;
+    let _child = lambda_command("console", &api.address)
+        .env("TABLE_NAME", &world.table)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("CONSOLE_OIDC_ISSUER", "http://127.0.0.1:9/issuer")
+        .env("CONSOLE_OIDC_CLIENT_ID", "console-client")
+        .spawn()
+        .expect("spawn");
+    api.invoke("req-c", fixture("http/console-home.json"));
+    let outcome = api.outcome("req-c", Duration::from_secs(20)).await.expect("console answered");
+    let Outcome::Response(page) = outcome else { panic!("console failed: {outcome:?}") };
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert_eq!(page["headers"]["content-type"], "text/html; charset=utf-8");
+    assert!(page["body"].as_str().unwrap().contains(">Sign in</a>"), "{page}");
+    assert!(page["headers"]["content-security-policy"].as_str().unwrap().contains("frame-ancestors 'none'"));
 
     let api = RuntimeApi::start().await;
     let _child = lambda_command("sync-group", &api.address)

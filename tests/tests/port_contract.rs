@@ -17,7 +17,7 @@ use kiro::domain::{
 };
 use kiro::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, ProfileAdmin, ProfileStore,
-    SeatFilter, SeatNames, SeatStore, SeatWrite, StoreError, SubscriptionGuard, SubscriptionStore,
+    SeatFilter, SeatNames, SeatStore, SeatWrite, SessionStore, StoreError, SubscriptionGuard, SubscriptionStore,
 };
 use kiro_fakes::fixtures::{at, event, group, membership, now, outbox, seat, subscription, user, write};
 
@@ -70,6 +70,7 @@ contract!(
     audit_reports_are_listed_newest_first,
     one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more,
     the_checkpoint_is_created_once_leased_and_replaced_step_by_step,
+    sessions_live_until_ended_and_a_sign_in_is_taken_once,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -602,4 +603,39 @@ async fn the_checkpoint_is_created_once_leased_and_replaced_step_by_step<S: Audi
     assert!(store.checkpoint_head().await.unwrap().is_some());
     store.clear_checkpoint(&read).await.unwrap();
     assert_eq!(store.checkpoint_head().await.unwrap(), None);
+}
+
+async fn sessions_live_until_ended_and_a_sign_in_is_taken_once<S: SessionStore>(store: &S) {
+    use kiro::domain::session::{Role, Session, SignIn};
+    let session = Session {
+        token_hash: "a".repeat(64),
+        user_name: "alice@example.com".into(),
+        user_id: user(1),
+        role: Role::Admin,
+        csrf: "csrf-1".into(),
+        created_at: at("2026-12-01T08:00:00.000Z"),
+        expires_at: at("2026-12-01T20:00:00.000Z"),
+        role_checked_at: at("2026-12-01T08:00:00.000Z"),
+    };
+    assert_eq!(store.get_session(&session.token_hash).await.unwrap(), None);
+    store.put_session(&session).await.unwrap();
+    assert_eq!(store.get_session(&session.token_hash).await.unwrap().as_ref(), Some(&session));
+    // A re-checked role replaces the session.
+    let demoted = Session { role: Role::Viewer, role_checked_at: at("2026-12-01T08:20:00.000Z"), ..session.clone() };
+    store.put_session(&demoted).await.unwrap();
+    assert_eq!(store.get_session(&session.token_hash).await.unwrap(), Some(demoted));
+    store.delete_session(&session.token_hash).await.unwrap();
+    assert_eq!(store.get_session(&session.token_hash).await.unwrap(), None);
+    store.delete_session(&session.token_hash).await.unwrap(); // ending it again is not an error
+
+    let sign_in = SignIn {
+        state: "s-1".into(),
+        nonce: "n-1".into(),
+        verifier: "v".repeat(64),
+        expires_at: at("2026-12-01T08:10:00.000Z"),
+    };
+    store.put_sign_in(&sign_in).await.unwrap();
+    assert!(is_conflict(&store.put_sign_in(&sign_in).await), "a state is used once");
+    assert_eq!(store.take_sign_in("s-1").await.unwrap(), Some(sign_in));
+    assert_eq!(store.take_sign_in("s-1").await.unwrap(), None, "and taken once");
 }

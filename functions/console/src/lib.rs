@@ -23,7 +23,8 @@ use kiro::domain::{IdentityStoreId, Profile};
 use kiro::error::{AppError, cause_chain};
 use kiro::http::{Request, Routes};
 use kiro::ports::{
-    ApiStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin, SessionStore,
+    ApiStore, AuditStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin, ProfileStore,
+    SeatStore, SessionStore, SubscriptionStore,
 };
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
@@ -167,7 +168,8 @@ pub async fn handle<S, D, E, I, F>(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
-    S: ApiStore + ProfileAdmin + SessionStore,
+    // The ports spelled out (not `ApiStore`): they mirror the function's IAM policy.
+    S: ProfileStore + ProfileAdmin + SubscriptionStore + SeatStore + AuditStore + SessionStore,
     D: Directory + DirectorySearch + MemberGroups,
     E: EventSink,
     I: Instances,

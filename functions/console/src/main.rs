@@ -3,14 +3,14 @@ use console::{Deps, handle};
 use kiro::aws::eventbridge::EventBridgeSink;
 use kiro::aws::ssoadmin::SsoAdminInstances;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
-use kiro::config::{self, Config, ConsoleConfig, env_var};
+use kiro::config::{self, Config, env_var};
 use lambda_runtime::{run_concurrent, service_fn, tracing};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
-    let console = ConsoleConfig::from_lookup(env_var).inspect_err(|e| tracing::error!("{e}"))?;
+    let console = config::console(env_var).inspect_err(|e| tracing::error!("{e}"))?;
     let pricing = config::pricing(env_var).inspect_err(|e| tracing::error!("{e}"))?;
     let supported_regions = config::supported_regions(env_var).inspect_err(|e| tracing::error!("{e}"))?;
     let sdk = load_sdk_config().await;
