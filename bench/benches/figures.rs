@@ -1,8 +1,8 @@
 //! `make bench`: prints every figure of issue 8 as Markdown tables, each next to its target.
 //!
-//! `cargo bench -p kiro-bench --bench figures [-- process|requests]` runs only those parts (both
+//! `cargo bench -p kiro-bench --bench figures [-- process|requests|console]` runs only those parts (all
 //! by default). The host release binaries must be built first
-//! (`cargo build --release -p create-profile -p assign-tier -p sync-group`, which `make bench` runs).
+//! (`cargo build --release -p create-profile -p assign-tier -p sync-group -p console`, which `make bench` runs).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             .collect();
         if !missing.is_empty() {
             eprintln!(
-                "missing {}: run `cargo build --release -p create-profile -p assign-tier -p sync-group` first (`make bench` does)",
+                "missing {}: run `cargo build --release -p create-profile -p assign-tier -p sync-group -p console` first (`make bench` does)",
                 missing.join(", ")
             );
             return ExitCode::FAILURE;
@@ -57,6 +57,11 @@ fn main() -> ExitCode {
         show(rt.block_on(requests::fan_out(10_000)), &mut sections);
         show(rt.block_on(requests::audit(50, 200)), &mut sections);
         show(rt.block_on(requests::audit(100, 1_000)), &mut sections);
+    }
+
+    if wants("console") {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        show(rt.block_on(kiro_bench::console::pages(1_000)), &mut sections);
     }
 
     println!("{}", report::summary(&sections).render());

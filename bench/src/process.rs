@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 use crate::report::{COLD_START_MS, PEAK_RSS_MIB, Row, Section};
 use crate::{ms, percentile};
 
-pub const BINARIES: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+pub const BINARIES: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
 /// Measured starts per binary (after one unmeasured start that warms the page cache).
 pub const COLD_STARTS: usize = 25;
 /// Fresh processes per binary for the first invocation against moto.
@@ -49,6 +49,9 @@ fn lambda_command(program: &Path, binary: &Path, name: &str, runtime_api: &str) 
         cmd.arg("-v").arg(binary);
     }
     kiro_tests::runtime_api::as_lambda(&mut cmd, name, runtime_api)
+        // The console's issuer, as its template sets it; never called at start nor for these events.
+        .env("CONSOLE_OIDC_ISSUER", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench0000")
+        .env("CONSOLE_OIDC_CLIENT_ID", "bench-console-client")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(if program == binary { Stdio::null() } else { Stdio::piped() });
@@ -119,6 +122,13 @@ fn first_event(name: &str) -> Value {
     match name {
         "create-profile" => fixture("http/get-profile.json"),
         "assign-tier" => fixture("http/list-seats.json"),
+        // A browser with a session cookie the table does not know: `GetItem(session)`, then the
+        // Sign in page.
+        "console" => {
+            let mut event = fixture("http/console-home.json");
+            event["cookies"] = serde_json::json!(["kiro_session=bench-session-token-not-stored"]);
+            event
+        }
         _ => fixture("cloudtrail/identitystore-create-group-membership.json"),
     }
 }
@@ -221,7 +231,8 @@ pub async fn first_invocations() -> Result<Section, String> {
         "{FIRST_INVOCATIONS} fresh processes per binary against moto ({}), table made from template.yaml, \
          profile present. create-profile: `GET /profile` (1 `GetItem`); assign-tier: `GET /seats?tier=PRO&limit=10` \
          (`GetItem` profile, `Query`); sync-group: `CreateGroupMembership` for a group nobody subscribed \
-         (`GetItem` profile, `GetItem` subscription). Latency is from queuing the event to the posted response, \
+         (`GetItem` profile, `GetItem` subscription); console: `GET /console` with an unknown session cookie \
+         (`GetItem` session, then the Sign in page). Latency is from queuing the event to the posted response, \
          moto's own time included. RSS: `VmHWM` after the first invocation{}.",
         moto.endpoint,
         if under_time {

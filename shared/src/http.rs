@@ -139,6 +139,11 @@ impl Request {
         self.raw.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The first header whose (lower-case) name contains `needle`, when text.
+    pub fn header_containing(&self, needle: &str) -> Option<&str> {
+        self.raw.headers.iter().find(|(name, _)| name.as_str().contains(needle)).and_then(|(_, v)| v.to_str().ok())
+    }
+
     /// The value of the cookie `name`: payload 2.0 sends cookies in `cookies`; a `Cookie` header
     /// (a hand-made event) is read too.
     pub fn cookie(&self, name: &str) -> Option<String> {

@@ -183,9 +183,9 @@ where
 }
 
 /// A change must carry the session's CSRF token (in a form field or a header whose name contains
-/// `csrf`) and come from an admin.
+/// `csrf`, as `X-CSRF-Token`) and come from an admin.
 pub fn authorize_change(session: &Session, form: &Form, req: &Request, admin_only: bool) -> Result<(), AppError> {
-    let sent = form.csrf().map(str::to_owned).or_else(|| req.header("x-csrf-token").map(str::to_owned));
+    let sent = form.csrf().or_else(|| req.header_containing("csrf"));
     let valid = sent.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes()));
     if !valid {
         return Err(AppError::Forbidden("This form has expired or did not come from the console. Reload the page and try again; nothing was changed.".into()));

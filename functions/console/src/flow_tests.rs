@@ -102,6 +102,18 @@ fn event(
     cookies: &[&str],
     body: Option<&str>,
 ) -> LambdaEvent<ApiGatewayV2httpRequest> {
+    let headers =
+        json!({"accept": "text/html", "content-type": "application/x-www-form-urlencoded", "host": "console.test"});
+    event_with(method, path_and_query, cookies, body, headers)
+}
+
+fn event_with(
+    method: &str,
+    path_and_query: &str,
+    cookies: &[&str],
+    body: Option<&str>,
+    headers: serde_json::Value,
+) -> LambdaEvent<ApiGatewayV2httpRequest> {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let mut qs = serde_json::Map::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -113,7 +125,7 @@ fn event(
         "rawPath": path,
         "rawQueryString": query,
         "cookies": cookies,
-        "headers": {"accept": "text/html", "content-type": "application/x-www-form-urlencoded", "host": "console.test"},
+        "headers": headers,
         "queryStringParameters": qs,
         "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "console.test", "requestId": "r", "routeKey": "ANY /console/{proxy+}", "stage": "$default", "time": "01/Dec/2026:00:00:00 +0000", "timeEpoch": 0, "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"}},
         "body": body,
@@ -552,4 +564,25 @@ async fn assets_are_served_by_the_function_with_long_cache_lifetimes() {
         assert!(a.headers["cache-control"].contains("immutable"));
     }
     assert_eq!(call(&deps, "GET", "/console/assets/app-000000000000.js", &[], None).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_script_changes_things_with_json_and_the_csrf_header_and_reads_errors_as_json() {
+    let w = World::new();
+    let deps = w.deps();
+    let (alice, csrf) = admin_with_profile(&w, &deps).await;
+    let carol = w.ids["carol"].as_str();
+    let body = format!(r#"{{"principalType": "USER", "tier": "PRO", "principalId": ["{carol}"]}}"#);
+    let send = |headers: serde_json::Value| {
+        let e = event_with("POST", "/console/subscriptions", &[&alice], Some(&body), headers);
+        async { handle(&deps, e).await.unwrap() }
+    };
+    let refused = send(json!({"content-type": "application/json"})).await;
+    assert_eq!(refused.status_code, 403);
+    let Some(Body::Text(text)) = refused.body else { panic!("a body") };
+    let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["code"], "Forbidden", "the contract's error shape for a script");
+    let done = send(json!({"content-type": "application/json", "x-csrf-token": csrf})).await;
+    assert_eq!(done.status_code, 303);
+    assert_eq!(kiro::ports::SeatStore::get_seats(&w.store, &[w.ids["carol"].clone()]).await.unwrap().len(), 1);
 }

@@ -33,10 +33,12 @@ pub enum Section {
     Settings,
 }
 
-fn head(title: &str) -> Markup {
+fn head(title: &str, csrf: Option<&str>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
+            // For scripts that change things with JSON (`X-CSRF-Token`), as the forms do with a field.
+            @if let Some(c) = csrf { meta name="csrf-token" content=(c); }
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Kiro subscriptions" }
             link rel="stylesheet" href=(assets::css_url());
@@ -56,7 +58,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, notice: Option<&str>
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, Some(viewer.csrf)))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -91,7 +93,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, None))
             body {
                 header.top { span.brand { "Kiro subscriptions" } }
                 main #main { h1 { (title) } (body) }
