@@ -586,3 +586,23 @@ async fn a_script_changes_things_with_json_and_the_csrf_header_and_reads_errors_
     assert_eq!(done.status_code, 303);
     assert_eq!(kiro::ports::SeatStore::get_seats(&w.store, &[w.ids["carol"].clone()]).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_add_dialogs_tier_does_not_filter_the_table_behind_it() {
+    let w = World::new();
+    let deps = w.deps();
+    let (alice, csrf) = admin_with_profile(&w, &deps).await;
+    let g = w.groups["engineering"].as_str();
+    call(
+        &deps,
+        "POST",
+        "/console/subscriptions",
+        &[&alice],
+        Some(&format!("csrf={csrf}&principalType=GROUP&tier=PRO&principalId={g}")),
+    )
+    .await;
+    let step_two = call(&deps, "GET", "/console/users?add=USER&addTier=POWER", &[&alice], None).await;
+    assert!(step_two.body.contains("Tier: <strong>Power</strong>"), "{}", step_two.body);
+    assert!(step_two.body.contains("<th scope=\"row\">alice</th>"), "the Pro seats still show behind the dialog");
+    assert!(step_two.body.contains("role=\"combobox\""));
+}

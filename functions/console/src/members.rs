@@ -75,6 +75,9 @@ impl Filters {
     }
 }
 
+/// The Add dialog's chosen tier in its URL: not `tier`, which is the Users table's filter.
+pub const ADD_TIER: &str = "addTier";
+
 pub enum Dialog {
     AddTier { kind: PrincipalType },
     AddSearch { kind: PrincipalType, tier: Tier, q: String, results: Vec<Pick> },
@@ -270,7 +273,7 @@ fn dialog_markup(viewer: &Viewer, dialog: Dialog, pricing: &Pricing, now: DateTi
                     form method="get" action=(tab_path(kind)) {
                         input type="hidden" name="add" value=(kind.as_str());
                         p { "Choose the tier for the " (noun(kind)) "s you add. The monthly price is billed only for seats that are used." }
-                        (tier_choices(pricing, Some(Tier::Pro), |_| None))
+                        (tier_choices(pricing, ADD_TIER, Some(Tier::Pro), |_| None))
                         div.actions {
                             a.button.secondary href=(tab_path(kind)) { "Cancel" }
                             button type="submit" { "Continue" }
@@ -289,7 +292,7 @@ fn dialog_markup(viewer: &Viewer, dialog: Dialog, pricing: &Pricing, now: DateTi
                     p { "Tier: " strong { (tier.label()) } ". Search IAM Identity Center and pick one or more " (noun(kind)) "s." }
                     form.search method="get" action=(tab_path(kind)) data-suggest=(endpoint) {
                         input type="hidden" name="add" value=(kind.as_str());
-                        input type="hidden" name="tier" value=(tier.as_str());
+                        input type="hidden" name=(ADD_TIER) value=(tier.as_str());
                         label for="principal-search" { (search_label) }
                         div.combo {
                             input #principal-search type="text" name="q" value=(q) role="combobox" autocomplete="off"
@@ -330,7 +333,7 @@ fn dialog_markup(viewer: &Viewer, dialog: Dialog, pricing: &Pricing, now: DateTi
                     p { "Plan of " strong { (sub.name) } ", now " (sub.tier.label()) "."
                         @if let Some((to, at)) = sub.pending { " A downgrade to " (to.label()) " is pending for " (date(&at)) "." } }
                     p { "An upgrade takes effect now. A downgrade takes effect on " (date(&views::first_of_next_month(now))) ", the first of next month; until then the seats keep the current tier." }
-                    (tier_choices(pricing, Some(sub.tier), |t| Some(format!("Choosing it {}.", effect_of_change(sub.tier, t, now)))))
+                    (tier_choices(pricing, "tier", Some(sub.tier), |t| Some(format!("Choosing it {}.", effect_of_change(sub.tier, t, now)))))
                     div.actions {
                         a.button.secondary href=(tab_path(sub.kind)) { "Cancel" }
                         button type="submit" { "Continue" }

@@ -332,7 +332,7 @@ where
     if query(req, "add").is_none() {
         return Ok(None);
     }
-    let Some(tier) = query(req, "tier").and_then(|t| t.parse::<Tier>().ok()) else {
+    let Some(tier) = query(req, members::ADD_TIER).and_then(|t| t.parse::<Tier>().ok()) else {
         return Ok(Some(Dialog::AddTier { kind }));
     };
     let q: String = query(req, "q").unwrap_or_default().chars().take(128).collect();

@@ -188,8 +188,14 @@ pub fn first_of_next_month(now: DateTime<Utc>) -> DateTime<Utc> {
 
 // ------------------------------------------------------------------------------ tier choices
 
-/// The tier radios: names start with Pro, Pro+ or Power, with credits and price.
-pub fn tier_choices(pricing: &Pricing, checked: Option<Tier>, describe: impl Fn(Tier) -> Option<String>) -> Markup {
+/// The tier radios, submitted as `field`: names start with Pro, Pro+ or Power, with credits and
+/// price.
+pub fn tier_choices(
+    pricing: &Pricing,
+    field: &str,
+    checked: Option<Tier>,
+    describe: impl Fn(Tier) -> Option<String>,
+) -> Markup {
     html! {
         fieldset.tiers {
             legend { "Tier" }
@@ -197,7 +203,7 @@ pub fn tier_choices(pricing: &Pricing, checked: Option<Tier>, describe: impl Fn(
                 @let id = format!("tier-{}", t.as_str());
                 @let hint = format!("{id}-hint");
                 div.tier {
-                    input type="radio" name="tier" value=(t.as_str()) id=(id) required checked[checked == Some(t)] aria-describedby=(hint);
+                    input type="radio" name=(field) value=(t.as_str()) id=(id) required checked[checked == Some(t)] aria-describedby=(hint);
                     label for=(id) { strong { (t.label()) } " — " (group_digits(pricing.credits(t))) " credits a month, " (usd(pricing.price(t))) " a month" }
                     p.hint id=(hint) {
                         (tier_blurb(t))
