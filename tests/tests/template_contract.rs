@@ -21,7 +21,11 @@ use kiro_tests::{repo_root, template};
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
-const FUNCTIONS: [&str; 3] = ["create-profile", "assign-tier", "sync-group"];
+/// Every function the template declares, by binary.
+const FUNCTIONS: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
+
+/// The functions whose environment and IAM policy are checked against their code: all of them.
+const SCANNED: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
 
 /// The contract's HTTP routes (tables "Profile" and "Subscriptions and seats") plus the audit
 /// reports, with the function that answers each.
@@ -43,7 +47,14 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("assign-tier", "GET", "/audits/{auditId}"),
     // Any other method and path: answered with the contract's 404 body.
     ("assign-tier", "ANY", DEFAULT_ROUTE),
+    // The console: everything under /console, with no API Gateway authorizer (it signs its
+    // users in itself).
+    ("console", "ANY", "/console"),
+    ("console", "ANY", "/console/{proxy+}"),
 ];
+
+/// The routes that API Gateway does not authorize (the contract's console routes).
+const UNAUTHORIZED_FUNCTIONS: [&str; 1] = ["console"];
 
 /// API Gateway's catch-all route key (an HttpApi event without `Path` and `Method`).
 const DEFAULT_ROUTE: &str = "$default";
@@ -51,8 +62,25 @@ const DEFAULT_ROUTE: &str = "$default";
 /// The contract's configuration table: the least each function must be able to read.
 const CONTRACT_ENV: &[(&str, &[&str])] = &[
     ("create-profile", &["TABLE_NAME", "EVENT_BUS_NAME", "SUPPORTED_REGIONS"]),
+    // TIER_PRICES_USD, TIER_CREDITS and OVERAGE_PRICE_USD join when assign-tier answers GET /usage.
     ("assign-tier", &["TABLE_NAME", "EVENT_BUS_NAME"]),
     ("sync-group", &["TABLE_NAME", "EVENT_BUS_NAME", "AUDIT_REVOKE_LIMIT_PERCENT"]),
+    (
+        "console",
+        &[
+            "TABLE_NAME",
+            "EVENT_BUS_NAME",
+            "TIER_PRICES_USD",
+            "TIER_CREDITS",
+            "OVERAGE_PRICE_USD",
+            "CONSOLE_OIDC_ISSUER",
+            "CONSOLE_OIDC_CLIENT_ID",
+            "CONSOLE_BASE_URL",
+            "CONSOLE_USER_CLAIM",
+            "CONSOLE_ADMIN_GROUP",
+            "CONSOLE_VIEWER_GROUP",
+        ],
+    ),
 ];
 
 /// The contract's "Events in": the three channels of an Identity Center membership change.
@@ -75,6 +103,7 @@ const IDENTITYSTORE_RESOURCES: &[(&str, &[&str])] = &[
     ("ListGroups", &["identitystore/*", "group/*"]),
     ("ListGroupMemberships", &["identitystore/*", "group/*", "membership/*"]),
     ("ListGroupMembershipsForMember", &["identitystore/*", "user/*", "membership/*"]),
+    ("IsMemberInGroups", &["identitystore/*", "user/*", "group/*", "membership/*"]),
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -415,6 +444,7 @@ impl Adapters {
                         "dynamodb" => "dynamodb",
                         "identitystore" => "identitystore",
                         "eventbridge" => "events",
+                        "ssoadmin" => "sso",
                         other => panic!("{}: IAM prefix of aws_sdk_{other}? add it here", src.path),
                     };
                     service.insert(name, prefix);
@@ -479,6 +509,8 @@ impl Adapters {
                             None => "table".to_owned(),
                         },
                         "events" => "bus".to_owned(),
+                        // No resource type: IAM takes only "*" for them (sso:ListInstances).
+                        "sso" => "*".to_owned(),
                         _ => "identity-store".to_owned(),
                     };
                     out.insert((format!("{prefix}:{action}"), resource));
@@ -736,6 +768,9 @@ impl Template {
     fn granted(&self, binary: &str) -> BTreeSet<(String, String)> {
         let (table, bus) = (self.table_id(), self.bus_id());
         let resource_key = |r: &Value| -> String {
+            if r == "*" {
+                return "*".into();
+            }
             if let Some((id, attr)) = get_att(r) {
                 if attr == "Arn" && id == table {
                     return "table".into();
@@ -805,6 +840,113 @@ fn show(set: &BTreeSet<(String, String)>) -> String {
     set.iter().map(|(a, r)| format!("\n    {a} on {r}")).collect()
 }
 
+/// The OpenAPI operations of a path item, and the method of each in a route key.
+const OPENAPI_METHODS: &[(&str, &str)] = &[
+    ("x-amazon-apigateway-any-method", "ANY"),
+    ("get", "GET"),
+    ("put", "PUT"),
+    ("post", "POST"),
+    ("delete", "DELETE"),
+    ("patch", "PATCH"),
+    ("head", "HEAD"),
+    ("options", "OPTIONS"),
+];
+
+/// A route the HTTP API's OpenAPI `DefinitionBody` declares itself (the console's), next to
+/// those SAM adds to the same body from the HttpApi events.
+struct BodyRoute {
+    /// `ANY /console/{proxy+}`.
+    key: String,
+    /// The operation's `security` (`NONE`, `AWS_IAM`), or the API's `DefaultAuthorizer` when it
+    /// names none: SAM writes that one into every operation without `security`.
+    authorization: String,
+    /// The function it reaches: (logical id, binary).
+    function: (String, String),
+}
+
+/// The routes of the HTTP API's `DefinitionBody`. Each is a Lambda proxy integration of payload
+/// format 2.0 (what SAM writes for an HttpApi event) whose URI names the function either by
+/// `${Function.Arn}` or, as the console's do, by its fixed `FunctionName`.
+fn body_routes(t: &Template) -> Vec<BodyRoute> {
+    let apis = t.of_type("AWS::Serverless::HttpApi");
+    let (api_id, api) = apis.first().expect("an HTTP API");
+    let p = &api["Properties"];
+    let body = &p["DefinitionBody"];
+    if body.is_null() {
+        return Vec::new();
+    }
+    assert!(p["DefinitionUri"].is_null(), "{api_id}: a DefinitionBody or a DefinitionUri, not both");
+    let version = body["openapi"].as_str().unwrap_or_else(|| panic!("{api_id}: DefinitionBody is OpenAPI 3"));
+    assert!(version.starts_with("3."), "{api_id}: DefinitionBody is OpenAPI 3, not {version}");
+    let default_authorizer = p["Auth"]["DefaultAuthorizer"].as_str().unwrap_or("NONE");
+    let mut out = Vec::new();
+    for (path, item) in body["paths"].as_mapping().into_iter().flatten() {
+        let path = path.as_str().expect("a path");
+        for (op, spec) in item.as_mapping().unwrap_or_else(|| panic!("{path}: a path item")) {
+            let op = op.as_str().expect("an operation");
+            let (_, method) = OPENAPI_METHODS
+                .iter()
+                .find(|(o, _)| *o == op)
+                .unwrap_or_else(|| panic!("{path}: {op} is not an operation API Gateway routes"));
+            let key = format!("{method} {path}");
+            let integration = &spec["x-amazon-apigateway-integration"];
+            assert_eq!(integration["type"], "aws_proxy", "{key}: a Lambda proxy integration");
+            assert_eq!(integration["httpMethod"], "POST", "{key}: Lambda is invoked with POST");
+            assert_eq!(integration["payloadFormatVersion"], "2.0", "{key}: payload format 2.0");
+            let uri = sub_of(&integration["uri"]).unwrap_or_else(|| panic!("{key}: the integration uri is a !Sub"));
+            let target = uri
+                .strip_prefix("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/")
+                .and_then(|rest| rest.strip_suffix("/invocations"))
+                .unwrap_or_else(|| panic!("{key}: uri {uri:?} is a Lambda invocation"));
+            let authorization = match list(&spec["security"]).as_slice() {
+                [] => default_authorizer.to_owned(),
+                [requirement] => {
+                    let names: Vec<&str> = requirement
+                        .as_mapping()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, _)| k.as_str().expect("a security scheme"))
+                        .collect();
+                    assert_eq!(names.len(), 1, "{key}: one security scheme, not {names:?}");
+                    names[0].to_owned()
+                }
+                more => panic!("{key}: alternative security requirements {more:?}"),
+            };
+            out.push(BodyRoute { key, authorization, function: lambda_target(t, target) });
+        }
+    }
+    out
+}
+
+/// The function (logical id, binary) a Lambda ARN in an integration URI names: `${Function.Arn}`,
+/// or `arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:<name>` where
+/// `<name>` is exactly one function's `FunctionName` (a `!Sub` or a literal).
+fn lambda_target(t: &Template, target: &str) -> (String, String) {
+    let fid = match target.strip_prefix("${").and_then(|r| r.strip_suffix(".Arn}")) {
+        Some(fid) => fid.to_owned(),
+        None => {
+            let name = target
+                .strip_prefix("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:")
+                .unwrap_or_else(|| panic!("{target:?} is a function of this account and Region"));
+            let named: Vec<String> = t
+                .of_type("AWS::Serverless::Function")
+                .into_iter()
+                .filter(|(_, f)| {
+                    let n = &f["Properties"]["FunctionName"];
+                    sub_of(n).or(n.as_str()) == Some(name)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(named.len(), 1, "exactly one function has the FunctionName {name:?}, found {named:?}");
+            named[0].clone()
+        }
+    };
+    let f = t.resource(&fid);
+    assert_eq!(f["Type"], "AWS::Serverless::Function", "{target} is a function");
+    let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_else(|| panic!("{fid}: a Binary"));
+    (fid, binary.to_owned())
+}
+
 // ------------------------------------------------------------------------------------------------
 // (a) Routes.
 
@@ -846,6 +988,23 @@ fn every_contract_route_is_an_iam_authorized_route_of_its_function_and_there_are
             );
         }
     }
+    // Routes the API's DefinitionBody declares itself: the console's, which an HttpApi event
+    // cannot declare (the API would depend on the function, whose client id depends on the
+    // API). Only the contract's console routes go without API Gateway authorization.
+    for route in body_routes(&t) {
+        let (method, path) = route.key.split_once(' ').expect("METHOD /path");
+        let binary = route.function.1;
+        let expected = if UNAUTHORIZED_FUNCTIONS.contains(&binary.as_str()) { "NONE" } else { "AWS_IAM" };
+        assert_eq!(route.authorization, expected, "{} of {binary}", route.key);
+        assert!(declared.insert((binary, method.to_owned(), path.to_owned())), "{} declared twice", route.key);
+    }
+    // And none outside the body: API Gateway re-imports the body whenever it changes, and routes
+    // or integrations declared as resources "may be deleted on stack update"
+    // (aws/serverless-application-model#1971).
+    for ty in ["AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration"] {
+        let outside: Vec<String> = t.of_type(ty).into_iter().map(|(id, _)| id).collect();
+        assert!(outside.is_empty(), "{ty} resources outside the API's body: {outside:?}");
+    }
     let contract: BTreeSet<(String, String, String)> =
         ROUTES.iter().map(|(f, m, p)| ((*f).to_owned(), (*m).to_owned(), (*p).to_owned())).collect();
     let missing: Vec<_> = contract.difference(&declared).collect();
@@ -854,6 +1013,130 @@ fn every_contract_route_is_an_iam_authorized_route_of_its_function_and_there_are
         missing.is_empty() && extra.is_empty(),
         "routes missing from the template: {missing:?}; not in the contract: {extra:?}"
     );
+}
+
+/// The console's sign-in, as the contract's "Console" asks of production: its routes have no API
+/// Gateway authorizer and reach only the console; its issuer is a Cognito user pool that nobody
+/// joins by themselves, federated with IAM Identity Center over SAML; its client is public
+/// (PKCE, no secret), does the authorization code flow only, and gives users no way to write the
+/// claim that names them.
+#[test]
+fn the_console_signs_in_through_a_cognito_pool_nobody_joins_or_renames_themselves_in() {
+    let t = Template::load();
+    let console = t.function_id("console");
+    let env = t.env("console");
+    let params = &t.root["Parameters"];
+    let api = t.of_type("AWS::Serverless::HttpApi")[0].0.clone();
+    let base = format!("https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}");
+    assert_eq!(sub_of(&env["CONSOLE_BASE_URL"]), Some(base.as_str()), "CONSOLE_BASE_URL is the API's origin");
+
+    // Its routes (in the API's body, reaching it by its FunctionName), and who may invoke it:
+    // API Gateway, for this API's /console paths.
+    let keys: BTreeSet<String> = body_routes(&t)
+        .into_iter()
+        .filter(|r| r.function.0 == console)
+        .map(|r| {
+            assert_eq!(r.authorization, "NONE", "{}: the console signs its users in itself", r.key);
+            r.key
+        })
+        .collect();
+    assert_eq!(keys, BTreeSet::from(["ANY /console".to_owned(), "ANY /console/{proxy+}".to_owned()]));
+    let permissions: Vec<_> = t
+        .of_type("AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, p)| ref_of(&p["Properties"]["FunctionName"]) == Some(console.as_str()))
+        .collect();
+    assert_eq!(permissions.len(), 1, "one permission to invoke the console");
+    let p = &permissions[0].1["Properties"];
+    assert_eq!(
+        (&p["Action"], &p["Principal"]),
+        (&Value::from("lambda:InvokeFunction"), &Value::from("apigateway.amazonaws.com"))
+    );
+    let source = sub_of(&p["SourceArn"]).expect("SourceArn is a !Sub");
+    let api_arn = format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/");
+    assert!(source.starts_with(&api_arn) && source.ends_with("/console*"), "{source}: this API's /console paths");
+
+    // The issuer: a user pool nobody signs up to.
+    let issuer = sub_of(&env["CONSOLE_OIDC_ISSUER"]).expect("CONSOLE_OIDC_ISSUER is a !Sub");
+    let pool_id = issuer
+        .strip_prefix("https://cognito-idp.${AWS::Region}.amazonaws.com/${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("CONSOLE_OIDC_ISSUER {issuer:?} is a user pool's issuer"));
+    let pool = t.resource(pool_id);
+    assert_eq!(pool["Type"], "AWS::Cognito::UserPool");
+    assert_eq!(pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true, "no self sign-up");
+    assert_eq!(pool["Properties"]["DeletionProtection"], "ACTIVE");
+
+    // Its SAML identity provider: Identity Center, the only way in once it exists.
+    let providers = t.of_type("AWS::Cognito::UserPoolIdentityProvider");
+    assert_eq!(providers.len(), 1, "one identity provider");
+    let (provider_id, provider) = &providers[0];
+    assert_eq!(provider["Properties"]["ProviderType"], "SAML");
+    assert_eq!(ref_of(&provider["Properties"]["UserPoolId"]), Some(pool_id));
+    let metadata = ref_of(&provider["Properties"]["ProviderDetails"]["MetadataURL"]).expect("a parameter");
+    assert_eq!(metadata, "IdentityCenterSamlMetadataUrl");
+    let mapped: BTreeSet<String> = provider["Properties"]["AttributeMapping"]
+        .as_mapping()
+        .expect("an AttributeMapping")
+        .keys()
+        .map(|k| k.as_str().expect("a user pool attribute").to_owned())
+        .collect();
+
+    // The client: public, code flow only.
+    let client_id = ref_of(&env["CONSOLE_OIDC_CLIENT_ID"]).expect("CONSOLE_OIDC_CLIENT_ID is a !Ref");
+    let client = t.resource(client_id);
+    assert_eq!(client["Type"], "AWS::Cognito::UserPoolClient");
+    let c = &client["Properties"];
+    assert_eq!(ref_of(&c["UserPoolId"]), Some(pool_id));
+    assert_eq!(c["GenerateSecret"], false, "a public client: PKCE, no secret");
+    assert_eq!(c["AllowedOAuthFlowsUserPoolClient"], true);
+    assert_eq!(strs(&c["AllowedOAuthFlows"]), BTreeSet::from(["code".to_owned()]), "the authorization code flow only");
+    let scopes = strs(&c["AllowedOAuthScopes"]);
+    assert_eq!(scopes, BTreeSet::from(["openid", "email", "profile"].map(str::to_owned)), "the contract's scopes");
+    assert_eq!(c["PreventUserExistenceErrors"], "ENABLED");
+    let callback = format!("{base}/console/auth/callback");
+    assert_eq!(list(&c["CallbackURLs"]).into_iter().map(sub_of).collect::<Vec<_>>(), [Some(callback.as_str())]);
+    let logout = format!("{base}/console");
+    assert_eq!(list(&c["LogoutURLs"]).into_iter().map(sub_of).collect::<Vec<_>>(), [Some(logout.as_str())]);
+    // Identity Center once its metadata URL is given; until then Cognito's own directory, where
+    // nobody exists (no self sign-up) and nobody can sign in.
+    let (function, args) = intrinsic(&c["SupportedIdentityProviders"]).expect("an !If on the provider's condition");
+    let args = list(args);
+    assert_eq!((function.as_str(), args.len()), ("If", 3));
+    assert_eq!(args[0].as_str(), provider["Condition"].as_str(), "the provider's condition");
+    assert_eq!(list(args[1]).into_iter().map(ref_of).collect::<Vec<_>>(), [Some(provider_id.as_str())]);
+    assert_eq!(strs(args[2]), BTreeSet::from(["COGNITO".to_owned()]));
+
+    // The claim naming the user comes from Identity Center, and users cannot write it.
+    // Cognito writes every mapped attribute at each federated sign-in, and requires the client
+    // to have write access to them (UserPoolClient WriteAttributes: "If your app client does
+    // not have write access to a mapped attribute, Amazon Cognito throws an error"), so the
+    // client may write exactly the mapped attributes; what it must not do is issue a token that
+    // lets a user write them: no aws.cognito.signin.user.admin scope (UpdateUserAttributes needs
+    // it) and no sign-in flow but the federated code flow (refresh only).
+    let claim_param = ref_of(&env["CONSOLE_USER_CLAIM"]).expect("CONSOLE_USER_CLAIM is a parameter");
+    let claim = params[claim_param]["Default"].as_str().expect("a default claim").to_owned();
+    assert!(mapped.contains(&claim), "the claim {claim} comes from Identity Center (mapped: {mapped:?})");
+    assert!(strs(&c["ReadAttributes"]).contains(&claim), "the ID token carries {claim}");
+    assert_eq!(strs(&c["WriteAttributes"]), mapped, "the client writes the mapped attributes and nothing else");
+    assert!(!scopes.contains("aws.cognito.signin.user.admin"), "no token may call UpdateUserAttributes");
+    assert_eq!(strs(&c["ExplicitAuthFlows"]), BTreeSet::from(["ALLOW_REFRESH_TOKEN_AUTH".to_owned()]));
+
+    // What the admin copies into Identity Center, and the console's address.
+    let outputs = &t.root["Outputs"];
+    let domain = t.of_type("AWS::Cognito::UserPoolDomain");
+    assert_eq!(domain.len(), 1, "one sign-in domain");
+    assert_eq!(ref_of(&domain[0].1["Properties"]["UserPoolId"]), Some(pool_id));
+    let acs = format!("https://${{{}}}.auth.${{AWS::Region}}.amazoncognito.com/saml2/idpresponse", domain[0].0);
+    let expected = [
+        ("ConsoleUrl", logout),
+        ("ConsoleSamlAcsUrl", acs),
+        ("ConsoleSamlAudience", format!("urn:amazon:cognito:sp:${{{pool_id}}}")),
+        ("ConsoleOidcIssuer", issuer.to_owned()),
+    ];
+    for (name, value) in expected {
+        assert_eq!(sub_of(&outputs[name]["Value"]), Some(value.as_str()), "output {name}");
+    }
 }
 
 /// Each function's route table (data it exports, the table its router matches on) is the
@@ -876,6 +1159,51 @@ fn each_function_routes_exactly_the_contract_routes_it_answers() {
     }
 }
 
+/// The path parameters API Gateway sends for `method path` on the route `key`: those of
+/// `kiro::http::match_route`, which knows neither `ANY` nor greedy variables. `ANY` takes any
+/// method; a final `{name+}` takes the rest of the path, one segment or more, each segment
+/// percent-decoded as `match_route` decodes them.
+fn gateway_params(key: &str, method: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let (route_method, template) = key.split_once(' ')?;
+    let route_method = if route_method == "ANY" { method } else { route_method };
+    let (prefix, last) = template.rsplit_once('/')?;
+    let Some(greedy) = last.strip_prefix('{').and_then(|l| l.strip_suffix("+}")) else {
+        return kiro::http::match_route(&format!("{route_method} {template}"), method, path).map(|p| p.into_map());
+    };
+    let fixed = prefix.split('/').filter(|s| !s.is_empty()).count();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.len() <= fixed {
+        return None;
+    }
+    let (head, rest) = segments.split_at(fixed);
+    let mut params =
+        kiro::http::match_route(&format!("{route_method} {prefix}"), method, &format!("/{}", head.join("/")))?
+            .into_map();
+    let vars: Vec<String> = (0..rest.len()).map(|i| format!("{{s{i}}}")).collect();
+    let decoded =
+        kiro::http::match_route(&format!("{method} /{}", vars.join("/")), method, &format!("/{}", rest.join("/")))?
+            .into_map();
+    let rest: Vec<&str> = (0..rest.len()).map(|i| decoded[&format!("s{i}")].as_str()).collect();
+    params.insert(greedy.to_owned(), rest.join("/"));
+    Some(params)
+}
+
+#[test]
+fn greedy_and_any_routes_match_as_api_gateway_matches_them() {
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    assert_eq!(gateway_params("ANY /console", "GET", "/console"), Some(map(&[])));
+    assert_eq!(gateway_params("ANY /console", "POST", "/console/x"), None);
+    let proxy = "ANY /console/{proxy+}";
+    assert_eq!(gateway_params(proxy, "POST", "/console/subscriptions"), Some(map(&[("proxy", "subscriptions")])));
+    assert_eq!(gateway_params(proxy, "GET", "/console/users/u%201/x"), Some(map(&[("proxy", "users/u 1/x")])));
+    assert_eq!(gateway_params(proxy, "GET", "/console"), None, "a greedy variable takes one segment or more");
+    assert_eq!(gateway_params(proxy, "GET", "/other/x"), None);
+    assert_eq!(gateway_params("GET /seats/{userId}", "GET", "/seats/u-1"), Some(map(&[("userId", "u-1")])));
+    assert_eq!(gateway_params("GET /seats/{userId}", "PUT", "/seats/u-1"), None);
+}
+
 #[test]
 fn every_http_fixture_is_a_declared_route() {
     let dir = repo_root().join("events/http");
@@ -887,9 +1215,8 @@ fn every_http_fixture_is_a_declared_route() {
         assert!(routes.contains(key), "{}: routeKey {key:?} is not a route", path.display());
         // Its pathParameters are what API Gateway would send for its rawPath on that route.
         let (method, raw_path) = (raw["requestContext"]["http"]["method"].as_str(), raw["rawPath"].as_str());
-        let params = kiro::http::match_route(key, method.unwrap_or_default(), raw_path.unwrap_or_default())
-            .unwrap_or_else(|| panic!("{}: rawPath does not match its routeKey {key}", path.display()))
-            .into_map();
+        let params = gateway_params(key, method.unwrap_or_default(), raw_path.unwrap_or_default())
+            .unwrap_or_else(|| panic!("{}: rawPath does not match its routeKey {key}", path.display()));
         let sent: BTreeMap<String, String> = serde_json::from_value(raw["pathParameters"].clone()).unwrap_or_default();
         assert_eq!(sent, params, "{}: pathParameters", path.display());
         assert_eq!(raw["version"], "2.0", "{}", path.display());
@@ -903,12 +1230,21 @@ fn every_http_fixture_is_a_declared_route() {
 fn every_variable_the_code_reads_is_set_on_its_function_and_nothing_else_is() {
     let t = Template::load();
     let adapters = Adapters::load();
+    for binary in FUNCTIONS {
+        assert!(CONTRACT_ENV.iter().any(|(b, _)| *b == binary), "{binary}: its contract variables in CONTRACT_ENV");
+    }
     for (binary, contract) in CONTRACT_ENV {
+        let set: BTreeSet<String> = t.env(binary).into_keys().collect();
+        if !SCANNED.contains(binary) {
+            // Not scanned yet (see SCANNED): the template sets at least what the contract says.
+            let missing: Vec<_> = contract.iter().filter(|v| !set.contains(**v)).collect();
+            assert!(missing.is_empty(), "{binary}: the template does not set {missing:?}");
+            continue;
+        }
         let read = function_code(binary, &adapters).env;
         for v in *contract {
             assert!(read.contains(*v), "{binary}: the scan of main.rs/config.rs did not find {v} (found {read:?})");
         }
-        let set: BTreeSet<String> = t.env(binary).into_keys().collect();
         assert_eq!(set, read, "{binary}: variables set in the template (left) against those its code reads (right)");
     }
 
@@ -927,6 +1263,29 @@ fn every_variable_the_code_reads_is_set_on_its_function_and_nothing_else_is() {
     t.bus_id();
     let schedule = &t.function("sync-group")["Properties"]["Events"]["ScheduledAudit"]["Properties"]["Schedule"];
     assert!(ref_of(schedule).is_some_and(|p| !params[p].is_null()), "the audit schedule is a parameter");
+
+    // Pricing and the console's settings: parameters with the contract's defaults, the same
+    // parameter wherever a variable is set.
+    let defaults = [
+        ("TIER_PRICES_USD", "PRO=20,PRO_PLUS=40,POWER=200"),
+        ("TIER_CREDITS", "PRO=1000,PRO_PLUS=2000,POWER=10000"),
+        ("OVERAGE_PRICE_USD", "0.04"),
+        ("CONSOLE_USER_CLAIM", "email"),
+        ("CONSOLE_ADMIN_GROUP", "KiroAdmins"),
+        ("CONSOLE_VIEWER_GROUP", "KiroViewers"),
+    ];
+    for (var, default) in defaults {
+        let bound: BTreeSet<String> = FUNCTIONS
+            .iter()
+            .filter_map(|b| {
+                let v = t.env(b).get(var)?.clone();
+                Some(ref_of(&v).unwrap_or_else(|| panic!("{b}: {var} is a parameter")).to_owned())
+            })
+            .collect();
+        assert_eq!(bound.len(), 1, "{var}: one parameter, {bound:?}");
+        let param = bound.into_iter().next().expect("one");
+        assert_eq!(params[&param]["Default"], default, "{var}: parameter {param}'s default");
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -939,7 +1298,7 @@ fn each_function_may_do_exactly_what_its_ports_call() {
     let t = Template::load();
     let adapters = Adapters::load();
     let mut report = String::new();
-    for binary in FUNCTIONS {
+    for binary in SCANNED {
         let needs = function_code(binary, &adapters).needs;
         assert!(!needs.is_empty(), "{binary}: the scan found no AWS call at all");
         let needs = expand(&needs);
@@ -983,6 +1342,15 @@ fn the_scan_sees_the_calls_we_know_about() {
     assert!(assign.contains(&pair("identitystore:GetUserId", "identity-store")));
     assert!(sync.contains(&pair("identitystore:ListGroupMembershipsForMember", "identity-store")));
     assert!(sync.contains(&pair("dynamodb:UpdateItem", "table")), "membership map refresh");
+    let console = function_code("console", &adapters).needs;
+    for (a, r, why) in [
+        ("dynamodb:DeleteItem", "table", "sessions (SessionStore)"),
+        ("identitystore:ListGroupMembershipsForMember", "identity-store", "the role check"),
+        ("sso:ListInstances", "*", "Instances"),
+        ("events:PutEvents", "bus", "EventSink"),
+    ] {
+        assert!(console.contains(&pair(a, r)), "console: {a} on {r}, for {why}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1006,7 +1374,7 @@ fn the_table_keeps_its_data() {
         .into_iter()
         .map(|g| g["IndexName"].as_str().expect("IndexName").to_owned())
         .collect();
-    for binary in FUNCTIONS {
+    for binary in SCANNED {
         for (_, r) in function_code(binary, &adapters).needs {
             if let Some(index) = r.strip_prefix("index/") {
                 assert!(indexes.contains(index), "{binary} queries index {index}, which the table does not declare");
@@ -1120,6 +1488,8 @@ fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retr
             assert_eq!(e["Type"], "HttpApi", "{binary}.{name:?}");
         }
     }
+    // The console's routes are in the API's DefinitionBody (see the route test): no events at all.
+    assert!(t.function("console")["Properties"]["Events"].is_null(), "console: no events");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1236,8 +1606,9 @@ fn the_source_mask_hides_comments_and_literals_but_keeps_offsets() {
 }
 
 /// The local HTTP API of `make dev` (scripts/local_stack.py) routes as API Gateway does from the
-/// template's declarations: a declared route wins, with its path parameters; any other method
-/// and path reaches `$default`, answered by assign-tier with the contract's 404.
+/// template's declarations, HttpApi events and the API's DefinitionBody: a declared route wins,
+/// with its path parameters (a greedy one takes the rest of the path) and its authorization;
+/// any other method and path reaches `$default`, answered by assign-tier with the contract's 404.
 #[test]
 fn the_local_gateway_routes_like_the_template_default_route_included() {
     let venv_python = repo_root().join(".venv/bin/python");
@@ -1249,9 +1620,10 @@ import local_stack as ls
 routes = ls.load_routes(ls.load_template(ls.DEFAULT_TEMPLATE))
 out = []
 for method, path in [("GET", "/users"), ("DELETE", "/profile"), ("GET", "/"), ("GET", "/seats"),
-                     ("PUT", "/subscriptions/GROUP/g-1"), ("GET", "/seats/u-1/x")]:
+                     ("PUT", "/subscriptions/GROUP/g-1"), ("GET", "/seats/u-1/x"), ("GET", "/console"),
+                     ("POST", "/console/subscriptions"), ("GET", "/console/users/u%201")]:
     route, params = ls.match_route(routes, method, path)
-    out.append([method, path, route.key, route.function, params])
+    out.append([method, path, route.key, route.function, params, route.authorization])
 print(json.dumps(out))
 "#;
     let output =
@@ -1259,21 +1631,25 @@ print(json.dumps(out))
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let got: Json = serde_json::from_slice(&output.stdout).expect("JSON");
     let expected = serde_json::json!([
-        ["GET", "/users", "$default", "assign-tier", {}],
-        ["DELETE", "/profile", "$default", "assign-tier", {}],
-        ["GET", "/", "$default", "assign-tier", {}],
-        ["GET", "/seats", "GET /seats", "assign-tier", {}],
+        ["GET", "/users", "$default", "assign-tier", {}, "AWS_IAM"],
+        ["DELETE", "/profile", "$default", "assign-tier", {}, "AWS_IAM"],
+        ["GET", "/", "$default", "assign-tier", {}, "AWS_IAM"],
+        ["GET", "/seats", "GET /seats", "assign-tier", {}, "AWS_IAM"],
         ["PUT", "/subscriptions/GROUP/g-1", "PUT /subscriptions/{principalType}/{principalId}", "assign-tier",
-            {"principalType": "GROUP", "principalId": "g-1"}],
-        ["GET", "/seats/u-1/x", "$default", "assign-tier", {}],
+            {"principalType": "GROUP", "principalId": "g-1"}, "AWS_IAM"],
+        ["GET", "/seats/u-1/x", "$default", "assign-tier", {}, "AWS_IAM"],
+        ["GET", "/console", "ANY /console", "console", {}, "NONE"],
+        ["POST", "/console/subscriptions", "ANY /console/{proxy+}", "console", {"proxy": "subscriptions"}, "NONE"],
+        ["GET", "/console/users/u%201", "ANY /console/{proxy+}", "console", {"proxy": "users/u 1"}, "NONE"],
     ]);
     assert_eq!(got, expected);
 }
 
 /// Only the stack speaks as `kiro.subscriptions` on its bus: a bus policy denies `PutEvents` of
-/// that source to every principal but the roles of the functions whose ports publish (found by
-/// the same scan as their IAM policies), so nobody else can request a forced repair, forge seat
-/// events or flood audits. Admins request audits with `POST /audits`.
+/// that source to every principal but the roles of the functions allowed to publish (their
+/// policies, which `each_function_may_do_exactly_what_its_ports_call` holds to what their ports
+/// call), so nobody else can request a forced repair, forge seat events or flood audits. Admins
+/// request audits with `POST /audits` or the console's Run audit.
 #[test]
 fn only_the_stack_may_put_kiro_subscriptions_events_on_its_bus() {
     let t = Template::load();
@@ -1300,11 +1676,13 @@ fn only_the_stack_may_put_kiro_subscriptions_events_on_its_bus() {
         })
         .collect();
     let adapters = Adapters::load();
-    let publishers: BTreeSet<String> = FUNCTIONS
-        .iter()
-        .filter(|b| function_code(b, &adapters).needs.iter().any(|(a, _)| a == "events:PutEvents"))
-        .map(|b| format!("{}Role", t.function_id(b)))
-        .collect();
+    let may_publish = |b: &str| t.granted(b).contains(&("events:PutEvents".to_owned(), "bus".to_owned()));
+    for binary in SCANNED {
+        let publishes = function_code(binary, &adapters).needs.iter().any(|(a, _)| a == "events:PutEvents");
+        assert_eq!(may_publish(binary), publishes, "{binary}: allowed to publish exactly when its ports do");
+    }
+    let publishers: BTreeSet<String> =
+        FUNCTIONS.iter().filter(|b| may_publish(b)).map(|b| format!("{}Role", t.function_id(b))).collect();
     assert!(!publishers.is_empty(), "the scan finds the publishing functions");
     assert_eq!(allowed, publishers, "exactly the publishing functions' roles may speak as the stack");
 }
