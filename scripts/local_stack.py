@@ -5,10 +5,18 @@ Subcommands:
   create-table  create the DynamoDB table in an emulator from Resources.Table in template.yaml
   create-bus    create the custom EventBridge bus
   seed-demo     seed a small Identity Center directory (users, groups, memberships)
-  gateway       a local API Gateway HTTP API (payload format 2.0, IAM-authorized caller) that
-                routes the template's HttpApi events to `cargo lambda watch`
-  wait-for      wait until a URL answers (any HTTP status)
+  demo-users    print that directory's users, for the local OpenID Connect provider (scripts/oidc)
+  gateway       a local API Gateway HTTP API (payload format 2.0) that routes the template's
+                HttpApi events, the paths of an HttpApi's DefinitionBody and
+                AWS::ApiGatewayV2::Route resources to `cargo lambda watch`: an IAM-authorized
+                caller on AWS_IAM routes, no authorizer on NONE routes
+  routes        print those routes
+  sso-admin     IAM Identity Center's ListInstances, answering with one instance
+  forward       deliver the stack's bus events to their functions, as the template's rules do
+  wait-for      wait until a URL answers (any HTTP status, or one below --below)
   param         print the Default of one of the template's Parameters
+  function-env  print the functions' environment as far as the template alone decides it
+  binaries      print the binaries of the template's functions
 
 Everything about the stack (table schema, routes, bus name) is read from template.yaml; nothing
 here repeats it. Needs boto3 and PyYAML, which the project's .venv has (they come with moto).
@@ -183,6 +191,32 @@ def cmd_param(args: argparse.Namespace) -> None:
     print(parameter_default(load_template(args.template), args.name))
 
 
+def function_env(template: dict[str, Any]) -> dict[str, str]:
+    """The functions' environment (Globals first, then each function) as far as the template
+    alone decides it: literals, and !Ref to a Parameter by its Default. Whatever depends on the
+    deployed stack (the table's name, ARNs) is left to the caller."""
+    params = template.get("Parameters") or {}
+    sources = [(((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables")]
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            sources.append((((resource.get("Properties") or {}).get("Environment") or {}).get("Variables")))
+    env: dict[str, str] = {}
+    for variables in sources:
+        for name, value in (variables or {}).items():
+            if isinstance(value, dict) and set(value) == {"Ref"} and "Default" in (params.get(value["Ref"]) or {}):
+                value = params[value["Ref"]]["Default"]
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                env[name] = str(value)
+    return env
+
+
+def cmd_function_env(args: argparse.Namespace) -> None:
+    env = function_env(load_template(args.template))
+    for name in args.names or sorted(env):
+        if name in env:
+            print(f"{name}={env[name]}")
+
+
 def cmd_create_bus(args: argparse.Namespace) -> None:
     name = args.name or parameter_default(load_template(args.template), "EventBusName")
     events = _client("events", args.endpoint)
@@ -197,6 +231,7 @@ def cmd_create_bus(args: argparse.Namespace) -> None:
 
 
 # A small directory: one user with no group (for direct subscriptions), one in two groups.
+# The local OpenID Connect provider (scripts/oidc) signs in exactly these users (`demo-users`).
 DEMO_USERS = [
     ("alice", "Alice", "Johnson"),
     ("bob", "Bob", "Smith"),
@@ -205,11 +240,35 @@ DEMO_USERS = [
     ("erin", "Erin", "Brown"),
     ("frank", "Frank", "Miller"),
 ]
+# The console's roles are Identity Center groups (CONSOLE_ADMIN_GROUP / CONSOLE_VIEWER_GROUP,
+# whose defaults these are): alice may change things, bob may only look, the others get 403.
+# They come last so that the first page of the directory stays the product's groups.
 DEMO_GROUPS = [
     ("engineering", "Product engineering", ["alice", "bob", "erin"]),
     ("data-science", "Data science and analytics", ["alice", "carol"]),
     ("contractors", "External contractors", ["dave", "erin"]),
+    ("KiroAdmins", "Kiro console administrators", ["alice"]),
+    ("KiroViewers", "Kiro console viewers (read only)", ["bob"]),
 ]
+
+
+def demo_user_records() -> list[dict[str, Any]]:
+    """The demo users as an identity provider sees them (userName, names, e-mail, groups)."""
+    return [
+        {
+            "userName": user_name,
+            "givenName": given,
+            "familyName": family,
+            "displayName": f"{given} {family}",
+            "email": f"{user_name}@example.com",
+            "groups": [name for name, _, members in DEMO_GROUPS if user_name in members],
+        }
+        for user_name, given, family in DEMO_USERS
+    ]
+
+
+def cmd_demo_users(_args: argparse.Namespace) -> None:
+    print(json.dumps({"users": demo_user_records()}, indent=2))
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> None:
@@ -241,15 +300,16 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
             return None
 
     users: dict[str, str] = {}
-    for user_name, given, family in DEMO_USERS:
+    for record in demo_user_records():
+        user_name = record["userName"]
         uid = user_id(user_name)
         if uid is None:
             uid = ids.create_user(
                 IdentityStoreId=store,
                 UserName=user_name,
-                DisplayName=f"{given} {family}",
-                Name={"GivenName": given, "FamilyName": family},
-                Emails=[{"Value": f"{user_name}@example.com", "Type": "work", "Primary": True}],
+                DisplayName=record["displayName"],
+                Name={"GivenName": record["givenName"], "FamilyName": record["familyName"]},
+                Emails=[{"Value": record["email"], "Type": "work", "Primary": True}],
             )["UserId"]
         users[user_name] = uid
 
@@ -280,23 +340,51 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
     )
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is an answer too
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by the shell that started it) is gone too.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def cmd_wait_for(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.timeout
+    opener = urllib.request.build_opener(_NoRedirect)
+    last = "no answer"
     while True:
         try:
             if args.tcp:
                 # Accepting connections is enough (a request to the gateway would start a function).
                 host, port = args.url.rsplit(":", 1)
                 socket.create_connection((host, int(port)), timeout=2).close()
-            else:
-                urllib.request.urlopen(args.url, timeout=2).close()
+                return
+            opener.open(args.url, timeout=args.request_timeout).close()
             return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                sys.exit(f"{args.url} did not answer within {args.timeout:g}s")
-            time.sleep(0.2)
+        except urllib.error.HTTPError as err:
+            if args.below is None or err.code < args.below:
+                return  # it answered
+            last = f"HTTP {err.code}"
+        except (urllib.error.URLError, OSError) as err:
+            last = str(getattr(err, "reason", err))
+        if args.pid and not _alive(args.pid):
+            sys.exit(f"{args.url} will not answer: the process serving it ({args.pid}) has exited")
+        if time.monotonic() > deadline:
+            wanted = f" below {args.below}" if args.below else ""
+            sys.exit(f"{args.url} did not answer{wanted} within {args.timeout:g}s ({last})")
+        time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,10 +398,17 @@ class Route:
     function: str  # cargo-lambda binary name
     pattern: re.Pattern[str]
     params: int  # number of path variables; fewer wins, as in API Gateway
+    # AWS_IAM routes carry requestContext.authorizer.iam; NONE routes (the console's, which
+    # signs its users in itself) carry no authorizer at all.
+    authorization: str = "AWS_IAM"
 
     @property
     def key(self) -> str:
         return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+
+    @property
+    def greedy(self) -> bool:
+        return "+}" in self.path
 
 
 # An HttpApi event without Path and Method is the API's catch-all route: API Gateway sends it
@@ -335,23 +430,171 @@ def _path_pattern(path: str) -> re.Pattern[str]:
     return re.compile("^/" + "/".join(parts) + "$")
 
 
+def _route(method: str, path: str, binary: str, authorization: str) -> Route:
+    if path == DEFAULT_ROUTE:
+        return Route("ANY", DEFAULT_ROUTE, binary, re.compile(r"^/.*$", re.S), 1_000, authorization)
+    return Route(method.upper(), path, binary, _path_pattern(path), path.count("{"), authorization)
+
+
+def _binary(template: dict[str, Any], logical_id: str) -> str | None:
+    resource = template.get("Resources", {}).get(logical_id) or {}
+    return ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+
+
+def _referenced_ids(value: Any) -> list[str]:
+    """Logical ids that a !Ref, !GetAtt, !Sub (${Id} / ${Id.Attr}) or !Join inside `value` names."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.append(item)
+            elif key == "Fn::GetAtt":
+                found.append(item[0] if isinstance(item, list) else str(item).split(".", 1)[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                found.extend(v.split(".", 1)[0] for v in re.findall(r"\$\{([^}!]+)\}", text))
+                if isinstance(item, list) and len(item) > 1:
+                    found.extend(_referenced_ids(item[1]))
+            else:
+                found.extend(_referenced_ids(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_referenced_ids(item))
+    return [f for f in found if not f.startswith("AWS::")]
+
+
+def _api_route_resources(template: dict[str, Any]) -> list[Route]:
+    """Routes declared as AWS::ApiGatewayV2::Route resources (outside SAM's HttpApi events):
+    Target integrations/<Integration> -> its IntegrationUri -> the function -> its Binary."""
+    resources = template.get("Resources", {})
+    routes = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::ApiGatewayV2::Route":
+            continue
+        props = resource.get("Properties") or {}
+        route_key = props.get("RouteKey")
+        if not isinstance(route_key, str):
+            sys.exit(f"{logical_id}: RouteKey must be a literal such as 'ANY /console'")
+        integrations = [
+            i for i in _referenced_ids(props.get("Target"))
+            if (resources.get(i) or {}).get("Type") == "AWS::ApiGatewayV2::Integration"
+        ]
+        if len(integrations) != 1:
+            sys.exit(f"{logical_id}: Target must name one AWS::ApiGatewayV2::Integration (integrations/${{Id}})")
+        uri = (resources[integrations[0]].get("Properties") or {}).get("IntegrationUri")
+        functions = [
+            f for f in _referenced_ids(uri) if (resources.get(f) or {}).get("Type") == "AWS::Serverless::Function"
+        ]
+        binary = _binary(template, functions[0]) if len(functions) == 1 else None
+        if not binary:
+            sys.exit(
+                f"{logical_id}: the IntegrationUri of {integrations[0]} must name one function "
+                "(!GetAtt Fn.Arn) that has Metadata.BuildProperties.Binary"
+            )
+        if route_key == DEFAULT_ROUTE:
+            method, path = "ANY", DEFAULT_ROUTE
+        else:
+            method, _, path = route_key.partition(" ")
+        authorization = props.get("AuthorizationType") or "NONE"  # API Gateway's default
+        routes.append(_route(method, path, binary, str(authorization).upper()))
+    return routes
+
+
+_OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch"}
+
+
+def _function_by_name(template: dict[str, Any], name: Any) -> str | None:
+    """The logical id of the function whose FunctionName is `name` (a literal, or the same !Sub
+    text, e.g. ${AWS::StackName}-console), if any."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        declared = (resource.get("Properties") or {}).get("FunctionName")
+        if isinstance(declared, dict) and set(declared) == {"Fn::Sub"}:
+            declared = declared["Fn::Sub"]
+        if declared is not None and declared == name:
+            return logical_id
+    return None
+
+
+def _integration_function(template: dict[str, Any], uri: Any) -> str | None:
+    """The function an integration URI names: by !GetAtt Fn.Arn (or ${Fn.Arn}), or by the
+    FunctionName inside arn:...:lambda:path/2015-03-31/functions/arn:...:function:NAME/invocations."""
+    resources = template.get("Resources", {})
+    named = [f for f in _referenced_ids(uri) if (resources.get(f) or {}).get("Type") == "AWS::Serverless::Function"]
+    if len(named) == 1:
+        return named[0]
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+    if isinstance(text, list):
+        text = text[0]
+    m = re.search(r":function:([^/]+)/invocations$", text) if isinstance(text, str) else None
+    if not m:
+        return None
+    # NAME, or NAME:alias (an alias outside any ${...}).
+    return _function_by_name(template, m.group(1)) or _function_by_name(template, re.sub(r":[^:}]+$", "", m.group(1)))
+
+
+def _definition_body_routes(template: dict[str, Any]) -> list[Route]:
+    """Routes an HttpApi declares in its DefinitionBody (OpenAPI paths with
+    x-amazon-apigateway-integration), as API Gateway imports them: `security: [{NONE: []}]` (or
+    an empty list) means no authorizer, no `security` means the API's DefaultAuthorizer, which
+    SAM adds to every path of the body."""
+    routes = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        props = resource.get("Properties") or {}
+        default_authorizer = str((props.get("Auth") or {}).get("DefaultAuthorizer", "")).upper()
+        default = "AWS_IAM" if default_authorizer == "AWS_IAM" else "NONE"
+        for path, operations in ((props.get("DefinitionBody") or {}).get("paths") or {}).items():
+            for key, operation in (operations or {}).items():
+                if key == "x-amazon-apigateway-any-method":
+                    method = "ANY"
+                elif key.lower() in _OPENAPI_METHODS:
+                    method = key.upper()
+                else:
+                    continue
+                integration = (operation or {}).get("x-amazon-apigateway-integration")
+                if not integration:
+                    continue
+                function = _integration_function(template, integration.get("uri"))
+                binary = _binary(template, function) if function else None
+                if not binary:
+                    sys.exit(
+                        f"{logical_id}: DefinitionBody {key} {path}: the integration uri must name one function "
+                        "(by ${Fn.Arn} or its FunctionName) that has Metadata.BuildProperties.Binary"
+                    )
+                if "security" not in operation:
+                    authorization = default
+                else:
+                    schemes = {name.upper() for requirement in operation["security"] or [] for name in requirement}
+                    authorization = "AWS_IAM" if "AWS_IAM" in schemes else "NONE"
+                route_path = DEFAULT_ROUTE if path == "$default" else path
+                routes.append(_route(method, route_path, binary, authorization))
+    return routes
+
+
 def load_routes(template: dict[str, Any]) -> list[Route]:
     routes = []
     for logical_id, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
-        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        binary = _binary(template, logical_id)
         for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue
             props = event.get("Properties") or {}
             if not binary:
                 sys.exit(f"{logical_id}: an HttpApi function needs Metadata.BuildProperties.Binary")
+            # The API's DefaultAuthorizer (AWS_IAM) unless the event opts out with Authorizer NONE.
+            authorizer = ((props.get("Auth") or {}).get("Authorizer") or "AWS_IAM").upper()
+            authorization = "NONE" if authorizer == "NONE" else "AWS_IAM"
             if "Path" not in props and "Method" not in props:
-                routes.append(Route("ANY", DEFAULT_ROUTE, binary, re.compile(r"^/.*$", re.S), 1_000))
+                routes.append(_route("ANY", DEFAULT_ROUTE, binary, authorization))
                 continue
-            path, method = props["Path"], props.get("Method", "ANY").upper()
-            routes.append(Route(method, path, binary, _path_pattern(path), path.count("{")))
+            routes.append(_route(props.get("Method", "ANY"), props["Path"], binary, authorization))
+    routes.extend(_definition_body_routes(template))
+    routes.extend(_api_route_resources(template))
     return routes
 
 
@@ -362,10 +605,11 @@ def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dic
             continue
         m = route.pattern.match(path)
         if m:
-            # API Gateway picks the most specific route: fewer variables, then an exact method;
-            # $default only when nothing else matches.
+            # API Gateway picks the most specific route: no greedy variable, fewer variables,
+            # then an exact method; $default only when nothing else matches.
             default = route.path == DEFAULT_ROUTE
-            candidates.append(((default, route.params, route.method == "ANY"), route, m.groupdict()))
+            rank = (default, route.greedy, route.params, route.method == "ANY")
+            candidates.append((rank, route, m.groupdict()))
     if not candidates:
         return None
     _, route, params = min(candidates, key=lambda c: c[0])
@@ -383,15 +627,19 @@ def build_event(
     source_ip: str,
     user_arn: str,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload format 2.0 event, as sent for an AWS_IAM-authorized route."""
+    """An API Gateway HTTP API payload format 2.0 event: with requestContext.authorizer.iam for
+    an AWS_IAM route, without any authorizer for a route whose AuthorizationType is NONE."""
     now = datetime.now(timezone.utc)
     request_id = str(uuid.uuid4())
 
     merged: dict[str, str] = {}
+    cookies: list[str] = []
     for name, value in headers:
         name = name.lower()
         if name == "cookie":
-            continue  # API Gateway moves cookies to `cookies`, which this gateway omits
+            # Format 2.0 moves the Cookie header(s) to `cookies`, one entry a cookie.
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
         merged[name] = f"{merged[name]},{value}" if name in merged else value
     host = merged.get("host", "localhost")
     port = host.rsplit(":", 1)[1] if ":" in host else "80"
@@ -417,17 +665,6 @@ def build_event(
         "requestContext": {
             "accountId": LOCAL_ACCOUNT_ID,
             "apiId": "local",
-            "authorizer": {
-                "iam": {
-                    "accessKey": "AKIALOCALADMIN000000",
-                    "accountId": LOCAL_ACCOUNT_ID,
-                    "callerId": user_id,
-                    "cognitoIdentity": None,
-                    "principalOrgId": None,
-                    "userArn": user_arn,
-                    "userId": user_id,
-                }
-            },
             "domainName": domain,
             "domainPrefix": domain.split(".", 1)[0],
             "http": {
@@ -445,17 +682,46 @@ def build_event(
         },
         "isBase64Encoded": False,
     }
+    if route.authorization == "AWS_IAM":
+        event["requestContext"]["authorizer"] = {
+            "iam": {
+                "accessKey": "AKIALOCALADMIN000000",
+                "accountId": LOCAL_ACCOUNT_ID,
+                "callerId": user_id,
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": user_arn,
+                "userId": user_id,
+            }
+        }
+    if cookies:
+        event["cookies"] = cookies
     if query:
         event["queryStringParameters"] = query
     if path_params:
         event["pathParameters"] = path_params
     if body:
-        try:
-            event["body"] = body.decode("utf-8")
-        except UnicodeDecodeError:
+        text = _is_text(merged.get("content-type", ""))
+        if text:
+            try:
+                event["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = False
+        if not text:
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
     return event
+
+
+# HTTP APIs hand a function the body as text only for these media types; every other body
+# (no content-type, and HTML forms' application/x-www-form-urlencoded too) arrives base64-encoded
+# with isBase64Encoded. The AWS documentation does not list them; this is AWS's observed split.
+_TEXT_MEDIA_TYPES = {"application/json", "application/xml", "application/javascript"}
+
+
+def _is_text(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or media in _TEXT_MEDIA_TYPES
 
 
 def translate_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -568,6 +834,19 @@ class _Gateway(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
 
+def cmd_routes(args: argparse.Namespace) -> None:
+    for route in sorted(load_routes(load_template(args.template)), key=lambda r: (r.path, r.method)):
+        print(route.method, route.path, route.function, route.authorization, sep="\t")
+
+
+def cmd_binaries(args: argparse.Namespace) -> None:
+    template = load_template(args.template)
+    for logical_id, resource in template.get("Resources", {}).items():
+        binary = _binary(template, logical_id)
+        if resource.get("Type") == "AWS::Serverless::Function" and binary:
+            print(binary)
+
+
 def cmd_gateway(args: argparse.Namespace) -> None:
     routes = load_routes(load_template(args.template))
     if not routes:
@@ -580,7 +859,108 @@ def cmd_gateway(args: argparse.Namespace) -> None:
     server.daemon_threads = True
     sys.stderr.write(f"local HTTP API on http://{args.host}:{args.port} -> {_Gateway.lambda_url}\n")
     for route in sorted(routes, key=lambda r: (r.path, r.method)):
-        sys.stderr.write(f"  {route.key:55} -> {route.function}\n")
+        note = "" if route.authorization == "AWS_IAM" else " (no authorizer)"
+        sys.stderr.write(f"  {route.key:55} -> {route.function}{note}\n")
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+# IAM Identity Center's sso-admin API: ListInstances only
+
+
+class _SsoAdmin(BaseHTTPRequestHandler):
+    """sso-admin's AWS JSON 1.1 protocol (POST /, X-Amz-Target: SWBExternalService.<Operation>),
+    for ListInstances: the console finds the account's Identity Store this way before a profile
+    exists. moto has ListInstances, but its identity store ids break AWS's pattern d-[0-9a-f]{10},
+    which the console rightly refuses; this answers with the store the demo directory lives in."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "local-sso-admin"
+    identity_store_id = ""  # set in cmd_sso_admin
+    created = 0
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        target = self.headers.get("x-amz-target", "-") if self.headers else "-"
+        sys.stderr.write(f"{self.command} {self.path} {target} {code}\n")
+        sys.stderr.flush()
+
+    def _answer(self, status: int, doc: dict[str, Any], error_type: str | None = None) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/x-amz-json-1.1")
+        self.send_header("x-amzn-requestid", str(uuid.uuid4()))
+        if error_type:
+            self.send_header("x-amzn-errortype", error_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, error_type: str, message: str) -> None:
+        self._answer(status, {"__type": error_type, "Message": message}, error_type)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        target = self.headers.get("x-amz-target", "")
+        service, _, operation = target.partition(".")
+        if service != "SWBExternalService":
+            self._error(400, "UnknownOperationException", f"unknown X-Amz-Target {target!r}")
+            return
+        if operation != "ListInstances":
+            self._error(400, "UnknownOperationException", f"this stand-in answers ListInstances only, not {operation}")
+            return
+        try:
+            request = json.loads(raw or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._error(400, "SerializationException", "the request body is not a JSON object")
+            return
+        max_results = request.get("MaxResults")
+        if max_results is not None and (not isinstance(max_results, int) or not 1 <= max_results <= 100):
+            self._error(400, "ValidationException", "MaxResults must be an integer from 1 to 100")
+            return
+        if request.get("NextToken"):
+            # There is one page: a token this server never gave is invalid.
+            self._error(400, "ValidationException", "invalid NextToken")
+            return
+        self._answer(
+            200,
+            {
+                "Instances": [
+                    {
+                        "InstanceArn": "arn:aws:sso:::instance/ssoins-0000000000000000",
+                        "IdentityStoreId": self.identity_store_id,
+                        "OwnerAccountId": LOCAL_ACCOUNT_ID,
+                        "Name": "local",
+                        "Status": "ACTIVE",
+                        "CreatedDate": self.created,
+                    }
+                ]
+            },
+        )
+
+    def _not_json_rpc(self) -> None:
+        self._error(404 if self.command == "GET" else 405, "UnknownOperationException", "POST / with X-Amz-Target")
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = _not_json_rpc
+
+
+def cmd_sso_admin(args: argparse.Namespace) -> None:
+    if not re.fullmatch(r"d-[0-9a-f]{10}", args.identity_store_id):
+        sys.exit(f"--identity-store-id {args.identity_store_id!r} is not of AWS's form d-<10 hex digits>")
+    _SsoAdmin.identity_store_id = args.identity_store_id
+    _SsoAdmin.created = int(time.time())
+    server = ThreadingHTTPServer((args.host, args.port), _SsoAdmin)
+    server.daemon_threads = True
+    sys.stderr.write(
+        f"sso-admin stand-in on http://{args.host}:{args.port}: "
+        f"ListInstances -> identity store {args.identity_store_id}\n"
+    )
     sys.stderr.flush()
     try:
         server.serve_forever()
@@ -696,6 +1076,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=cmd_gateway)
 
+    p = sub.add_parser("sso-admin", help="sso-admin's ListInstances, answering with one Identity Center instance")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3002)
+    p.add_argument("--identity-store-id", default="d-1234567890", help="the instance's IdentityStoreId")
+    p.set_defaults(func=cmd_sso_admin)
+
+    p = sub.add_parser("demo-users", help="print the demo directory's users (for the local OpenID Connect provider)")
+    p.set_defaults(func=cmd_demo_users)
+
+    p = sub.add_parser(
+        "function-env",
+        help="print NAME=VALUE for the functions' environment variables whose template value is a literal "
+        "or a !Ref to a Parameter with a Default",
+    )
+    p.add_argument("names", nargs="*", help="only these variables (default: all that resolve)")
+    p.set_defaults(func=cmd_function_env)
+
     p = sub.add_parser("forward", help="deliver the stack's bus events to their functions, as the template's rules do")
     p.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
     p.add_argument("--bus", help="bus name (default: the template's EventBusName default)")
@@ -707,7 +1104,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--tcp", action="store_true", help="--url is HOST:PORT; wait until it accepts a connection")
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--below", type=int, help="only a status below this counts as an answer (e.g. 500)")
+    p.add_argument("--request-timeout", type=float, default=2.0, help="seconds one request may take")
+    p.add_argument("--pid", type=int, help="give up as soon as this process (the server) has exited")
     p.set_defaults(func=cmd_wait_for)
+
+    p = sub.add_parser("routes", help="print the local HTTP API's routes: ROUTE_KEY BINARY AUTHORIZATION")
+    p.set_defaults(func=cmd_routes)
+
+    p = sub.add_parser("binaries", help="print the binaries of the template's functions, one a line")
+    p.set_defaults(func=cmd_binaries)
 
     p = sub.add_parser("param", help="print a template Parameter's Default")
     p.add_argument("name", help="e.g. EventBusName")
