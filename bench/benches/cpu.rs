@@ -76,6 +76,8 @@ fn seat(sources: Sources) -> Seat {
         granted_at: at(1),
         updated_at: at(2),
         canceled_at: None,
+        activated_at: Some(at(2)),
+        last_active_date: None,
         version: 3,
     }
 }

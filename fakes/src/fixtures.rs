@@ -38,6 +38,8 @@ pub fn seat(user: &UserId, tier: Tier, version: u64) -> Seat {
         granted_at: now(),
         updated_at: now(),
         canceled_at: None,
+        activated_at: Some(now()),
+        last_active_date: Some(now().date_naive()),
         version,
     }
 }

@@ -13,12 +13,14 @@
 
 mod directory;
 pub mod fixtures;
+mod objects;
 mod sink;
 mod store;
 
 use std::sync::atomic::AtomicU64;
 
 pub use directory::{MemoryDirectory, MemoryInstances};
+pub use objects::MemoryObjects;
 pub use sink::MemorySink;
 pub use store::MemoryStore;
 

@@ -301,7 +301,7 @@ async fn a_group_grant_is_indexed_and_removed_with_its_subscription() {
     assert_eq!((removed.canceled, removed.changed), (2, 1));
     assert!(store.grants_snapshot().is_empty());
     let seats = store.seats_snapshot();
-    assert_eq!((seats[0].status, seats[0].tier), (SeatStatus::Active, Tier::Pro));
+    assert_eq!((seats[0].status, seats[0].tier), (SeatStatus::Pending, Tier::Pro));
     assert!(seats[1..].iter().all(|s| s.status == SeatStatus::Canceled));
     assert!(store.outboxes_snapshot().is_empty());
 }

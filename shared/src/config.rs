@@ -84,29 +84,7 @@ pub fn identity_store_share(get: impl Fn(&str) -> Option<String>) -> Result<u32,
     }
 }
 
-/// Money in millionths of a dollar: prices and overage add up exactly.
-pub type MicroUsd = u64;
-
-/// What the tiers cost and include (`TIER_PRICES_USD`, `TIER_CREDITS`, `OVERAGE_PRICE_USD`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pricing {
-    /// Monthly price, by tier in `Tier::ALL` order.
-    pub prices: [MicroUsd; 3],
-    /// Credits included per month, by tier in `Tier::ALL` order.
-    pub credits: [u64; 3],
-    /// One credit beyond the included ones.
-    pub overage: MicroUsd,
-}
-
-impl Pricing {
-    pub fn price(&self, tier: Tier) -> MicroUsd {
-        self.prices[tier_index(tier)]
-    }
-
-    pub fn credits(&self, tier: Tier) -> u64 {
-        self.credits[tier_index(tier)]
-    }
-}
+pub use crate::domain::tier::{MicroUsd, Pricing};
 
 fn tier_index(tier: Tier) -> usize {
     Tier::ALL.iter().position(|t| *t == tier).unwrap_or_default()

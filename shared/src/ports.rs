@@ -7,7 +7,9 @@ use std::ops::Deref;
 use chrono::{DateTime, Utc};
 
 use crate::BoxError;
+use crate::domain::activity::{ActivityKey, Figures};
 use crate::domain::audit::AuditReport;
+use crate::domain::import::{ImportReport, ObjectRef};
 use crate::domain::seat::SeatStatus;
 use crate::domain::session::{Session, SignIn};
 use crate::domain::{
@@ -208,6 +210,62 @@ pub trait SessionStore: Send + Sync {
 
     /// Takes the sign-in with this `state` out of the table: each can be completed once.
     fn take_sign_in(&self, state: &str) -> impl Future<Output = Result<Option<SignIn>, StoreError>> + Send;
+}
+
+/// Kiro's activity figures and the reports of their imports, in the table (`ingest-activity`).
+pub trait ActivityStore: Send + Sync {
+    /// Stores figures by (user, date, client type), replacing any stored for the same key: at
+    /// most [`ACTIVITY_BATCH`] rows with distinct keys a call (one `BatchWriteItem`, its
+    /// unprocessed items retried before it answers).
+    fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether this object, at this ETag, was imported (or rejected) before.
+    fn import_seen(&self, object: &ObjectRef) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores the report; an `IMPORTED` or `REJECTED` one also marks its object as seen, once:
+    /// `Conflict` when another delivery marked it first (nothing stored then).
+    fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Import reports, newest first.
+    fn list_imports(
+        &self,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<ImportReport>, StoreError>> + Send;
+
+    /// A page of the figures dated in `month` (`YYYY-MM`), by user, date and client type.
+    fn month_activity(
+        &self,
+        month: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send;
+}
+
+/// Rows a `BatchWriteItem` takes.
+pub const ACTIVITY_BATCH: usize = 25;
+
+/// Why a report object could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// Gone, or replaced since the event (its ETag no longer matches): nothing to import.
+    #[error("the object no longer exists at the version the event named")]
+    Gone,
+    #[error("S3 {operation} failed")]
+    Aws {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Kiro's report files (`s3:GetObject`).
+pub trait ReportObjects: Send + Sync {
+    /// The object's bytes at `object.etag`, as a blocking reader: read it on a blocking thread
+    /// (`tokio::task::spawn_blocking`). Memory stays bounded: the body is streamed.
+    fn open(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Box<dyn std::io::Read + Send>, ObjectError>> + Send;
 }
 
 /// An IAM Identity Center instance of the account (`sso-admin:ListInstances`).
@@ -583,6 +641,53 @@ where
 
     fn take_sign_in(&self, state: &str) -> impl Future<Output = Result<Option<SignIn>, StoreError>> + Send {
         (**self).take_sign_in(state)
+    }
+}
+
+impl<P> ActivityStore for P
+where
+    P: Deref + Send + Sync,
+    P::Target: ActivityStore,
+{
+    fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_activity(rows)
+    }
+
+    fn import_seen(&self, object: &ObjectRef) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).import_seen(object)
+    }
+
+    fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_import(report)
+    }
+
+    fn list_imports(
+        &self,
+        limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<ImportReport>, StoreError>> + Send {
+        (**self).list_imports(limit, next_token)
+    }
+
+    fn month_activity(
+        &self,
+        month: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send {
+        (**self).month_activity(month, next_token)
+    }
+}
+
+impl<P> ReportObjects for P
+where
+    P: Deref + Send + Sync,
+    P::Target: ReportObjects,
+{
+    fn open(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Box<dyn std::io::Read + Send>, ObjectError>> + Send {
+        (**self).open(object)
     }
 }
 

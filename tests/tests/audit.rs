@@ -66,7 +66,7 @@ async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() 
     );
     assert_eq!(report["halted"], false);
     assert!(ctx.seat(&members[6]).await.is_none(), "report mode changes nothing");
-    assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Pending);
     let actions: Vec<&str> =
         report["findings"].as_array().unwrap().iter().map(|f| f["action"].as_str().unwrap()).collect();
     assert_eq!(actions.iter().filter(|a| **a == "GRANT").count(), 2);
@@ -79,7 +79,7 @@ async fn silent_joins_and_leaves_are_repaired_and_report_mode_changes_nothing() 
         (Some("repair"), Some(2), Some(1))
     );
     assert_eq!(report["startedAt"], "2026-11-26T10:00:00.000Z", "the audit's clock is the envelope's time");
-    assert_eq!(ctx.seat(&members[6]).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&members[6]).await.unwrap().status, SeatStatus::Pending);
     assert_eq!(ctx.seat(&members[0]).await.unwrap().status, SeatStatus::Canceled);
     assert_eq!(report["namesFilled"], 7, "the group's seats (5 kept, 2 granted) are named from the directory");
     assert_eq!(ctx.seat(&members[6]).await.unwrap().user_name.as_deref(), Some("member6"));
@@ -146,7 +146,7 @@ async fn the_revoke_guard_halts_mass_cancellation_until_forced() {
     assert_eq!((halted["halted"].as_bool(), halted["canceled"].as_u64()), (Some(true), Some(0)), "{halted}");
     assert_eq!(halted["granted"], 1, "grants still apply when halted");
     assert_eq!(halted["cancelsWithheld"], 4);
-    assert_eq!(ctx.seat(&newcomer).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&newcomer).await.unwrap().status, SeatStatus::Pending);
 
     let forced = ctx.audit("repair", true, NOW).await;
     assert_eq!((forced["halted"].as_bool(), forced["canceled"].as_u64()), (Some(false), Some(4)), "{forced}");

@@ -351,7 +351,7 @@ async fn the_guard_counts_cancellations_found_in_every_invocation() {
     // 8 of 24 seats lose their group (33% > 10%): halted, none canceled.
     assert_eq!((report["halted"].clone(), report["canceled"].clone()), (json!(true), json!(0)), "{report}");
     assert_eq!(report["cancelsWithheld"], json!(8), "{report}");
-    assert_eq!(w.store.seats_snapshot().iter().filter(|s| s.is_active()).count(), 24);
+    assert_eq!(w.store.seats_snapshot().iter().filter(|s| s.holds()).count(), 24);
 }
 
 #[tokio::test]

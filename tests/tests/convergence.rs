@@ -170,7 +170,7 @@ fn run(subscribed: [Option<Tier>; GROUPS], jitter: u64, steps: Vec<Step>) -> Res
         let seats: BTreeMap<UserId, (SeatStatus, Tier)> =
             w.store.seats_snapshot().into_iter().map(|s| (s.user_id.clone(), (s.status, s.tier))).collect();
         let active: BTreeMap<UserId, Tier> =
-            seats.iter().filter(|(_, (st, _))| *st == SeatStatus::Active).map(|(u, (_, t))| (u.clone(), *t)).collect();
+            seats.iter().filter(|(_, (st, _))| st.holds()).map(|(u, (_, t))| (u.clone(), *t)).collect();
         prop_assert_eq!(&active, &truth, "seats differ from the directory");
 
         // Replaying the events gives the same seats; each one follows from the state before it.

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use kiro::domain::{GroupId, Principal, SeatStatus, SourceKey, Tier, UserId};
+use kiro::domain::{GroupId, Principal, SourceKey, Tier, UserId};
 use lambda_runtime::LambdaEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -261,7 +261,7 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .store
                 .seats_snapshot()
                 .into_iter()
-                .filter(|s| s.status == SeatStatus::Active)
+                .filter(|s| s.holds())
                 .map(|s| (s.user_id.clone(), s.tier))
                 .collect();
             prop_assert_eq!(&active, &w.truth(), "without faults, seats differ from the truth before the audit");
@@ -279,7 +279,7 @@ fn run(jitter: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let truth = w.truth();
         let seats = w.store.seats_snapshot();
         let active: BTreeMap<UserId, Tier> =
-            seats.iter().filter(|s| s.status == SeatStatus::Active).map(|s| (s.user_id.clone(), s.tier)).collect();
+            seats.iter().filter(|s| s.holds()).map(|s| (s.user_id.clone(), s.tier)).collect();
         prop_assert_eq!(&active, &truth, "seats differ from the truth");
         for s in &seats {
             let direct = s.sources.contains_key(&SourceKey::Direct);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory};
-use kiro::domain::{Principal, SeatStatus, UserId};
+use kiro::domain::{Principal, UserId};
 use kiro::ports::{Directory as _, SeatFilter, SeatStore, SubscriptionStore};
 use kiro_tests::{Directory, RecordingSink, World, fixture};
 use lambda_runtime::{Context, LambdaEvent};
@@ -164,7 +164,7 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
     let seats = store.list_seats(SeatFilter::default(), 100, None).await.unwrap().items;
     let held: BTreeMap<UserId, BTreeMap<String, String>> = seats
         .iter()
-        .filter(|s| s.status == SeatStatus::Active)
+        .filter(|s| s.holds())
         .map(|s| {
             let sources = s
                 .sources
@@ -206,7 +206,7 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
     for ((user, node), net) in balance {
         let uid = UserId::parse("u", &user).unwrap();
         let seat = seats.iter().find(|s| s.user_id == uid);
-        let last = seat.filter(|s| s.is_active()).map_or("NONE".to_owned(), |s| s.tier.to_string());
+        let last = seat.filter(|s| s.holds()).map_or("NONE".to_owned(), |s| s.tier.to_string());
         let expected = i64::from(node == last) - i64::from(node == "NONE");
         assert_eq!(
             net,

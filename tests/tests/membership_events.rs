@@ -53,7 +53,7 @@ async fn api_channel_join_then_leave() {
     let ids = [(SAMPLE_GROUP, g.as_str()), (SAMPLE_USER, u.as_str()), (SAMPLE_MEMBERSHIP, m.as_str())];
     ctx.deliver("identitystore-create-group-membership.json", &ids).await;
     let seat = ctx.seat(&u).await.expect("a seat");
-    assert_eq!((seat.status, seat.tier), (SeatStatus::Active, kiro::domain::Tier::ProPlus));
+    assert_eq!((seat.status, seat.tier), (SeatStatus::Pending, kiro::domain::Tier::ProPlus));
     assert_eq!(ctx.sink.summary(), vec![("Seat Granted".to_owned(), u.clone())]);
 
     // The same CloudTrail event delivered twice: no second change, no second event.
@@ -93,7 +93,7 @@ async fn console_channel_join_leave_and_a_late_add_after_removal() {
     ctx.dir.remove(&m_high).await;
     ctx.deliver("console-remove-member-from-group.json", &high_ids).await;
     let seat = ctx.seat(&u).await.unwrap();
-    assert_eq!((seat.status, seat.tier), (SeatStatus::Active, kiro::domain::Tier::Pro));
+    assert_eq!((seat.status, seat.tier), (SeatStatus::Pending, kiro::domain::Tier::Pro));
 
     // The "added" event arrives late, after the removal: the directory says no, nothing changes.
     let before = ctx.sink.events().len();
@@ -117,9 +117,9 @@ async fn scim_patch_group_resyncs_the_whole_group() {
     ctx.dir.remove(&m_leave).await;
     ctx.dir.add(&g, &join).await;
     ctx.deliver("scim-patch-group.json", &[(SAMPLE_GROUP, g.as_str())]).await;
-    assert_eq!(ctx.seat(&join).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&join).await.unwrap().status, SeatStatus::Pending);
     assert_eq!(ctx.seat(&leave).await.unwrap().status, SeatStatus::Canceled);
-    assert_eq!(ctx.seat(&stay).await.unwrap().status, SeatStatus::Active);
+    assert_eq!(ctx.seat(&stay).await.unwrap().status, SeatStatus::Pending);
     let mut summary = ctx.sink.summary();
     summary.sort();
     let mut expected = vec![("Seat Canceled".to_owned(), leave.clone()), ("Seat Granted".to_owned(), join.clone())];

@@ -65,7 +65,7 @@ async fn a_delete_cut_short_is_finished_by_its_retry_with_its_reason() {
     stack.store.crash_after_next_commit();
     let (status, _) = call_api(&stack.api, "DELETE", &path, None).await;
     assert_eq!(status, 500, "the first chunk committed, then the call failed");
-    let active = stack.store.seats_snapshot().iter().filter(|s| s.status == SeatStatus::Active).count();
+    let active = stack.store.seats_snapshot().iter().filter(|s| s.holds()).count();
     assert!(active > 0 && active < 120, "half done: {active} seats still held");
 
     let (status, body) = call_api(&stack.api, "DELETE", &path, None).await;
@@ -173,7 +173,7 @@ async fn a_30000_member_group_answers_202_continues_through_the_bus_and_ends_don
     assert_eq!(body["fanOut"], json!({"state": "DONE", "granted": 30_000}));
     assert_eq!(body["seats"], 30_000);
     let seats = stack.store.seats_snapshot();
-    assert_eq!(seats.iter().filter(|s| s.status == SeatStatus::Active).count(), 30_000);
+    assert_eq!(seats.iter().filter(|s| s.holds()).count(), 30_000);
     assert_one_event_each(&stack, "Seat Granted", &users);
     assert_eq!(stack.store.committed_events().len(), 30_000, "one event per seat, nothing else");
 }
@@ -251,7 +251,7 @@ async fn a_user_in_60_subscribed_groups_is_granted_changed_and_canceled_once_eac
     let report = audit(&stack, "repair").await;
     assert_eq!(report["granted"], 1, "{report}");
     let seat = stack.store.seats_snapshot().into_iter().next().expect("a seat");
-    assert_eq!((seat.sources.len(), seat.status), (60, SeatStatus::Active));
+    assert_eq!((seat.sources.len(), seat.status), (60, SeatStatus::Pending));
 
     let path = format!("/subscriptions/GROUP/{}", groups[59]);
     assert_eq!(call_api(&stack.api, "PUT", &path, Some(json!({"tier": "POWER"}))).await.0, 200);
@@ -292,7 +292,7 @@ async fn a_seat_that_keeps_failing_is_skipped_and_named_and_the_audit_finishes()
     let report = audit(&stack, "repair").await;
     assert_eq!((report["granted"].as_u64(), report["skipped"].as_u64()), (Some(1), Some(1)), "{report}");
     assert_eq!(report["skippedUsers"], json!([late[0].as_str()]));
-    let active = stack.store.seats_snapshot().iter().filter(|s| s.status == SeatStatus::Active).count();
+    let active = stack.store.seats_snapshot().iter().filter(|s| s.holds()).count();
     assert_eq!(active, members.len() + 1, "everyone but the refused seat");
 }
 

@@ -63,7 +63,7 @@ async fn subscribing_a_user_by_name_grants_one_seat_and_one_event() {
     let seat = ctx.seat(&alice).await;
     assert_eq!(
         (seat["status"].as_str(), seat["tier"].as_str(), seat["userName"].as_str()),
-        (Some("ACTIVE"), Some("PRO"), Some("alice"))
+        (Some("PENDING"), Some("PRO"), Some("alice"))
     );
     assert_eq!(seat["sources"], json!([{"type": "DIRECT", "tier": "PRO"}]));
     assert_eq!(ctx.sink.summary(), vec![("Seat Granted".to_owned(), alice.clone())]);
@@ -164,7 +164,7 @@ async fn the_highest_of_three_sources_wins() {
     let (status, _) = ctx.api("DELETE", &format!("/subscriptions/GROUP/{a}"), None).await;
     assert_eq!(status, 204);
     let seat = ctx.seat(&u).await;
-    assert_eq!((seat["tier"].as_str(), seat["status"].as_str()), (Some("PRO_PLUS"), Some("ACTIVE")));
+    assert_eq!((seat["tier"].as_str(), seat["status"].as_str()), (Some("PRO_PLUS"), Some("PENDING")));
     let last = ctx.sink.events().last().cloned().unwrap();
     assert_eq!(last.detail_type, "Seat Tier Changed");
     assert_eq!((last.detail["fromTier"].as_str(), last.detail["toTier"].as_str()), (Some("POWER"), Some("PRO_PLUS")));
@@ -194,7 +194,7 @@ async fn unsubscribe_cancels_and_resubscribe_reactivates() {
 
     ctx.api("POST", "/subscriptions", Some(json!({"principalType": "USER", "principalId": u, "tier": "PRO"}))).await;
     let seat = ctx.seat(&u).await;
-    assert_eq!((seat["status"].as_str(), seat["tier"].as_str()), (Some("ACTIVE"), Some("PRO")));
+    assert_eq!((seat["status"].as_str(), seat["tier"].as_str()), (Some("PENDING"), Some("PRO")));
     assert!(seat.get("canceledAt").is_none());
     assert_eq!(ctx.sink.events().last().unwrap().detail_type, "Seat Granted");
 }

@@ -5,6 +5,7 @@
 //! `tests/tests/port_contract.rs` runs the same checks against it and against `DynamoStore` on
 //! the emulator: where they disagree, this fake is wrong.
 
+mod activity;
 mod audits;
 mod membership_map;
 mod profile;
@@ -95,6 +96,12 @@ struct Table {
     /// Console sessions by token hash, and sign-ins by state.
     sessions: HashMap<String, kiro::domain::session::Session>,
     sign_ins: HashMap<String, kiro::domain::session::SignIn>,
+    /// Activity figures by (user, date, client type).
+    activity: BTreeMap<kiro::domain::activity::ActivityKey, kiro::domain::activity::Figures>,
+    /// Objects imported (or rejected), and the reports by id (`<importedAt>#<arrival>`).
+    import_markers: HashSet<kiro::domain::import::ObjectRef>,
+    imports: BTreeMap<String, kiro::domain::import::ImportReport>,
+    import_seq: u64,
 }
 
 /// One grant row: a seat holding a group as a source.
@@ -203,6 +210,7 @@ fn stored_seat(seat: &Seat) -> Seat {
         granted_at: as_stored(seat.granted_at),
         updated_at: as_stored(seat.updated_at),
         canceled_at: seat.canceled_at.map(as_stored),
+        activated_at: seat.activated_at.map(as_stored),
         ..seat.clone()
     }
 }

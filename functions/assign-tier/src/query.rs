@@ -45,11 +45,7 @@ impl<'a> Query<'a> {
 
     pub fn status(&self) -> Result<Option<SeatStatus>, AppError> {
         self.get("status")
-            .map(|raw| match raw {
-                "ACTIVE" => Ok(SeatStatus::Active),
-                "CANCELED" => Ok(SeatStatus::Canceled),
-                _ => Err(bad_value("status", raw, "ACTIVE or CANCELED")),
-            })
+            .map(|raw| SeatStatus::parse(raw).ok_or_else(|| bad_value("status", raw, "PENDING, ACTIVE or CANCELED")))
             .transpose()
     }
 

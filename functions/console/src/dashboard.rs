@@ -9,27 +9,30 @@ use maud::{Markup, html};
 use crate::members::Sub;
 use crate::views::{self, Section, Viewer, audit_summary, group_digits, usd};
 
-/// Seats held now by tier, and canceled ones.
+/// Seats held now by tier and status, and canceled ones.
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// By tier in `Tier::ALL` order: held (active) seats.
+    /// By tier in `Tier::ALL` order.
+    pub pending: [u64; 3],
     pub active: [u64; 3],
     pub canceled: u64,
 }
 
 impl Counts {
     pub fn add(&mut self, tier: Tier, status: SeatStatus) {
+        let i = Tier::ALL.iter().position(|t| *t == tier).unwrap_or_default();
         match status {
-            SeatStatus::Active => self.active[Tier::ALL.iter().position(|t| *t == tier).unwrap_or_default()] += 1,
+            SeatStatus::Pending => self.pending[i] += 1,
+            SeatStatus::Active => self.active[i] += 1,
             SeatStatus::Canceled => self.canceled += 1,
         }
     }
 
-    pub fn held(&self) -> u64 {
-        self.active.iter().sum()
+    pub fn held(&self, i: usize) -> u64 {
+        self.pending[i] + self.active[i]
     }
 
-    /// Monthly list price of the seats held now.
+    /// Monthly list price of the seats that are billed now: `ACTIVE` ones (`PENDING` costs nothing).
     pub fn estimate(&self, pricing: &Pricing) -> MicroUsd {
         Tier::ALL.iter().zip(self.active).map(|(t, n)| pricing.price(*t) * n).sum()
     }
@@ -61,20 +64,25 @@ pub fn page(viewer: &Viewer, d: &Dashboard, pricing: &Pricing, notice: Option<&s
                 h2 #seats-title { "Seats" }
                 table {
                     caption.visually-hidden { "Seats per tier and status" }
-                    thead { tr { th scope="col" { "Tier" } th scope="col" { "Active" } th scope="col" { "Included credits a month" } } }
+                    thead { tr { th scope="col" { "Tier" } th scope="col" { "Active" } th scope="col" { "Pending" } th scope="col" { "Included credits a month" } } }
                     tbody {
                         @for (i, t) in Tier::ALL.iter().enumerate() {
-                            tr { th scope="row" { (t.label()) } td { (group_digits(d.counts.active[i])) } td { (group_digits(d.counts.active[i] * pricing.credits(*t))) } }
+                            tr {
+                                th scope="row" { (t.label()) }
+                                td { (group_digits(d.counts.active[i])) }
+                                td { (group_digits(d.counts.pending[i])) }
+                                td { (group_digits(d.counts.held(i) * pricing.credits(*t))) }
+                            }
                         }
                     }
-                    tfoot { tr { th scope="row" { "Total" } td { (group_digits(d.counts.held())) } td {} } }
+                    tfoot { tr { th scope="row" { "Total" } td { (group_digits(d.counts.active.iter().sum())) } td { (group_digits(d.counts.pending.iter().sum())) } td {} } }
                 }
                 p { (group_digits(d.counts.canceled)) " canceled seats are kept for the record." }
             }
             section.card aria-labelledby="cost-title" {
                 h2 #cost-title { "This month" }
                 p.figure { (usd(d.counts.estimate(pricing))) }
-                p.hint { "Estimated: the monthly price of every seat held now. Overage credits are billed on top at " (usd(pricing.overage)) " a credit." }
+                p.hint { "Estimated: the monthly price of every Active seat (Pending seats are not billed). Overage credits are billed on top at " (usd(pricing.overage)) " a credit." }
             }
             section.card aria-labelledby="reclaim-title" {
                 h2 #reclaim-title { "Seats to reclaim" }

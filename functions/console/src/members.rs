@@ -174,7 +174,7 @@ pub fn users(
                     label for="filter-status" { "Status" }
                     select #filter-status name="status" {
                         option value="" { "Any status" }
-                        @for s in [SeatStatus::Active, SeatStatus::Canceled] { option value=(s.as_str()) selected[filters.status == Some(s)] { (status_label(s)) } }
+                        @for s in SeatStatus::ALL { option value=(s.as_str()) selected[filters.status == Some(s)] { (status_label(s)) } }
                     }
                 }
                 button.secondary type="submit" { "Apply filters" }

@@ -215,11 +215,7 @@ pub fn filters_of(req: &Request) -> Result<Filters, AppError> {
         .map(|t| t.parse::<Tier>().map_err(|_| AppError::BadRequest("unknown tier".into())))
         .transpose()?;
     let status = query(req, "status")
-        .map(|s| match s {
-            "ACTIVE" => Ok(SeatStatus::Active),
-            "CANCELED" => Ok(SeatStatus::Canceled),
-            _ => Err(AppError::BadRequest("unknown status".into())),
-        })
+        .map(|s| SeatStatus::parse(s).ok_or_else(|| AppError::BadRequest("unknown status".into())))
         .transpose()?;
     Ok(Filters { q: query(req, "q").unwrap_or_default().chars().take(128).collect(), tier, status })
 }
@@ -460,13 +456,19 @@ where
         let page = queries::seats(&deps.store, SeatFilter::default(), 100, token).await?;
         for seat in &page.items {
             counts.add(seat.tier, seat.status);
-            if seat.status == SeatStatus::Active && now - seat.granted_at > Duration::days(RECLAIM_AFTER_DAYS) {
+            // Held, and its latest activity (or, never used since its grant, the grant) is older
+            // than the reclaim window.
+            let idle_since = match seat.last_active_date.map(kiro::domain::seat::start_of) {
+                Some(active) if active >= seat.granted_at => active,
+                _ => seat.granted_at,
+            };
+            if seat.holds() && now - idle_since > Duration::days(RECLAIM_AFTER_DAYS) {
                 reclaim_total += 1;
                 if reclaim.len() < 10 {
                     reclaim.push(Reclaim {
                         user_name: seat.user_name.clone().unwrap_or_else(|| "(name pending)".into()),
                         tier: seat.tier,
-                        idle_since: views::date(&seat.granted_at),
+                        idle_since: views::date(&idle_since),
                     });
                 }
             }

@@ -165,6 +165,7 @@ pub fn group_digits(n: u64) -> String {
 
 pub fn status_label(status: SeatStatus) -> &'static str {
     match status {
+        SeatStatus::Pending => "Pending",
         SeatStatus::Active => "Active",
         SeatStatus::Canceled => "Canceled",
     }

@@ -556,8 +556,8 @@ where
             let page = deps.store.list_seats(SeatFilter::default(), SEAT_PAGE, token).await?;
             for seat in &page.items {
                 plan_seatless(run, subs, after.as_ref(), Some(&seat.user_id));
-                run.active_seats += u64::from(seat.is_active());
-                if seat.is_active() && seat.user_name.is_none() && run.nameless.len() < MAX_NAMES_PER_AUDIT {
+                run.active_seats += u64::from(seat.holds());
+                if seat.holds() && seat.user_name.is_none() && run.nameless.len() < MAX_NAMES_PER_AUDIT {
                     run.nameless.push(seat.user_id.clone());
                 }
                 let drift = run.drift.remove(&seat.user_id).unwrap_or_default();
@@ -807,8 +807,13 @@ fn decide(run: &mut Run, revoke_limit_percent: u8) {
         run.planned.iter().filter(|p| p.finding.action == Action::Grant).map(|p| p.user.clone()).take(room).collect();
     run.nameless.extend(granting);
     let c = d.counts;
-    run.plan =
-        Applied { granted: c.granted, changed: c.changed, canceled: c.canceled, updated: c.updated, unchanged: 0 };
+    run.plan = Applied {
+        granted: c.granted,
+        changed: c.changed,
+        canceled: c.canceled,
+        updated: c.updated,
+        ..Applied::default()
+    };
     (run.halted, run.cancels_withheld) = (d.halted, d.cancels_withheld);
     (run.findings, run.findings_truncated, run.touched) = (d.findings, d.findings_truncated, d.touched);
 }

@@ -4,6 +4,7 @@
 //! answer are the adapters' part.
 
 pub mod access;
+pub mod activity;
 pub mod audit;
 pub mod budget;
 pub mod bus;

@@ -51,7 +51,7 @@ pub async fn fill<S: SeatStore + SeatNames, D: Directory>(
     let mut named = 0;
     for chunk in users.chunks(100) {
         for seat in store.get_seats(chunk).await? {
-            if seat.is_active()
+            if seat.holds()
                 && seat.user_name.is_none()
                 && fill_one(store, directory, identity_store, &seat.user_id).await?
             {

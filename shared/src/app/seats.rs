@@ -77,6 +77,9 @@ pub struct Applied {
     /// Stored changes that moved sources but neither status nor tier.
     pub updated: u64,
     pub unchanged: u64,
+    /// Seats made `ACTIVE` (`Seat Activated`).
+    #[serde(default)]
+    pub activated: u64,
 }
 
 impl Applied {
@@ -86,10 +89,11 @@ impl Applied {
         self.canceled += other.canceled;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
+        self.activated += other.activated;
     }
 
     pub fn events(&self) -> u64 {
-        self.granted + self.changed + self.canceled
+        self.granted + self.changed + self.canceled + self.activated
     }
 }
 
@@ -127,7 +131,7 @@ fn plan(
     current: Option<&domain::Seat>,
     uc: &UserChange,
     now: DateTime<Utc>,
-) -> Option<(SeatWrite, Conditions, Option<OutEvent>, Applied)> {
+) -> Option<(SeatWrite, Conditions, Vec<OutEvent>, Applied)> {
     let mut t = domain::transition(current, &uc.user, &uc.change, now)?;
     if t.seat.user_name.is_none() {
         t.seat.user_name = uc.user_name.clone();
@@ -172,9 +176,15 @@ fn plan(
         Some(domain::SeatEvent::Granted { .. }) => applied.granted = 1,
         Some(domain::SeatEvent::TierChanged { .. }) => applied.changed = 1,
         Some(domain::SeatEvent::Canceled { .. }) => applied.canceled = 1,
+        Some(domain::SeatEvent::Activated { .. }) => applied.activated = 1,
         None => applied.updated = 1,
     }
-    let event = t.event_detail().map(|(detail_type, detail)| OutEvent { detail_type: detail_type.to_owned(), detail });
+    applied.activated += u64::from(t.activated.is_some());
+    let event: Vec<OutEvent> = t
+        .event_details()
+        .into_iter()
+        .map(|(detail_type, detail)| OutEvent { detail_type: detail_type.to_owned(), detail })
+        .collect();
     let write = SeatWrite { expected_version: current.map(|s| s.version), seat: t.seat, grants_added, grants_removed };
     Some((write, conditions, event, applied))
 }
@@ -374,7 +384,7 @@ where
         let Some((write, conditions, event, applied)) = plan(seat.as_ref(), &uc, now) else {
             return Ok(Applied { unchanged: 1, ..Applied::default() });
         };
-        let outbox = event.map(|e| Outbox { id: outbox_id(now), events: vec![e] });
+        let outbox = (!event.is_empty()).then(|| Outbox { id: outbox_id(now), events: event });
         let commit = Commit { seats: vec![write], guards: conditions.guards, absent: conditions.absent, outbox };
         match store.commit(&commit).await {
             Ok(()) => {
@@ -580,4 +590,87 @@ mod tests {
         let sizes: Vec<usize> = transaction_chunks(&changes).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [49, 49, 22], "seat + its subscription's condition = 2 items a user");
     }
+}
+
+/// What recording activity on seats did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityApplied {
+    /// Seats made `ACTIVE`.
+    pub activated: u64,
+    /// Seats whose latest activity date moved (activations included).
+    pub updated: u64,
+    /// Users with no seat row at all.
+    pub unknown: u64,
+}
+
+/// Records each user's latest activity date (`None`: rows without activity, only counted) on their seat ([`domain::seat::record_activity`]):
+/// `PENDING` seats with activity on or after their grant's date become `ACTIVE`, one
+/// `Seat Activated` each, committed with the seats. Chunks of 100 users: one `BatchGetItem`, one
+/// transaction (seats only: no grant rows move), the same version guards as every seat write.
+pub async fn record_activity<S, E>(
+    store: &S,
+    sink: &E,
+    latest: Vec<(UserId, Option<chrono::NaiveDate>)>,
+    now: DateTime<Utc>,
+) -> Result<ActivityApplied, ServiceError>
+where
+    S: SeatStore,
+    E: EventSink,
+{
+    let mut total = ActivityApplied::default();
+    // A transaction holds 100 items: 99 seats and the outbox.
+    for chunk in latest.chunks(MAX_TRANSACTION_ITEMS - 1) {
+        let mut pending: Vec<(UserId, Option<chrono::NaiveDate>)> = chunk.to_vec();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let users: Vec<UserId> = pending.iter().map(|(u, _)| u.clone()).collect();
+            let seats: HashMap<UserId, domain::Seat> =
+                store.get_seats(&users).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+            if attempt == 1 {
+                total.unknown += pending.iter().filter(|(u, _)| !seats.contains_key(u)).count() as u64;
+            }
+            let mut commit = Commit::default();
+            let mut events = Vec::new();
+            let mut applied = ActivityApplied::default();
+            for (user, date) in &pending {
+                let (Some(seat), Some(date)) = (seats.get(user), date) else { continue };
+                let Some(t) = domain::seat::record_activity(seat, *date, now) else { continue };
+                applied.updated += 1;
+                applied.activated += u64::from(t.event.is_some());
+                events.extend(
+                    t.event_details()
+                        .into_iter()
+                        .map(|(detail_type, detail)| OutEvent { detail_type: detail_type.to_owned(), detail }),
+                );
+                commit.seats.push(SeatWrite {
+                    expected_version: Some(seat.version),
+                    seat: t.seat,
+                    grants_added: vec![],
+                    grants_removed: vec![],
+                });
+            }
+            if commit.seats.is_empty() {
+                break;
+            }
+            if !events.is_empty() {
+                commit.outbox = Some(Outbox { id: outbox_id(now), events });
+            }
+            match store.commit(&commit).await {
+                Ok(()) => {
+                    publish(store, sink, commit.outbox.as_ref()).await;
+                    total.activated += applied.activated;
+                    total.updated += applied.updated;
+                    break;
+                }
+                // A seat changed meanwhile: read them again and decide again (activity is
+                // idempotent: a seat already active or already as recent changes nothing).
+                Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                    // Users whose seat did not need a write stay out of the retry.
+                    pending.retain(|(u, _)| commit.seats.iter().any(|w| &w.seat.user_id == u));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(total)
 }

@@ -12,6 +12,9 @@
 //! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
+//! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>` | `<userId>#<date>#<clientType>` |
+//! | an imported object's marker | `IMPORTED#<bucket>#<etag>#<key>` | `MARKER` | | |
+//! | an import report (TTL `expiresAt`, 400 days) | `IMPORT#<id>` | `IMPORT` | `IMPORTS` | `<importedAt>#<id>` |
 //! | a console session (TTL `expiresAt`) | `SESSION#<sha256 of the cookie's token>` | `SESSION` | | |
 //! | a console sign-in at the issuer (TTL `expiresAt`) | `SIGNIN#<state>` | `SIGNIN` | | |
 //!
@@ -20,7 +23,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::item::{Item, Reader, key, n, s, t};
+use crate::domain::activity::{ActivityKey, Amount, ClientType, Figures};
 use crate::domain::audit::AuditReport;
+use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
 use crate::domain::session::{Role, Session, SignIn};
 use crate::domain::{
@@ -39,6 +44,113 @@ pub(crate) const AUDIT_RETENTION_DAYS: i64 = 90;
 /// A group subscription's fan-out, updated on its own as it progresses.
 pub(crate) const FAN_OUT_STATE: &str = "fanOutState";
 pub(crate) const FAN_OUT_GRANTED: &str = "fanOutGranted";
+
+pub(crate) const IMPORTS: &str = "IMPORTS";
+/// Import reports are kept this long (a year of daily files and then some).
+pub(crate) const IMPORT_RETENTION_DAYS: i64 = 400;
+
+pub(crate) fn activity_key(k: &ActivityKey) -> Item {
+    key(
+        format!("ACTIVITY#{}", k.user_id.as_str()),
+        format!("DAY#{}#{}", k.date.format("%Y-%m-%d"), k.client_type.as_str()),
+    )
+}
+
+pub(crate) fn import_marker_key(o: &ObjectRef) -> Item {
+    // The key last: S3 keys may hold any character, '#' included; bucket names and ETags do not.
+    key(format!("IMPORTED#{}#{}#{}", o.bucket, o.etag, o.key), "MARKER")
+}
+
+pub(crate) fn import_key(id: &str) -> Item {
+    key(format!("IMPORT#{id}"), "IMPORT")
+}
+
+pub(crate) fn is_import_key(sk: &str) -> bool {
+    sk.split_once('#').is_some_and(|(at, id)| crate::time::parse(at).is_some() && !id.is_empty())
+}
+
+/// One row's figures, kept by (user, date, client type); listed by month for usage.
+pub(crate) fn activity_item(k: &ActivityKey, f: &Figures) -> Item {
+    let mut item = activity_key(k);
+    let date = k.date.format("%Y-%m-%d").to_string();
+    item.extend([
+        ("entity".to_owned(), s("Activity")),
+        ("gsi1pk".to_owned(), s(format!("USAGE#{}", k.date.format("%Y-%m")))),
+        ("gsi1sk".to_owned(), s(format!("{}#{date}#{}", k.user_id.as_str(), k.client_type.as_str()))),
+        ("userId".to_owned(), s(k.user_id.as_str())),
+        ("date".to_owned(), s(date)),
+        ("clientType".to_owned(), s(k.client_type.as_str())),
+        // Millionths, exact (`Amount`).
+        ("creditsUsed".to_owned(), n(f.credits_used.micros())),
+        ("overageCreditsUsed".to_owned(), n(f.overage_credits_used.micros())),
+        ("totalMessages".to_owned(), n(f.total_messages.micros())),
+        ("chatConversations".to_owned(), n(f.chat_conversations.micros())),
+    ]);
+    if let Some(tier) = &f.subscription_tier {
+        item.insert("subscriptionTier".to_owned(), s(tier));
+    }
+    item
+}
+
+pub(crate) fn activity_from(item: &Item) -> Result<(ActivityKey, Figures), StoreError> {
+    let r = Reader::new(item, "activity");
+    let key = ActivityKey {
+        user_id: r.parsed("userId", |v| UserId::parse("userId", v))?,
+        date: r.parsed("date", |v| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d"))?,
+        client_type: r.parsed("clientType", |v| ClientType::parse("clientType", v))?,
+    };
+    let amount = |attr: &str| r.u64(attr).map(Amount::from_micros);
+    let figures = Figures {
+        credits_used: amount("creditsUsed")?,
+        overage_credits_used: amount("overageCreditsUsed")?,
+        total_messages: amount("totalMessages")?,
+        chat_conversations: amount("chatConversations")?,
+        subscription_tier: r.opt_str("subscriptionTier")?.map(str::to_owned),
+    };
+    Ok((key, figures))
+}
+
+/// An import report under its id (`<importedAt>#<arrival>`: newest first, then by arrival).
+pub(crate) fn import_item(id: &str, r: &ImportReport) -> Item {
+    let mut item = import_key(id);
+    item.extend([
+        ("entity".to_owned(), s("ImportReport")),
+        ("gsi1pk".to_owned(), s(IMPORTS)),
+        ("gsi1sk".to_owned(), s(id)),
+        ("bucket".to_owned(), s(&r.bucket)),
+        ("key".to_owned(), s(&r.key)),
+        ("etag".to_owned(), s(&r.etag)),
+        ("status".to_owned(), s(r.status.as_str())),
+        ("rows".to_owned(), n(r.rows)),
+        ("users".to_owned(), n(r.users)),
+        ("activated".to_owned(), n(r.activated)),
+        ("unknownUsers".to_owned(), n(r.unknown_users)),
+        ("rejectedRows".to_owned(), n(r.rejected_rows)),
+        ("importedAt".to_owned(), t(&r.imported_at)),
+        ("expiresAt".to_owned(), n((r.imported_at + chrono::Duration::days(IMPORT_RETENTION_DAYS)).timestamp())),
+    ]);
+    if let Some(reason) = &r.reason {
+        item.insert("reason".to_owned(), s(reason));
+    }
+    item
+}
+
+pub(crate) fn import_from(item: &Item) -> Result<ImportReport, StoreError> {
+    let r = Reader::new(item, "import report");
+    Ok(ImportReport {
+        bucket: r.str("bucket")?.to_owned(),
+        key: r.str("key")?.to_owned(),
+        etag: r.str("etag")?.to_owned(),
+        status: r.parsed("status", |v| ImportStatus::parse(v).ok_or(()))?,
+        reason: r.opt_str("reason")?.map(str::to_owned),
+        rows: r.u64("rows")?,
+        users: r.u64("users")?,
+        activated: r.u64("activated")?,
+        unknown_users: r.u64("unknownUsers")?,
+        rejected_rows: r.u64("rejectedRows")?,
+        imported_at: r.time("importedAt")?,
+    })
+}
 
 pub(crate) fn session_key(token_hash: &str) -> Item {
     key(format!("SESSION#{token_hash}"), "SESSION")
@@ -331,24 +443,32 @@ impl Record for Seat {
         if let Some(at) = &self.canceled_at {
             item.insert("canceledAt".to_owned(), t(at));
         }
+        if let Some(at) = &self.activated_at {
+            item.insert("activatedAt".to_owned(), t(at));
+        }
+        if let Some(date) = &self.last_active_date {
+            item.insert("lastActiveDate".to_owned(), s(date.format("%Y-%m-%d").to_string()));
+        }
         Ok(item)
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let r = Reader::new(item, "seat");
+        let last_active_date = match r.opt_str("lastActiveDate")? {
+            None => None,
+            Some(_) => Some(r.parsed("lastActiveDate", |v| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d"))?),
+        };
         Ok(Seat {
             user_id: r.parsed("userId", |v| UserId::parse("userId", v))?,
             user_name: r.opt_str("userName")?.map(str::to_owned),
             sources: sources_from(item)?,
             tier: r.parsed("tier", str::parse::<Tier>)?,
-            status: r.parsed("status", |v| match v {
-                "ACTIVE" => Ok(SeatStatus::Active),
-                "CANCELED" => Ok(SeatStatus::Canceled),
-                _ => Err(()),
-            })?,
+            status: r.parsed("status", |v| SeatStatus::parse(v).ok_or(()))?,
             granted_at: r.time("grantedAt")?,
             updated_at: r.time("updatedAt")?,
             canceled_at: r.opt_time("canceledAt")?,
+            activated_at: r.opt_time("activatedAt")?,
+            last_active_date,
             version: r.u64("version")?,
         })
     }
@@ -496,6 +616,8 @@ mod tests {
             granted_at: at(1),
             updated_at: at(2),
             canceled_at: canceled.then(|| at(3)),
+            activated_at: Some(at(2)),
+            last_active_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 4),
             version: 7,
         }
     }

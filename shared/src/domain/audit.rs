@@ -72,7 +72,8 @@ pub fn classify(user: &UserId, seat: Option<&Seat>, change: &SeatChange, now: Da
         Some(SeatEvent::Granted { tier, .. }) => (Action::Grant, None, Some(tier)),
         Some(SeatEvent::TierChanged { from, to, .. }) => (Action::Change, Some(from), Some(to)),
         Some(SeatEvent::Canceled { previous_tier, .. }) => (Action::Cancel, Some(previous_tier), None),
-        None => (Action::Update, Some(t.seat.tier), Some(t.seat.tier)),
+        // Source changes never activate by themselves; kept total for the compiler.
+        Some(SeatEvent::Activated { .. }) | None => (Action::Update, Some(t.seat.tier), Some(t.seat.tier)),
     };
     Some(Finding { user_id: user.clone(), action, from_tier, to_tier })
 }
@@ -340,11 +341,13 @@ mod tests {
             user_id: user(),
             user_name: None,
             tier: sources.values().copied().max().unwrap_or(Tier::Pro),
-            status: if sources.is_empty() { SeatStatus::Canceled } else { SeatStatus::Active },
+            status: if sources.is_empty() { SeatStatus::Canceled } else { SeatStatus::Pending },
             sources,
             granted_at: now,
             updated_at: now,
             canceled_at: None,
+            activated_at: None,
+            last_active_date: None,
             version: 1,
         }
     }

@@ -1,7 +1,9 @@
 //! Pure rules of Kiro subscriptions: no SDK types, no I/O, no clock read behind the caller's back.
 
+pub mod activity;
 pub mod audit;
 pub mod ids;
+pub mod import;
 pub mod invalid;
 pub mod profile;
 pub mod seat;
@@ -9,6 +11,7 @@ pub mod session;
 pub mod signal;
 pub mod subscription;
 pub mod tier;
+pub mod usage;
 
 pub use ids::{GroupId, IdentityStoreId, MembershipId, UserId};
 pub use invalid::Invalid;

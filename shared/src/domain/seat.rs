@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{GroupId, Tier, UserId};
@@ -53,16 +53,32 @@ pub fn sources_list(sources: &Sources) -> Vec<Source> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatStatus {
+    /// Holds a seat, no activity recorded since it was granted: not billed.
+    Pending,
+    /// Holds a seat and has used Kiro since it was granted: billed.
     Active,
+    /// Lost its last source; the row is kept.
     Canceled,
 }
 
 impl SeatStatus {
+    pub const ALL: [SeatStatus; 3] = [SeatStatus::Pending, SeatStatus::Active, SeatStatus::Canceled];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            SeatStatus::Pending => "PENDING",
             SeatStatus::Active => "ACTIVE",
             SeatStatus::Canceled => "CANCELED",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<SeatStatus> {
+        SeatStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// `PENDING` or `ACTIVE`: the user holds a seat (with a tier, counted as a seat everywhere).
+    pub fn holds(self) -> bool {
+        self != SeatStatus::Canceled
     }
 }
 
@@ -90,6 +106,10 @@ pub struct Seat {
     pub granted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub canceled_at: Option<DateTime<Utc>>,
+    /// Its first activity since `granted_at` (`None` while `PENDING`).
+    pub activated_at: Option<DateTime<Utc>>,
+    /// The date of its latest recorded activity, ever.
+    pub last_active_date: Option<NaiveDate>,
     pub version: u64,
 }
 
@@ -108,6 +128,10 @@ pub struct SeatView<'a> {
     pub updated_at: DateTime<Utc>,
     #[serde(with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub canceled_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_date: Option<NaiveDate>,
 }
 
 impl Seat {
@@ -121,11 +145,14 @@ impl Seat {
             granted_at: self.granted_at,
             updated_at: self.updated_at,
             canceled_at: self.canceled_at,
+            activated_at: self.activated_at,
+            last_active_date: self.last_active_date,
         }
     }
 
-    pub fn is_active(&self) -> bool {
-        self.status == SeatStatus::Active
+    /// `PENDING` or `ACTIVE`.
+    pub fn holds(&self) -> bool {
+        self.status.holds()
     }
 }
 
@@ -186,9 +213,28 @@ impl SeatChange {
 /// The events a seat change emits (contract: "Events out").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatEvent {
-    Granted { user_id: UserId, tier: Tier, sources: Sources },
-    TierChanged { user_id: UserId, from: Tier, to: Tier, sources: Sources },
-    Canceled { user_id: UserId, previous_tier: Tier, reason: CancelReason },
+    Granted {
+        user_id: UserId,
+        tier: Tier,
+        sources: Sources,
+    },
+    TierChanged {
+        user_id: UserId,
+        from: Tier,
+        to: Tier,
+        sources: Sources,
+    },
+    Canceled {
+        user_id: UserId,
+        previous_tier: Tier,
+        reason: CancelReason,
+    },
+    /// `PENDING` to `ACTIVE`.
+    Activated {
+        user_id: UserId,
+        tier: Tier,
+        activated_at: DateTime<Utc>,
+    },
 }
 
 impl SeatEvent {
@@ -197,6 +243,7 @@ impl SeatEvent {
             SeatEvent::Granted { .. } => "Seat Granted",
             SeatEvent::TierChanged { .. } => "Seat Tier Changed",
             SeatEvent::Canceled { .. } => "Seat Canceled",
+            SeatEvent::Activated { .. } => "Seat Activated",
         }
     }
 
@@ -212,33 +259,76 @@ impl SeatEvent {
             SeatEvent::Canceled { user_id, previous_tier, reason } => {
                 json!({"userId": user_id, "previousTier": previous_tier, "reason": reason})
             }
+            SeatEvent::Activated { user_id, tier, activated_at } => {
+                json!({"userId": user_id, "tier": tier, "activatedAt": crate::time::format(activated_at)})
+            }
         }
     }
 }
 
 /// The outcome of a change that does something: the seat to store (with the next version) and
-/// the one event it implies, if it is a seat change a consumer must hear about.
+/// the event it implies, if it is a seat change a consumer must hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub seat: Seat,
     pub event: Option<SeatEvent>,
+    /// The `Seat Activated` that follows `event` in the same change: a seat granted again whose
+    /// activity on or after the grant's date is already recorded.
+    pub activated: Option<SeatEvent>,
 }
 
 impl Transition {
-    /// The event's detail type and detail, with what lets consumers order a seat's events: the
-    /// seat's `version` (it grows with every change of the seat) and `updatedAt`.
-    pub fn event_detail(&self) -> Option<(&'static str, serde_json::Value)> {
-        let event = self.event.as_ref()?;
-        let mut detail = event.detail();
-        detail["version"] = serde_json::json!(self.seat.version);
-        detail["updatedAt"] = serde_json::json!(crate::time::format(&self.seat.updated_at));
-        Some((event.detail_type(), detail))
+    /// Each event's detail type and detail, in order, with what lets consumers order a seat's
+    /// events: the seat's `version` (it grows with every change of the seat) and `updatedAt`.
+    pub fn event_details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        [&self.event, &self.activated]
+            .into_iter()
+            .flatten()
+            .map(|event| {
+                let mut detail = event.detail();
+                detail["version"] = serde_json::json!(self.seat.version);
+                detail["updatedAt"] = serde_json::json!(crate::time::format(&self.seat.updated_at));
+                (event.detail_type(), detail)
+            })
+            .collect()
     }
+
+    /// The first event's detail (most changes imply at most one).
+    pub fn event_detail(&self) -> Option<(&'static str, serde_json::Value)> {
+        self.event_details().into_iter().next()
+    }
+}
+
+/// The first instant of a UTC date.
+pub fn start_of(date: NaiveDate) -> DateTime<Utc> {
+    date.and_hms_opt(0, 0, 0).map(|d| d.and_utc()).unwrap_or_default()
+}
+
+/// Recorded activity on `date` for the seat: a `PENDING` seat with activity on or after the UTC
+/// date of its grant becomes `ACTIVE` (`activatedAt` = the later of that date's first instant and
+/// `grantedAt`, one `Seat Activated`); any seat keeps its latest activity date. `None` when
+/// nothing changes (an earlier date than the one kept, on a seat that needs no activation).
+pub fn record_activity(current: &Seat, date: NaiveDate, now: DateTime<Utc>) -> Option<Transition> {
+    let last_active_date = current.last_active_date.max(Some(date));
+    let activates = current.status == SeatStatus::Pending && date >= current.granted_at.date_naive();
+    if !activates && last_active_date == current.last_active_date {
+        return None;
+    }
+    let mut seat = Seat { last_active_date, updated_at: now, version: current.version + 1, ..current.clone() };
+    let mut event = None;
+    if activates {
+        let activated_at = start_of(date).max(current.granted_at);
+        seat.status = SeatStatus::Active;
+        seat.activated_at = Some(activated_at);
+        event = Some(SeatEvent::Activated { user_id: current.user_id.clone(), tier: current.tier, activated_at });
+    }
+    Some(Transition { seat, event, activated: None })
 }
 
 /// The next seat for `user` after `change`, or `None` when nothing changes (no write, no event).
 ///
-/// - no seat or a canceled one, gaining a source → `ACTIVE`, `Seat Granted`;
+/// - no seat or a canceled one, gaining a source → `PENDING`, `Seat Granted` (or `ACTIVE`, with a
+///   `Seat Activated` after it, when activity dated today or later is already recorded);
 /// - active, highest tier moves → `Seat Tier Changed`; sources move but not the tier → stored, no event;
 /// - active, losing its last source → `CANCELED` with `canceledAt`, `Seat Canceled` with the reason.
 pub fn transition(
@@ -255,23 +345,25 @@ pub fn transition(
     }
     let highest = after.values().copied().max();
     let version = current.map_or(1, |s| s.version + 1);
-    let was_active = current.is_some_and(Seat::is_active);
+    let held = current.is_some_and(Seat::holds);
     let base = |tier: Tier| Seat {
         user_id: user.clone(),
         user_name: current.and_then(|s| s.user_name.clone()),
         sources: after.clone(),
         tier,
-        status: SeatStatus::Active,
+        status: current.map_or(SeatStatus::Pending, |s| s.status),
         granted_at: current.map_or(now, |s| s.granted_at),
         updated_at: now,
         canceled_at: None,
+        activated_at: current.and_then(|s| s.activated_at),
+        last_active_date: current.and_then(|s| s.last_active_date),
         version,
     };
-    let (seat, event) = match (was_active, highest, current) {
+    let (seat, event, activated) = match (held, highest, current) {
         (true, None, Some(cur)) => {
             let seat = Seat { status: SeatStatus::Canceled, canceled_at: Some(now), ..base(cur.tier) };
             let event = SeatEvent::Canceled { user_id: user.clone(), previous_tier: cur.tier, reason: change.reason };
-            (seat, Some(event))
+            (seat, Some(event), None)
         }
         (true, Some(to), Some(cur)) => {
             let event = (to != cur.tier).then(|| SeatEvent::TierChanged {
@@ -280,17 +372,26 @@ pub fn transition(
                 to,
                 sources: after.clone(),
             });
-            (base(to), event)
+            (base(to), event, None)
         }
         (false, Some(tier), _) => {
-            let seat = Seat { granted_at: now, ..base(tier) };
-            (seat, Some(SeatEvent::Granted { user_id: user.clone(), tier, sources: after.clone() }))
+            // Granted (again): PENDING, unless activity on or after today's date is recorded.
+            let mut seat = Seat { granted_at: now, status: SeatStatus::Pending, activated_at: None, ..base(tier) };
+            let granted = SeatEvent::Granted { user_id: user.clone(), tier, sources: after.clone() };
+            let mut activated = None;
+            if let Some(date) = seat.last_active_date.filter(|d| *d >= now.date_naive()) {
+                let activated_at = start_of(date).max(now);
+                seat.status = SeatStatus::Active;
+                seat.activated_at = Some(activated_at);
+                activated = Some(SeatEvent::Activated { user_id: user.clone(), tier, activated_at });
+            }
+            (seat, Some(granted), activated)
         }
         // A canceled seat (or none) that gains nothing: only possible when `after` is empty,
         // which equals `before` and returned above; kept total for the compiler.
         (false, None, _) | (true, _, None) => return None,
     };
-    Some(Transition { seat, event })
+    Some(Transition { seat, event, activated })
 }
 
 #[cfg(test)]
@@ -324,7 +425,7 @@ mod tests {
             "2026-01-01T00:00:00Z",
         )
         .unwrap();
-        assert_eq!(t.seat.status, SeatStatus::Active);
+        assert_eq!(t.seat.status, SeatStatus::Pending, "a new seat waits for its first activity");
         assert_eq!((t.seat.tier, t.seat.version), (Tier::Pro, 1));
         assert!(matches!(t.event, Some(SeatEvent::Granted { tier: Tier::Pro, .. })));
     }
@@ -362,6 +463,64 @@ mod tests {
         let more = vec![SourceOp::Set(SourceKey::Group(group(1)), Tier::Pro)];
         let quiet = apply(Some(&changed.seat), more, CancelReason::Audit, "2026-01-04T00:00:00Z").unwrap();
         assert_eq!((quiet.seat.version, quiet.event_detail()), (3, None));
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn activity_on_or_after_the_grant_date_activates_once() {
+        let set = vec![SourceOp::Set(SourceKey::Direct, Tier::Pro)];
+        let granted = apply(None, set, CancelReason::Audit, "2026-03-10T15:00:00Z").unwrap().seat;
+        assert!(
+            record_activity(&granted, date("2026-03-09"), at("2026-03-11T00:00:00Z")).unwrap().event.is_none(),
+            "the day before the grant does not count"
+        );
+        let t = record_activity(&granted, date("2026-03-10"), at("2026-03-11T01:00:00Z")).unwrap();
+        assert_eq!(t.seat.status, SeatStatus::Active);
+        assert_eq!(
+            t.seat.activated_at,
+            Some(at("2026-03-10T15:00:00Z")),
+            "the later of the date's start and the grant"
+        );
+        assert_eq!(t.seat.last_active_date, Some(date("2026-03-10")));
+        assert!(matches!(t.event, Some(SeatEvent::Activated { tier: Tier::Pro, .. })));
+        let again = record_activity(&t.seat, date("2026-03-12"), at("2026-03-13T00:00:00Z")).unwrap();
+        assert_eq!(
+            (again.seat.status, again.event, again.seat.activated_at),
+            (SeatStatus::Active, None, t.seat.activated_at),
+            "activated once"
+        );
+        assert!(
+            record_activity(&again.seat, date("2026-03-11"), at("2026-03-13T00:00:00Z")).is_none(),
+            "an older date changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_seat_granted_again_is_pending_unless_todays_activity_is_recorded() {
+        let set = || vec![SourceOp::Set(SourceKey::Direct, Tier::Pro)];
+        let drop = || vec![SourceOp::Remove(SourceKey::Direct)];
+        let s = apply(None, set(), CancelReason::Audit, "2026-03-01T08:00:00Z").unwrap().seat;
+        let s = record_activity(&s, date("2026-03-02"), at("2026-03-03T00:00:00Z")).unwrap().seat;
+        let canceled = apply(Some(&s), drop(), CancelReason::Audit, "2026-03-05T00:00:00Z").unwrap().seat;
+        assert_eq!((canceled.status, canceled.last_active_date), (SeatStatus::Canceled, Some(date("2026-03-02"))));
+        let regranted = apply(Some(&canceled), set(), CancelReason::Audit, "2026-03-06T09:00:00Z").unwrap();
+        assert_eq!(
+            (regranted.seat.status, regranted.seat.activated_at, &regranted.activated),
+            (SeatStatus::Pending, None, &None)
+        );
+        // Activity dated the day of a later grant, recorded while canceled: active at once.
+        let c2 = apply(Some(&regranted.seat), drop(), CancelReason::Audit, "2026-03-07T00:00:00Z").unwrap().seat;
+        let c2 = record_activity(&c2, date("2026-03-08"), at("2026-03-08T20:00:00Z")).unwrap().seat;
+        assert_eq!(c2.status, SeatStatus::Canceled, "activity changes no canceled seat's status");
+        let back = apply(Some(&c2), set(), CancelReason::Audit, "2026-03-08T21:00:00Z").unwrap();
+        assert!(matches!(back.event, Some(SeatEvent::Granted { .. })));
+        assert!(matches!(back.activated, Some(SeatEvent::Activated { .. })), "Seat Activated after its Seat Granted");
+        assert_eq!((back.seat.status, back.seat.activated_at), (SeatStatus::Active, Some(at("2026-03-08T21:00:00Z"))));
+        let kinds: Vec<&str> = back.event_details().iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, ["Seat Granted", "Seat Activated"]);
     }
 
     #[test]
@@ -445,7 +604,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (r.seat.status, r.seat.canceled_at, r.seat.granted_at),
-            (SeatStatus::Active, None, at("2026-03-01T00:00:00Z"))
+            (SeatStatus::Pending, None, at("2026-03-01T00:00:00Z"))
         );
         assert!(matches!(r.event, Some(SeatEvent::Granted { tier: Tier::Pro, .. })));
         assert_eq!(r.seat.version, 3);
@@ -495,11 +654,11 @@ mod tests {
                     Some(t) => {
                         prop_assert_eq!(&t.seat.sources, &next_expected);
                         prop_assert_eq!(t.seat.version, seat.as_ref().map_or(1, |s| s.version + 1));
-                        let was_active = seat.as_ref().is_some_and(Seat::is_active);
+                        let was_active = seat.as_ref().is_some_and(Seat::holds);
                         let old_tier = seat.as_ref().map(|s| s.tier);
                         match next_expected.values().max() {
                             Some(top) => {
-                                prop_assert_eq!(t.seat.status, SeatStatus::Active);
+                                prop_assert_eq!(t.seat.status, SeatStatus::Pending, "no activity in this history");
                                 prop_assert_eq!(t.seat.tier, *top);
                                 let moved = !was_active || old_tier != Some(*top);
                                 prop_assert_eq!(t.event.is_some(), moved);

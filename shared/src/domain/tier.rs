@@ -39,6 +39,35 @@ impl fmt::Display for Tier {
     }
 }
 
+/// Money in millionths of a dollar: prices and overage add up exactly.
+pub type MicroUsd = u64;
+
+/// What the tiers cost and include (read from `TIER_PRICES_USD`, `TIER_CREDITS`,
+/// `OVERAGE_PRICE_USD` by `config::pricing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    /// Monthly price, by tier in `Tier::ALL` order.
+    pub prices: [MicroUsd; 3],
+    /// Credits included per month, by tier in `Tier::ALL` order.
+    pub credits: [u64; 3],
+    /// One credit beyond the included ones.
+    pub overage: MicroUsd,
+}
+
+impl Pricing {
+    pub fn price(&self, tier: Tier) -> MicroUsd {
+        self.prices[tier_index(tier)]
+    }
+
+    pub fn credits(&self, tier: Tier) -> u64 {
+        self.credits[tier_index(tier)]
+    }
+}
+
+fn tier_index(tier: Tier) -> usize {
+    Tier::ALL.iter().position(|t| *t == tier).unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be one of PRO, PRO_PLUS, POWER")]
 pub struct UnknownTier;

@@ -1,0 +1,103 @@
+//! Activity figures and import reports: [`ActivityStore`] on the in-memory table.
+
+use kiro::domain::activity::{ActivityKey, Figures};
+use kiro::domain::import::{ImportReport, ImportStatus, ObjectRef};
+use kiro::ports::{ACTIVITY_BATCH, ActivityStore, Page};
+
+use super::*;
+
+impl MemoryStore {
+    /// Every activity row stored, by key.
+    pub fn activity_snapshot(&self) -> Vec<(ActivityKey, Figures)> {
+        self.table().activity.iter().map(|(k, f)| (k.clone(), f.clone())).collect()
+    }
+}
+
+impl ActivityStore for MemoryStore {
+    async fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> Result<(), StoreError> {
+        const OPERATION: &str = "BatchWriteItem(activity)";
+        if rows.is_empty() {
+            return Ok(());
+        }
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let mut keys: Vec<&ActivityKey> = rows.iter().map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        // As DynamoDB: more than 25 requests, or two for one key, is refused whole.
+        if rows.len() > ACTIVITY_BATCH || keys.len() < rows.len() {
+            return Err(StoreError::Refused { operation: OPERATION, source: "a batch DynamoDB refuses".into() });
+        }
+        for (k, f) in rows {
+            table.activity.insert(k.clone(), f.clone());
+        }
+        Ok(())
+    }
+
+    async fn import_seen(&self, object: &ObjectRef) -> Result<bool, StoreError> {
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request("GetItem(import marker)")?;
+        Ok(table.import_markers.contains(object))
+    }
+
+    async fn record_import(&self, report: &ImportReport) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        let duplicate = report.status == ImportStatus::Duplicate;
+        table.request(if duplicate { "PutItem(import)" } else { "TransactWriteItems(import)" })?;
+        if !duplicate && !table.import_markers.insert(report.object()) {
+            return Err(StoreError::Conflict("TransactWriteItems(import)"));
+        }
+        table.import_seq += 1;
+        let id = format!("{}#{:020}", kiro::time::format(&report.imported_at), table.import_seq);
+        let stored = ImportReport { imported_at: as_stored(report.imported_at), ..report.clone() };
+        table.imports.insert(id, stored);
+        Ok(())
+    }
+
+    async fn list_imports(&self, limit: usize, next_token: Option<String>) -> Result<Page<ImportReport>, StoreError> {
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request("Query(imports)")?;
+        let start = match next_token {
+            Some(t) => Some(kiro::aws::decode_token(&t)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        for (id, report) in table.imports.iter().rev() {
+            if start.as_ref().is_some_and(|s| id >= s) {
+                continue;
+            }
+            if items.len() == limit {
+                break;
+            }
+            items.push(report.clone());
+            last = Some(id.clone());
+        }
+        let more = last.as_ref().is_some_and(|l| table.imports.keys().next().is_some_and(|first| first < l));
+        Ok(Page { items, next_token: if more { last.map(|l| kiro::aws::encode_token(&l)) } else { None } })
+    }
+
+    async fn month_activity(
+        &self,
+        month: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request("Query(activity)")?;
+        if next_token.is_some() {
+            return Err(StoreError::InvalidToken);
+        }
+        let items = table
+            .activity
+            .iter()
+            .filter(|(k, _)| k.date.format("%Y-%m").to_string() == month)
+            .map(|(k, f)| (k.clone(), f.clone()))
+            .collect();
+        Ok(Page { items, next_token: None })
+    }
+}
