@@ -13,6 +13,8 @@ mod pace;
 mod pages;
 mod profile;
 mod records;
+#[cfg(feature = "activity")]
+pub mod s3;
 mod seats;
 mod sessions;
 #[cfg(feature = "console")]
