@@ -225,7 +225,10 @@ pub trait ActivityStore: Send + Sync {
     /// Stores the report; an `IMPORTED` or `REJECTED` one also marks its object as seen, once:
     /// `Conflict` when another delivery marked it first (nothing stored then).
     fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// What the usage routes read of the activity (`assign-tier`: reads only).
+pub trait ActivityReads: Send + Sync {
     /// Import reports, newest first.
     fn list_imports(
         &self,
@@ -564,9 +567,9 @@ pub trait MembershipMap: Send + Sync {
 
 /// Everything `assign-tier` keeps in the table (its handler names the ports one by one: they are
 /// its IAM policy; this alias is for code that takes the whole set, such as test harnesses).
-pub trait ApiStore: ProfileStore + SubscriptionStore + SeatStore + AuditStore {}
+pub trait ApiStore: ProfileStore + SubscriptionStore + SeatStore + AuditStore + ActivityReads {}
 
-impl<T: ProfileStore + SubscriptionStore + SeatStore + AuditStore + ?Sized> ApiStore for T {}
+impl<T: ProfileStore + SubscriptionStore + SeatStore + AuditStore + ActivityReads + ?Sized> ApiStore for T {}
 
 /// Everything `sync-group` keeps in the table (see [`ApiStore`]).
 pub trait SyncStore:
@@ -660,7 +663,13 @@ where
     fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).record_import(report)
     }
+}
 
+impl<P> ActivityReads for P
+where
+    P: Deref + Send + Sync,
+    P::Target: ActivityReads,
+{
     fn list_imports(
         &self,
         limit: usize,

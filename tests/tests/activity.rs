@@ -6,7 +6,7 @@ use kiro::app::activity::ingest;
 use kiro::domain::import::{ImportStatus, ObjectRef};
 use kiro::domain::seat::SourceKey;
 use kiro::domain::{Seat, SeatStatus, Sources, Tier, UserId};
-use kiro::ports::{ActivityStore, Commit, SeatStore};
+use kiro::ports::{ActivityReads, Commit, SeatStore};
 use kiro_fakes::fixtures::{at, write};
 use kiro_fakes::{MemoryObjects, MemorySink, MemoryStore};
 use kiro_tests::repo_root;

@@ -6,7 +6,7 @@ use kiro::aws::DynamoStore;
 use kiro::aws::s3::S3Objects;
 use kiro::domain::seat::SourceKey;
 use kiro::domain::{Seat, SeatStatus, Sources, Tier, UserId};
-use kiro::ports::{ActivityStore, Commit, SeatStore};
+use kiro::ports::{ActivityReads, Commit, SeatStore};
 use kiro_fakes::MemorySink;
 use kiro_fakes::fixtures::{at, write};
 use kiro_tests::{World, repo_root, unique};

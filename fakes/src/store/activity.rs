@@ -2,7 +2,7 @@
 
 use kiro::domain::activity::{ActivityKey, Figures};
 use kiro::domain::import::{ImportReport, ImportStatus, ObjectRef};
-use kiro::ports::{ACTIVITY_BATCH, ActivityStore, Page};
+use kiro::ports::{ACTIVITY_BATCH, ActivityReads, ActivityStore, Page};
 
 use super::*;
 
@@ -56,7 +56,9 @@ impl ActivityStore for MemoryStore {
         table.imports.insert(id, stored);
         Ok(())
     }
+}
 
+impl ActivityReads for MemoryStore {
     async fn list_imports(&self, limit: usize, next_token: Option<String>) -> Result<Page<ImportReport>, StoreError> {
         MemoryStore::pause(self).await;
         let mut table = self.table();

@@ -3,6 +3,7 @@
 mod directory;
 mod query;
 mod subscriptions;
+mod usage;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use kiro::app::budget::Budget;
@@ -12,7 +13,8 @@ use kiro::domain::{Invalid, Profile};
 use kiro::error::AppError;
 use kiro::http::{self, Reply, Request, Routes};
 use kiro::ports::{
-    ApiStore, AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore, SubscriptionStore,
+    ActivityReads, ApiStore, AuditStore, Directory, DirectorySearch, EventSink, ProfileStore, SeatStore,
+    SubscriptionStore,
 };
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
@@ -27,6 +29,8 @@ pub struct Deps<S, D, E> {
     /// Cuts a group's fan-out after this many pages of members, as if the deadline had come,
     /// instead of near the Lambda deadline: how tests exercise the 202 path. `None` in production.
     pub fan_out_pages_per_call: Option<u32>,
+    /// `TIER_PRICES_USD`, `TIER_CREDITS`, `OVERAGE_PRICE_USD` (the usage routes).
+    pub pricing: kiro::config::Pricing,
     /// The profile never moves to another Identity Store and is never deleted, so once read it is
     /// kept for the life of the execution environment.
     profile: OnceCell<Profile>,
@@ -34,7 +38,8 @@ pub struct Deps<S, D, E> {
 
 impl<S, D, E> Deps<S, D, E> {
     pub fn new(store: S, directory: D, events: E) -> Self {
-        Self { store, directory, events, fan_out_pages_per_call: None, profile: OnceCell::new() }
+        let pricing = kiro::config::pricing(|_| None).expect("the contract's default pricing reads");
+        Self { store, directory, events, fan_out_pages_per_call: None, pricing, profile: OnceCell::new() }
     }
 
     /// The work this request may do before it answers: until the invocation's deadline, less a
@@ -63,7 +68,7 @@ pub async fn handle<S, D, E>(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
-    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore,
+    S: ProfileStore + SubscriptionStore + SeatStore + AuditStore + ActivityReads,
     D: Directory + DirectorySearch,
     E: EventSink,
 {
@@ -85,6 +90,9 @@ pub enum Endpoint {
     RequestAudit,
     ListAudits,
     GetAudit,
+    Usage,
+    UsageUsers,
+    ListImports,
 }
 
 /// The routes this function answers, by API Gateway route key; `$default` (anything else) is
@@ -102,11 +110,14 @@ pub const ROUTES: &Routes<Endpoint> = &[
     ("POST /audits", Endpoint::RequestAudit),
     ("GET /audits", Endpoint::ListAudits),
     ("GET /audits/{auditId}", Endpoint::GetAudit),
+    ("GET /usage", Endpoint::Usage),
+    ("GET /usage/users", Endpoint::UsageUsers),
+    ("GET /activity/imports", Endpoint::ListImports),
 ];
 
 async fn route<S, D, E>(deps: &Deps<S, D, E>, req: Request) -> Result<Reply, AppError>
 where
-    S: ApiStore,
+    S: ApiStore + ActivityReads,
     D: Directory + DirectorySearch,
     E: EventSink,
 {
@@ -114,7 +125,7 @@ where
     let (endpoint, path) = req.route(ROUTES).map_err(|e| match e {
         // `$default` is the whole API's catch-all: name what the API serves.
         AppError::NotFound(m) => AppError::NotFound(format!(
-            "{m}; the API serves /profile, /subscriptions, /seats, /directory/users, /directory/groups and /audits"
+            "{m}; the API serves /profile, /subscriptions, /seats, /directory/users, /directory/groups, /audits, /usage and /activity/imports"
         )),
         other => other,
     })?;
@@ -150,6 +161,19 @@ where
         RequestAudit => audit_request(deps, &req).await,
         ListAudits => audits_list(deps, &Query::of(&req)?).await,
         GetAudit => audit_get(deps, path.get("auditId")?).await,
+        Usage => {
+            profile().await?;
+            usage::summary(deps, &Query::of(&req)?).await
+        }
+        UsageUsers => {
+            profile().await?;
+            usage::users(deps, &Query::of(&req)?).await
+        }
+        ListImports => {
+            let q = Query::of(&req)?;
+            let page = kiro::app::activity::imports(&deps.store, q.limit()?, q.next_token()).await?;
+            Reply::json(200, &query::list_body(page.items, page.next_token))
+        }
     }
 }
 

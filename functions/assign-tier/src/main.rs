@@ -8,12 +8,14 @@ use lambda_runtime::{run_concurrent, service_fn, tracing};
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    let pricing = kiro::config::pricing(kiro::config::env_var).inspect_err(|e| tracing::error!("{e}"))?;
     let sdk = load_sdk_config().await;
-    let deps = Deps::new(
+    let mut deps = Deps::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
     );
+    deps.pricing = pricing;
     // Built once and kept for the life of the process; each invocation borrows it.
     let deps: &'static _ = Box::leak(Box::new(deps));
     run_concurrent(service_fn(move |event| handle(deps, event))).await

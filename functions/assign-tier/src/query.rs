@@ -22,6 +22,11 @@ impl<'a> Query<'a> {
         self.req.query(name)
     }
 
+    /// A parameter as sent.
+    pub fn raw(&self, name: &str) -> Option<&'a str> {
+        self.get(name)
+    }
+
     /// `limit`: 1–100, default 50.
     pub fn limit(&self) -> Result<usize, AppError> {
         match self.get("limit") {

@@ -23,8 +23,8 @@ use kiro::domain::{IdentityStoreId, Profile};
 use kiro::error::{AppError, cause_chain};
 use kiro::http::{Request, Routes};
 use kiro::ports::{
-    ApiStore, AuditStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin, ProfileStore,
-    SeatStore, SessionStore, SubscriptionStore,
+    ActivityReads, ApiStore, AuditStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin,
+    ProfileStore, SeatStore, SessionStore, SubscriptionStore,
 };
 use lambda_runtime::LambdaEvent;
 use tokio::sync::OnceCell;
@@ -169,7 +169,7 @@ pub async fn handle<S, D, E, I, F>(
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
     // The ports spelled out (not `ApiStore`): they mirror the function's IAM policy.
-    S: ProfileStore + ProfileAdmin + SubscriptionStore + SeatStore + AuditStore + SessionStore,
+    S: ProfileStore + ProfileAdmin + SubscriptionStore + SeatStore + AuditStore + ActivityReads + SessionStore,
     D: Directory + DirectorySearch + MemberGroups,
     E: EventSink,
     I: Instances,

@@ -16,7 +16,9 @@ use crate::domain::UserId;
 use crate::domain::activity::{self, ActivityKey, Figures, ReadError};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::error::AppError;
-use crate::ports::{ACTIVITY_BATCH, ActivityStore, EventSink, ObjectError, ReportObjects, SeatStore, StoreError};
+use crate::ports::{
+    ACTIVITY_BATCH, ActivityReads, ActivityStore, EventSink, ObjectError, ReportObjects, SeatStore, StoreError,
+};
 
 /// Batches of rows in flight between the reading thread and the writes.
 const BATCHES_IN_FLIGHT: usize = 4;
@@ -148,7 +150,7 @@ async fn record<S: ActivityStore>(store: &S, report: ImportReport) -> Result<Imp
 }
 
 /// `GET /activity/imports`: the reports, newest first.
-pub async fn imports<S: ActivityStore>(
+pub async fn imports<S: ActivityReads>(
     store: &S,
     limit: usize,
     next_token: Option<String>,

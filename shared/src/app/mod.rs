@@ -16,3 +16,4 @@ pub mod profile;
 pub mod queries;
 pub mod seats;
 pub mod subscriptions;
+pub mod usage;

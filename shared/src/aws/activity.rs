@@ -11,7 +11,7 @@ use super::records::{
 use super::{GSI1_INDEX, item::s};
 use crate::domain::activity::{ActivityKey, Figures};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
-use crate::ports::{ActivityStore, Page, StoreError};
+use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
 
 /// Tries of a batch's unprocessed items (throttling inside DynamoDB) before giving up.
 const UNPROCESSED_ATTEMPTS: u32 = 8;
@@ -98,15 +98,9 @@ impl ActivityStore for DynamoStore {
             },
         }
     }
+}
 
-    async fn month_activity(
-        &self,
-        month: &str,
-        next_token: Option<String>,
-    ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        self.month_page(month, next_token).await
-    }
-
+impl ActivityReads for DynamoStore {
     async fn list_imports(&self, limit: usize, next_token: Option<String>) -> Result<Page<ImportReport>, StoreError> {
         let start = match next_token {
             Some(t) => {
@@ -138,6 +132,14 @@ impl ActivityStore for DynamoStore {
             .and_then(|v| v.as_s().ok())
             .map(|sk| encode_token(sk));
         Ok(Page { items, next_token })
+    }
+
+    async fn month_activity(
+        &self,
+        month: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
+        self.month_page(month, next_token).await
     }
 }
 

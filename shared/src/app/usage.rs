@@ -1,0 +1,235 @@
+//! `GET /usage` and `GET /usage/users`: seats, activity and the month's estimated cost.
+//!
+//! The month's figures are the sum of the stored activity rows dated in it (`USAGE#<month>`).
+//! What each seat held during the month is read from the seat as it is now (its tier, when it
+//! was granted, activated and canceled): exact for the current month except when a membership
+//! change lowered a seat's tier mid-month (then the lower tier is billed, an under-estimate),
+//! and for a past month only as far as a seat granted again since keeps no older history. Kiro's
+//! own bill is the reference; this is an estimate, and the README says so.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::domain::seat::start_of;
+use crate::domain::tier::Pricing;
+use crate::domain::usage::{BillMonth, Held, MilliCredits, UsageSummary, UserMonth, YearMonth, suggested_tier};
+use crate::domain::{PrincipalType, Seat, SeatStatus, Tier, UserId};
+use crate::error::AppError;
+use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore};
+
+/// One user's activity in a month.
+#[derive(Debug, Clone, Copy, Default)]
+struct Month {
+    credits: MilliCredits,
+    overage: MilliCredits,
+    messages: u64,
+}
+
+/// Millionths (the report's exact numbers) to thousandths, rounded half up.
+fn milli(micros: u64) -> MilliCredits {
+    micros.saturating_add(500) / 1_000
+}
+
+async fn month_activity<S: ActivityReads>(store: &S, month: YearMonth) -> Result<HashMap<UserId, Month>, AppError> {
+    let mut by_user: HashMap<UserId, Month> = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = store.month_activity(&month.to_string(), token).await?;
+        for (key, figures) in page.items {
+            let m = by_user.entry(key.user_id).or_default();
+            m.credits = m.credits.saturating_add(milli(figures.credits_used.micros()));
+            m.overage = m.overage.saturating_add(milli(figures.overage_credits_used.micros()));
+            m.messages = m.messages.saturating_add(figures.total_messages.micros().div_ceil(1_000_000));
+        }
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(by_user);
+        }
+    }
+}
+
+async fn all_seats<S: SeatStore>(store: &S) -> Result<Vec<Seat>, AppError> {
+    let mut seats = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list_seats(SeatFilter::default(), 100, token).await?;
+        seats.extend(page.items);
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(seats);
+        }
+    }
+}
+
+/// What the seat held during `month` (`None`: nothing), and at its end (or now, for the current
+/// month).
+fn held(seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> (Held, Held) {
+    let (start, end) = (month.first_instant(), month.next().first_instant());
+    let end_or_now = end.min(now);
+    if seat.granted_at >= end_or_now || seat.canceled_at.is_some_and(|c| c < start) {
+        return (None, None);
+    }
+    let active = seat.activated_at.is_some_and(|a| a < end_or_now);
+    let during = Some((seat.tier, active));
+    let canceled_by_end = seat.status == SeatStatus::Canceled && seat.canceled_at.is_some_and(|c| c < end_or_now);
+    (during, if canceled_by_end { None } else { during })
+}
+
+/// The contract's Usage summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    #[serde(flatten)]
+    pub summary: UsageSummary,
+    pub groups: Vec<GroupUsage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupUsage {
+    pub group_id: String,
+    pub display_name: String,
+    pub tier: Tier,
+    pub seats: u64,
+}
+
+/// `GET /usage?month=`.
+pub async fn summary<S>(store: &S, month: YearMonth, pricing: &Pricing, now: DateTime<Utc>) -> Result<Usage, AppError>
+where
+    S: SeatStore + SubscriptionStore + ActivityReads,
+{
+    let activity = month_activity(store, month).await?;
+    let mut summary = UsageSummary::new(month);
+    for seat in all_seats(store).await? {
+        let (during, at_end) = held(&seat, month, now);
+        if during.is_none() {
+            continue;
+        }
+        let m = activity.get(&seat.user_id).copied().unwrap_or_default();
+        let user = UserMonth {
+            held_now: at_end,
+            bill: Some(BillMonth::steady(month, during)),
+            credits_used: m.credits,
+            overage_credits: m.overage,
+        };
+        summary.add(&user, pricing);
+    }
+    let mut groups = Vec::new();
+    let mut token = None;
+    loop {
+        let page = crate::app::subscriptions::list(store, Some(PrincipalType::Group), 100, token).await?;
+        groups.extend(page.items.into_iter().map(|s| GroupUsage {
+            group_id: s.principal.id().to_owned(),
+            display_name: s.display_name,
+            tier: s.tier,
+            seats: s.seats,
+        }));
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(Usage { summary, groups })
+}
+
+/// One user's line of `GET /usage/users`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUsage {
+    pub user_id: UserId,
+    pub user_name: String,
+    pub tier: Tier,
+    pub status: SeatStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_date: Option<NaiveDate>,
+    #[serde(with = "crate::time::rfc3339")]
+    pub granted_at: DateTime<Utc>,
+    pub credits_used: f64,
+    pub overage_credits_used: f64,
+    pub messages: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_tier: Option<Tier>,
+}
+
+/// The last user id a page answered, from its token.
+fn decode_user_token(token: &str) -> Result<String, AppError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("user:").map(str::to_owned))
+        .filter(|u| UserId::parse("nextToken", u).is_ok())
+        .ok_or_else(|| AppError::BadRequest("the nextToken is not valid".into()))
+}
+
+/// Which users `GET /usage/users` keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsersFilter {
+    pub tier: Option<Tier>,
+    pub status: Option<SeatStatus>,
+    /// Held now, and idle (latest activity, or the grant when never used since) more than this
+    /// many days before today: the reclaim list.
+    pub inactive_days: Option<u32>,
+}
+
+/// `GET /usage/users`: every user holding a seat now or during the month, by user id, a page
+/// at a time (`next_token` = the last user id answered).
+pub async fn users<S>(
+    store: &S,
+    month: YearMonth,
+    filter: UsersFilter,
+    pricing: &Pricing,
+    limit: usize,
+    next_token: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Page<UserUsage>, AppError>
+where
+    S: SeatStore + ActivityReads,
+{
+    let activity = month_activity(store, month).await?;
+    let after = next_token.map(|t| decode_user_token(&t)).transpose()?;
+    let mut items = Vec::new();
+    let mut last = None;
+    for seat in all_seats(store).await? {
+        if after.as_deref().is_some_and(|a| seat.user_id.as_str() <= a) {
+            continue;
+        }
+        let (during, _) = held(&seat, month, now);
+        if during.is_none() && !seat.holds() {
+            continue;
+        }
+        if filter.tier.is_some_and(|t| t != seat.tier) || filter.status.is_some_and(|s| s != seat.status) {
+            continue;
+        }
+        if let Some(days) = filter.inactive_days {
+            let idle_since = match seat.last_active_date.map(start_of) {
+                Some(active) if active >= seat.granted_at => active,
+                _ => seat.granted_at,
+            };
+            if !seat.holds() || now - idle_since <= Duration::days(i64::from(days)) {
+                continue;
+            }
+        }
+        if items.len() == limit {
+            return Ok(Page { items, next_token: last.map(|l: String| URL_SAFE_NO_PAD.encode(format!("user:{l}"))) });
+        }
+        let m = activity.get(&seat.user_id).copied().unwrap_or_default();
+        last = Some(seat.user_id.as_str().to_owned());
+        items.push(UserUsage {
+            user_name: seat.user_name.clone().unwrap_or_default(),
+            tier: seat.tier,
+            status: seat.status,
+            last_active_date: seat.last_active_date,
+            granted_at: seat.granted_at,
+            credits_used: m.credits as f64 / 1_000.0,
+            overage_credits_used: m.overage as f64 / 1_000.0,
+            messages: m.messages,
+            suggested_tier: suggested_tier(seat.tier, m.credits, pricing),
+            user_id: seat.user_id,
+        });
+    }
+    Ok(Page { items, next_token: None })
+}

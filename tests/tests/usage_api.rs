@@ -1,0 +1,145 @@
+//! `GET /usage`, `GET /usage/users` and `GET /activity/imports` (contract: "Usage"), over the
+//! in-memory stack; the billing rules themselves are `kiro::domain::usage`'s (its unit tests and
+//! model-based property test).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kiro::app::usage;
+use kiro::domain::activity::{ActivityKey, Amount, ClientType, Figures};
+use kiro::domain::seat::SourceKey;
+use kiro::domain::usage::YearMonth;
+use kiro::domain::{Seat, SeatStatus, Sources, Tier, UserId};
+use kiro::ports::{ActivityStore, Commit, SeatStore};
+use kiro_fakes::fixtures::{at, user, write};
+use kiro_tests::{MemoryStack, call_api};
+use serde_json::json;
+
+fn seat(u: &UserId, tier: Tier, status: SeatStatus, granted: DateTime<Utc>) -> Seat {
+    Seat {
+        user_id: u.clone(),
+        user_name: Some(format!("user-{}", &u.as_str()[..4])),
+        sources: if status == SeatStatus::Canceled {
+            Sources::new()
+        } else {
+            Sources::from([(SourceKey::Direct, tier)])
+        },
+        tier,
+        status,
+        granted_at: granted,
+        updated_at: granted,
+        canceled_at: None,
+        activated_at: (status != SeatStatus::Pending).then_some(granted),
+        last_active_date: None,
+        version: 1,
+    }
+}
+
+fn credits(u: &UserId, date: NaiveDate, used: u64, overage: u64) -> (ActivityKey, Figures) {
+    let key = ActivityKey { user_id: u.clone(), date, client_type: ClientType::parse("c", "KIRO_IDE").unwrap() };
+    let figures = Figures {
+        credits_used: Amount::from_micros(used * 1_000_000),
+        overage_credits_used: Amount::from_micros(overage * 1_000_000),
+        total_messages: Amount::from_micros(3_000_000),
+        ..Figures::default()
+    };
+    (key, figures)
+}
+
+/// December 2026: alice ACTIVE Pro with 1,200 credits (200 overage), bob PENDING Power, carol
+/// ACTIVE Pro until she was canceled on the 10th, dave ACTIVE Pro using 9,000 credits.
+async fn december() -> (MemoryStack, DateTime<Utc>) {
+    let stack = MemoryStack::new(25).await;
+    let now = at("2026-12-20T12:00:00Z");
+    let granted = at("2026-11-15T09:00:00Z");
+    let (alice, bob, carol, dave) = (user(1), user(2), user(3), user(4));
+    let mut c = seat(&carol, Tier::Pro, SeatStatus::Canceled, granted);
+    c.canceled_at = Some(at("2026-12-10T00:00:00Z"));
+    let seats = vec![
+        seat(&alice, Tier::Pro, SeatStatus::Active, granted),
+        seat(&bob, Tier::Power, SeatStatus::Pending, granted),
+        c,
+        seat(&dave, Tier::Pro, SeatStatus::Active, granted),
+    ];
+    for s in seats {
+        stack.store.commit(&Commit { seats: vec![write(s, None)], ..Commit::default() }).await.unwrap();
+    }
+    let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    stack.store.put_activity(&[credits(&alice, day, 1_200, 200), credits(&dave, day, 9_000, 8_000)]).await.unwrap();
+    (stack, now)
+}
+
+#[tokio::test]
+async fn the_months_estimate_bills_active_and_canceled_seats_and_not_pending_ones() {
+    let (stack, now) = december().await;
+    let month: YearMonth = "2026-12".parse().unwrap();
+    let u = usage::summary(&*stack.store, month, &stack.api.pricing, now).await.unwrap();
+    let body = serde_json::to_value(&u).unwrap();
+    let pro = &body["tiers"]["PRO"];
+    // Held now: alice and dave (Pro, active), bob (Power, pending); carol is canceled.
+    assert_eq!((pro["seats"].as_u64(), pro["active"].as_u64(), pro["pending"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(body["tiers"]["POWER"]["pending"], 1);
+    assert_eq!(body["tiers"]["POWER"]["estimatedCostUsd"], 0.0, "PENDING costs nothing");
+    // alice 20 + 200 × 0.04 = 28; carol 20 (a cancel bills the month); dave 20 + 8,000 × 0.04 = 340.
+    assert_eq!(pro["estimatedCostUsd"], 388.0, "{body}");
+    assert_eq!(body["total"]["estimatedCostUsd"], 388.0);
+    assert_eq!(body["total"]["creditsUsed"], 10_200.0);
+    assert_eq!(pro["creditsIncluded"], 2_000);
+    assert!(body["tiers"]["PRO_PLUS"].is_object(), "every tier present, zeros included");
+}
+
+#[tokio::test]
+async fn the_users_list_suggests_a_tier_and_names_the_seats_to_reclaim() {
+    let (stack, now) = december().await;
+    let month: YearMonth = "2026-12".parse().unwrap();
+    let filter = usage::UsersFilter::default();
+    let page = usage::users(&*stack.store, month, filter, &stack.api.pricing, 50, None, now).await.unwrap();
+    let by_id = |n: u32| page.items.iter().find(|u| u.user_id == user(n)).unwrap();
+    assert_eq!(page.items.len(), 4, "everyone who held a seat this month, carol included");
+    assert_eq!(by_id(4).suggested_tier, Some(Tier::Power), "9,000 credits: Power (200) beats Pro (340)");
+    assert_eq!(by_id(1).suggested_tier, None, "1,200 credits: Pro (28) is already the cheapest");
+    assert_eq!(by_id(1).credits_used, 1_200.0);
+
+    // Reclaim: held now, idle more than 30 days (never used since a grant 35 days ago).
+    let idle = usage::UsersFilter { inactive_days: Some(30), ..Default::default() };
+    let page = usage::users(&*stack.store, month, idle, &stack.api.pricing, 50, None, now).await.unwrap();
+    let ids: Vec<&UserId> = page.items.iter().map(|u| &u.user_id).collect();
+    assert_eq!(ids, [&user(1), &user(2), &user(4)], "carol is canceled: nothing to reclaim");
+    let none_idle = usage::UsersFilter { inactive_days: Some(60), ..Default::default() };
+    assert!(
+        usage::users(&*stack.store, month, none_idle, &stack.api.pricing, 50, None, now)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Pages of one, without gaps or repeats.
+    let mut token = None;
+    let mut seen = vec![];
+    loop {
+        let page = usage::users(&*stack.store, month, filter, &stack.api.pricing, 1, token, now).await.unwrap();
+        seen.extend(page.items.into_iter().map(|u| u.user_id));
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, [user(1), user(2), user(3), user(4)]);
+}
+
+#[tokio::test]
+async fn the_routes_answer_and_a_bad_month_is_a_bad_request() {
+    let (stack, _) = december().await;
+    let (status, body) = call_api(&stack.api, "GET", "/usage?month=2026-12", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["month"], "2026-12");
+    assert!(body["groups"].is_array());
+    for bad in ["/usage?month=2026-13", "/usage?month=December", "/usage/users?month=26-12"] {
+        let (status, body) = call_api(&stack.api, "GET", bad, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("BadRequest")), "{bad}: {body}");
+    }
+    let (status, body) = call_api(&stack.api, "GET", "/usage/users?month=2026-12&status=PENDING", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    let (status, body) = call_api(&stack.api, "GET", "/activity/imports", None).await;
+    assert_eq!((status, body), (200, json!({"items": []})));
+}
