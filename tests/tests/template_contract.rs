@@ -22,13 +22,16 @@ use serde_json::Value as Json;
 use serde_yaml::Value;
 
 /// Every function the template declares, by binary.
-const FUNCTIONS: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
+const FUNCTIONS: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
 
 /// The functions whose environment and IAM policy are checked against their code: all of them.
-const SCANNED: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
+/// (A function left out is held to what its own tests say instead: ingest-activity's policy to
+/// sync-group's table and bus grants plus BatchWriteItem, in
+/// kiro_writes_its_reports_to_a_bucket_whose_events_reach_ingest_activity.)
+const SCANNED: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
 
-/// The contract's HTTP routes (tables "Profile" and "Subscriptions and seats") plus the audit
-/// reports, with the function that answers each.
+/// The contract's HTTP routes (tables "Profile" and "Subscriptions and seats": audit reports,
+/// usage and activity imports included), with the function that answers each.
 const ROUTES: &[(&str, &str, &str)] = &[
     ("create-profile", "POST", "/profile"),
     ("create-profile", "GET", "/profile"),
@@ -45,6 +48,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("assign-tier", "POST", "/audits"),
     ("assign-tier", "GET", "/audits"),
     ("assign-tier", "GET", "/audits/{auditId}"),
+    ("assign-tier", "GET", "/usage"),
+    ("assign-tier", "GET", "/usage/users"),
+    ("assign-tier", "GET", "/activity/imports"),
     // Any other method and path: answered with the contract's 404 body.
     ("assign-tier", "ANY", DEFAULT_ROUTE),
     // The console: everything under /console, with no API Gateway authorizer (it signs its
@@ -62,8 +68,7 @@ const DEFAULT_ROUTE: &str = "$default";
 /// The contract's configuration table: the least each function must be able to read.
 const CONTRACT_ENV: &[(&str, &[&str])] = &[
     ("create-profile", &["TABLE_NAME", "EVENT_BUS_NAME", "SUPPORTED_REGIONS"]),
-    // TIER_PRICES_USD, TIER_CREDITS and OVERAGE_PRICE_USD join when assign-tier answers GET /usage.
-    ("assign-tier", &["TABLE_NAME", "EVENT_BUS_NAME"]),
+    ("assign-tier", &["TABLE_NAME", "EVENT_BUS_NAME", "TIER_PRICES_USD", "TIER_CREDITS", "OVERAGE_PRICE_USD"]),
     ("sync-group", &["TABLE_NAME", "EVENT_BUS_NAME", "AUDIT_REVOKE_LIMIT_PERCENT"]),
     (
         "console",
@@ -81,6 +86,8 @@ const CONTRACT_ENV: &[(&str, &[&str])] = &[
             "CONSOLE_VIEWER_GROUP",
         ],
     ),
+    // "it needs no other configuration": the bucket and key come with each event.
+    ("ingest-activity", &["TABLE_NAME", "EVENT_BUS_NAME"]),
 ];
 
 /// The contract's "Events in": the three channels of an Identity Center membership change.
@@ -91,6 +98,23 @@ const CHANNELS: &[(&str, &[&str])] = &[
 ];
 
 const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
+
+/// The parameter naming an existing report bucket (empty: the stack creates its own).
+const REPORT_BUCKET_PARAM: &str = "ActivityReportBucket";
+
+/// The parameter naming the prefix Kiro writes under in the stack's bucket.
+const REPORT_PREFIX_PARAM: &str = "ActivityReportPrefix";
+
+/// The objects of the report bucket ingest-activity may read (an IAM resource path, `*` any run
+/// of characters): Kiro's user activity report files, whatever the prefix before `AWSLogs/`.
+const REPORT_OBJECTS: &str = "*/KiroLogs/user_report/*";
+
+/// The sample S3 envelopes of events/s3, and whether the report rule must deliver each.
+const S3_SAMPLES: &[(&str, bool)] = &[
+    ("object-created-user-report.json", true),
+    ("object-created-user-report-no-prefix.json", true),
+    ("object-created-legacy-by-user-analytic.json", false),
+];
 
 /// Resource types each Identity Store action requires, from the Service Authorization Reference
 /// (prefix `identitystore`). An action missing here fails the test: look it up and add it.
@@ -445,6 +469,7 @@ impl Adapters {
                         "identitystore" => "identitystore",
                         "eventbridge" => "events",
                         "ssoadmin" => "sso",
+                        "s3" => "s3",
                         other => panic!("{}: IAM prefix of aws_sdk_{other}? add it here", src.path),
                     };
                     service.insert(name, prefix);
@@ -457,6 +482,17 @@ impl Adapters {
                     if let Some(value) = src.literals(at..at + decl.len()).first() {
                         consts.insert(name, (*value).to_owned());
                     }
+                }
+            }
+        }
+        // `use path::NAME as ALIAS;` of a constant: the alias names the same value.
+        for src in &files {
+            for at in words(&src.code, "use") {
+                let path = src.code[at + 3..].split(';').next().unwrap_or_default().trim();
+                if let Some((original, alias)) = path.split_once(" as ")
+                    && let Some(value) = consts.get(last_segment(original).as_str()).cloned()
+                {
+                    consts.insert(alias.trim().to_owned(), value);
                 }
             }
         }
@@ -511,6 +547,8 @@ impl Adapters {
                         "events" => "bus".to_owned(),
                         // No resource type: IAM takes only "*" for them (sso:ListInstances).
                         "sso" => "*".to_owned(),
+                        // The one bucket any function reads: Kiro's reports, by the event's key.
+                        "s3" => "report-objects".to_owned(),
                         _ => "identity-store".to_owned(),
                     };
                     out.insert((format!("{prefix}:{action}"), resource));
@@ -668,6 +706,14 @@ fn sub_of(v: &Value) -> Option<&str> {
     }
 }
 
+/// `!Sub [template, {Name: value, ..}]` → (template, variables).
+fn sub_with_vars(v: &Value) -> Option<(&str, &serde_yaml::Mapping)> {
+    match intrinsic(v)? {
+        (name, Value::Sequence(s)) if name == "Sub" && s.len() == 2 => Some((s[0].as_str()?, s[1].as_mapping()?)),
+        _ => None,
+    }
+}
+
 fn list(v: &Value) -> Vec<&Value> {
     match v {
         Value::Sequence(s) => s.iter().collect(),
@@ -764,12 +810,47 @@ impl Template {
         buses[0].clone()
     }
 
+    /// The report bucket the stack creates and the condition it is created on: no
+    /// `ActivityReportBucket` given.
+    fn report_bucket(&self) -> (String, String) {
+        let buckets = self.of_type("AWS::S3::Bucket");
+        assert_eq!(buckets.len(), 1, "one bucket, Kiro's report bucket: {buckets:?}");
+        let (id, bucket) = &buckets[0];
+        let condition = bucket["Condition"].as_str().expect("the bucket is created on a condition").to_owned();
+        let (function, args) =
+            intrinsic(&self.root["Conditions"][condition.as_str()]).expect("the condition is an intrinsic");
+        let args = list(args);
+        assert_eq!(function, "Equals", "{condition}");
+        assert_eq!(args.len(), 2, "{condition}");
+        assert_eq!(ref_of(args[0]), Some(REPORT_BUCKET_PARAM), "{condition}: no {REPORT_BUCKET_PARAM} given");
+        assert_eq!(args[1], "", "{condition}: no {REPORT_BUCKET_PARAM} given");
+        (id.clone(), condition)
+    }
+
+    /// Whether `v` is the report bucket's name: the stack's bucket, or `ActivityReportBucket`.
+    fn is_report_bucket_name(&self, v: &Value) -> bool {
+        let (bucket, condition) = self.report_bucket();
+        let Some((function, args)) = intrinsic(v) else { return false };
+        let args = list(args);
+        function == "If"
+            && args.len() == 3
+            && args[0].as_str() == Some(condition.as_str())
+            && ref_of(args[1]) == Some(bucket.as_str())
+            && ref_of(args[2]) == Some(REPORT_BUCKET_PARAM)
+    }
+
     /// (action, resource key) pairs a function's policy allows.
     fn granted(&self, binary: &str) -> BTreeSet<(String, String)> {
         let (table, bus) = (self.table_id(), self.bus_id());
         let resource_key = |r: &Value| -> String {
             if r == "*" {
                 return "*".into();
+            }
+            if let Some((s, vars)) = sub_with_vars(r) {
+                let path = s.strip_prefix("arn:${AWS::Partition}:s3:::${Bucket}/");
+                if path == Some(REPORT_OBJECTS) && vars.get("Bucket").is_some_and(|b| self.is_report_bucket_name(b)) {
+                    return "report-objects".into();
+                }
             }
             if let Some((id, attr)) = get_att(r) {
                 if attr == "Arn" && id == table {
@@ -1351,6 +1432,14 @@ fn the_scan_sees_the_calls_we_know_about() {
     ] {
         assert!(console.contains(&pair(a, r)), "console: {a} on {r}, for {why}");
     }
+    if SCANNED.contains(&"ingest-activity") {
+        let ingest = function_code("ingest-activity", &adapters).needs;
+        for (a, r) in
+            [("s3:GetObject", "report-objects"), ("dynamodb:BatchWriteItem", "table"), ("events:PutEvents", "bus")]
+        {
+            assert!(ingest.contains(&pair(a, r)), "ingest-activity: {a} on {r}");
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1397,7 +1486,7 @@ fn the_functions_are_arm64_cargo_lambda_builds_of_their_binaries() {
         assert_eq!(t.function_prop(binary, "CodeUri"), ".", "{binary}");
         assert_eq!(t.function_prop(binary, "LoggingConfig")["LogFormat"], "JSON", "{binary}");
         let manifest = std::fs::read_to_string(repo_root().join(format!("functions/{binary}/Cargo.toml")))
-            .expect("the function's Cargo.toml");
+            .unwrap_or_else(|e| panic!("{binary}: functions/{binary}/Cargo.toml: {e}"));
         assert!(manifest.contains(&format!("name = \"{binary}\"")), "package {binary} builds binary {binary}");
         assert!(Path::new(&repo_root().join(format!("functions/{binary}/src/main.rs"))).exists());
     }
@@ -1476,7 +1565,14 @@ fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retr
         .into_iter()
         .map(|a| get_att(a).expect("a rule Arn").0)
         .collect();
-    assert_eq!(sources, rule_ids, "the DLQ policy names exactly sync-group's rules");
+    // ingest-activity's rule dead-letters to the same queue (see the report bucket's test).
+    let ingest = t.function_id("ingest-activity");
+    for (name, e) in t.function("ingest-activity")["Properties"]["Events"].as_mapping().into_iter().flatten() {
+        if e["Type"] == "EventBridgeRule" {
+            rule_ids.insert(format!("{ingest}{}", name.as_str().expect("an event name")));
+        }
+    }
+    assert_eq!(sources, rule_ids, "the DLQ policy names exactly sync-group's and ingest-activity's rules");
     let alarmed = t.of_type("AWS::CloudWatch::Alarm").iter().any(|(_, a)| {
         list(&a["Properties"]["Dimensions"]).iter().any(|d| get_att(&d["Value"]).is_some_and(|(id, _)| id == dlq_id))
     });
@@ -1496,16 +1592,24 @@ fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retr
 // The sample events against the rule patterns.
 
 /// EventBridge pattern matching for the subset the template uses: nested objects, lists of
-/// exact values, and `exists`. Anything else panics, so the matcher is extended, not bypassed.
+/// exact values, `exists` and `wildcard`. Anything else panics, so the matcher is extended, not
+/// bypassed.
 fn pattern_matches(pattern: &Json, event: &Json) -> bool {
     let pattern = pattern.as_object().expect("a pattern is an object");
     pattern.iter().all(|(key, p)| {
         let value = event.get(key);
+        // A list in the event matches when one of its elements does.
+        let strings: Vec<&str> = match value {
+            Some(Json::Array(values)) => values.iter().filter_map(Json::as_str).collect(),
+            Some(v) => v.as_str().into_iter().collect(),
+            None => Vec::new(),
+        };
         match p {
             Json::Object(_) => value.is_some_and(|v| v.is_object() && pattern_matches(p, v)),
             Json::Array(alternatives) => alternatives.iter().any(|alt| match alt {
-                Json::Object(op) => match (op.len(), op.get("exists")) {
-                    (1, Some(Json::Bool(exists))) => value.is_some() == *exists,
+                Json::Object(op) => match (op.len(), op.get("exists"), op.get("wildcard")) {
+                    (1, Some(Json::Bool(exists)), _) => value.is_some() == *exists,
+                    (1, _, Some(Json::String(w))) => strings.iter().any(|s| wildcard_matches(w, s)),
                     _ => panic!("pattern operator {alt} is not supported by this matcher: extend it"),
                 },
                 exact => match value {
@@ -1519,6 +1623,28 @@ fn pattern_matches(pattern: &Json, event: &Json) -> bool {
     })
 }
 
+/// EventBridge's `wildcard` (as Event Ruler reads it): `*` stands for any run of characters,
+/// none and `/` included; every other character for itself. Escapes (`\*`) and consecutive
+/// wildcards (which EventBridge refuses) are not supported: extend this if a pattern needs them.
+/// IAM reads `*` in a resource ARN the same way.
+fn wildcard_matches(pattern: &str, value: &str) -> bool {
+    assert!(!pattern.contains('\\') && !pattern.contains("**"), "wildcard {pattern:?}: extend the matcher");
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else { return pattern == value };
+    if value.len() < first.len() + last.len() || !value.starts_with(first) || !value.ends_with(last) {
+        return false;
+    }
+    // Leftmost match of each fixed part, in order, between the first and the last.
+    let mut rest = &value[first.len()..value.len() - last.len()];
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[test]
 fn the_pattern_matcher_follows_eventbridge() {
     let p = serde_json::json!({"detail": {"a": ["x", "y"], "e": [{"exists": false}]}});
@@ -1527,6 +1653,17 @@ fn the_pattern_matcher_follows_eventbridge() {
     assert!(!pattern_matches(&p, &serde_json::json!({"detail": {"a": "y", "e": "Boom"}})));
     assert!(!pattern_matches(&p, &serde_json::json!({"detail": {"b": "x"}})));
     assert!(!pattern_matches(&p, &serde_json::json!({"detail": "x"})));
+
+    let w = serde_json::json!({"k": [{"wildcard": "*/a/*.csv"}, {"wildcard": "a/*.csv"}]});
+    assert!(pattern_matches(&w, &serde_json::json!({"k": "p/q/a/r/s.csv"})), "`*` crosses `/`");
+    assert!(pattern_matches(&w, &serde_json::json!({"k": "a/s.csv"})), "the second alternative");
+    assert!(pattern_matches(&w, &serde_json::json!({"k": "p/a/.csv"})), "`*` may stand for nothing");
+    assert!(!pattern_matches(&w, &serde_json::json!({"k": "p/a/s.csv.gz"})));
+    assert!(!pattern_matches(&w, &serde_json::json!({"k": "p/b/s.csv"})));
+    assert!(!pattern_matches(&w, &serde_json::json!({"k": 3})), "wildcards match strings only");
+    assert!(!pattern_matches(&w, &serde_json::json!({})));
+    assert!(wildcard_matches("a*b*b", "abb") && !wildcard_matches("a*b*b", "ab"));
+    assert!(wildcard_matches("x", "x") && !wildcard_matches("x", "xy"));
 }
 
 #[test]
@@ -1581,6 +1718,212 @@ fn each_cloudtrail_sample_matches_exactly_one_rule_and_a_failed_call_none() {
         CHANNELS.iter().flat_map(|(s, names)| names.iter().map(move |n| ((*s).to_owned(), (*n).to_owned()))).collect();
     let unheard: Vec<_> = channels.difference(&heard).collect();
     assert!(unheard.is_empty(), "contract events without a sample in events/cloudtrail: {unheard:?}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kiro's activity reports.
+
+/// Contract "Activity": Kiro writes its daily user activity report into a bucket the template
+/// declares (or takes as `ActivityReportBucket`), as Kiro's documentation asks of it
+/// (https://kiro.dev/docs/enterprise/monitor-and-track/user-activity/): a bucket policy letting
+/// Kiro (`q.amazonaws.com`) put objects under the prefix, for this account's Kiro profile in this
+/// Region, and nothing more; EventBridge notifications on; a rule that hands ingest-activity the
+/// `Object Created` envelopes of `.csv` files under `…/KiroLogs/user_report/` (the samples of
+/// events/s3) and never the legacy `by_user_analytic` ones; and a function that may read those
+/// files and no other object.
+#[test]
+fn kiro_writes_its_reports_to_a_bucket_whose_events_reach_ingest_activity() {
+    let t = Template::load();
+    let params = &t.root["Parameters"];
+    let (bucket_id, condition) = t.report_bucket();
+    assert_eq!(params[REPORT_BUCKET_PARAM]["Default"], "", "by default the stack creates its bucket");
+
+    // The bucket: private, encrypted, expiring its reports after a parameter's days, telling
+    // EventBridge about every object.
+    let b = &t.resource(&bucket_id)["Properties"];
+    for key in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(b["PublicAccessBlockConfiguration"][key], true, "{bucket_id}: {key}");
+    }
+    let encryption = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"];
+    assert_eq!(
+        encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256",
+        "S3 managed keys: a KMS key would need a key policy for Kiro and kms:Decrypt for ingest-activity"
+    );
+    assert_eq!(b["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"], true);
+    let expiring: Vec<&Value> = list(&b["LifecycleConfiguration"]["Rules"])
+        .into_iter()
+        .filter(|r| r["Status"] == "Enabled" && !r["ExpirationInDays"].is_null())
+        .collect();
+    assert_eq!(expiring.len(), 1, "one lifecycle rule expires the reports");
+    let retention = ref_of(&expiring[0]["ExpirationInDays"]).expect("their days are a parameter");
+    assert_eq!(params[retention]["Default"], 400, "{retention}");
+
+    // Its policy: Kiro's one grant, PutObject under the prefix, for this account and its Kiro
+    // profile (a codewhisperer ARN) in this Region.
+    let policies: Vec<(String, &Value)> = t
+        .of_type("AWS::S3::BucketPolicy")
+        .into_iter()
+        .filter(|(_, p)| ref_of(&p["Properties"]["Bucket"]) == Some(bucket_id.as_str()))
+        .collect();
+    assert_eq!(policies.len(), 1, "one policy on the report bucket");
+    let policy = policies[0].1;
+    assert_eq!(policy["Condition"].as_str(), Some(condition.as_str()), "no bucket of the stack's, no policy");
+    let statements = list(&policy["Properties"]["PolicyDocument"]["Statement"]);
+    let allows: Vec<&Value> = statements.iter().copied().filter(|s| s["Effect"] == "Allow").collect();
+    assert_eq!(allows.len(), 1, "the policy allows one thing: Kiro's writes");
+    let kiro = allows[0];
+    let service: Value = serde_yaml::from_str("Service: q.amazonaws.com").expect("YAML");
+    assert_eq!(kiro["Principal"], service, "Kiro's service principal");
+    assert_eq!(strs(&kiro["Action"]), BTreeSet::from(["s3:PutObject".to_owned()]), "Kiro only puts objects");
+    let under_prefix = format!("arn:${{AWS::Partition}}:s3:::${{{bucket_id}}}/${{{REPORT_PREFIX_PARAM}}}/*");
+    assert_eq!(sub_of(&kiro["Resource"]), Some(under_prefix.as_str()), "only under the prefix");
+    let prefix = params[REPORT_PREFIX_PARAM]["Default"].as_str().expect("a default prefix");
+    assert!(!prefix.is_empty() && !prefix.starts_with('/') && !prefix.ends_with('/'), "{prefix:?}");
+    let c = kiro["Condition"].as_mapping().expect("Kiro's grant is conditional");
+    assert_eq!(c.len(), 2, "StringEquals aws:SourceAccount and ArnLike aws:SourceArn: {c:?}");
+    let account = &kiro["Condition"]["StringEquals"];
+    assert_eq!(account.as_mapping().map(serde_yaml::Mapping::len), Some(1));
+    assert_eq!(ref_of(&account["aws:SourceAccount"]), Some("AWS::AccountId"));
+    let source = &kiro["Condition"]["ArnLike"];
+    assert_eq!(source.as_mapping().map(serde_yaml::Mapping::len), Some(1));
+    assert_eq!(
+        sub_of(&source["aws:SourceArn"]),
+        Some("arn:${AWS::Partition}:codewhisperer:${AWS::Region}:${AWS::AccountId}:*"),
+        "this account's Kiro profile, in this Region"
+    );
+
+    // The function: the contract's variables and nothing else, time and memory for a report of
+    // 100,000 rows, failures kept in the dead-letter queue like sync-group's.
+    let fid = t.function_id("ingest-activity");
+    let f = &t.function("ingest-activity")["Properties"];
+    let env: BTreeSet<String> = t.env("ingest-activity").into_keys().collect();
+    assert_eq!(env, BTreeSet::from(["TABLE_NAME", "EVENT_BUS_NAME"].map(str::to_owned)), "no other configuration");
+    let timeout = t.function_prop("ingest-activity", "Timeout").as_u64().expect("a Timeout");
+    assert!((300..=900).contains(&timeout), "ingest-activity: Timeout {timeout}");
+    let memory = t.function_prop("ingest-activity", "MemorySize").as_u64().expect("a MemorySize");
+    assert!(memory >= 256, "ingest-activity: MemorySize {memory}");
+    let dlq =
+        t.function("sync-group")["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]
+            .clone();
+    assert_eq!(f["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"], dlq, "on failure: the DLQ");
+
+    // Its one trigger: the rule on the default bus, for the report bucket's objects.
+    let events: Vec<(&Value, &Value)> = f["Events"].as_mapping().expect("ingest-activity has events").iter().collect();
+    assert_eq!(events.len(), 1, "one trigger, the report rule");
+    let (name, e) = events[0];
+    let name = name.as_str().expect("an event name");
+    assert_eq!(e["Type"], "EventBridgeRule", "{fid}.{name}");
+    let p = &e["Properties"];
+    assert!(p["EventBusName"].is_null(), "{name}: S3 events arrive on the default bus");
+    assert!(p["RetryPolicy"]["MaximumRetryAttempts"].is_u64(), "{name}: RetryPolicy");
+    assert!(p["RetryPolicy"]["MaximumEventAgeInSeconds"].is_u64(), "{name}: RetryPolicy");
+    assert_eq!(p["DeadLetterConfig"]["Arn"], dlq, "{name}: DLQ");
+    let pattern = &p["Pattern"];
+    assert_eq!(strs(&pattern["source"]), BTreeSet::from(["aws.s3".to_owned()]));
+    assert_eq!(strs(&pattern["detail-type"]), BTreeSet::from(["Object Created".to_owned()]));
+    let named = list(&pattern["detail"]["bucket"]["name"]);
+    assert!(named.len() == 1 && t.is_report_bucket_name(named[0]), "{name}: the report bucket, {named:?}");
+    // The pattern as EventBridge sees it for a bucket named `bucket`.
+    let resolved = |bucket: &str| -> Json {
+        let mut p = pattern.clone();
+        p["detail"]["bucket"]["name"] = Value::Sequence(vec![Value::from(bucket)]);
+        serde_json::to_value(&p).expect("a JSON pattern")
+    };
+
+    // The samples: the rule delivers exactly those the contract says, for their bucket only.
+    let dir = repo_root().join("events/s3");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("events/s3")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = {
+        let mut l: Vec<String> = S3_SAMPLES.iter().map(|(f, _)| (*f).to_owned()).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(files, listed, "events/s3 holds exactly the samples of S3_SAMPLES");
+    let mut delivered = Vec::new();
+    for (file, expected) in S3_SAMPLES {
+        let event: Json =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("readable")).expect("JSON");
+        let bucket = event["detail"]["bucket"]["name"].as_str().expect("detail.bucket.name").to_owned();
+        let key = event["detail"]["object"]["key"].as_str().expect("detail.object.key").to_owned();
+        assert_eq!(pattern_matches(&resolved(&bucket), &event), *expected, "{file}: {key}");
+        assert!(!pattern_matches(&resolved("another-bucket"), &event), "{file}: another bucket's object");
+        if *expected {
+            delivered.push(key);
+        }
+    }
+    // The first one is a report Kiro wrote into the stack's bucket: under the default prefix.
+    assert!(delivered[0].starts_with(&format!("{prefix}/")), "{}: Kiro may write it", delivered[0]);
+
+    // And keys around them.
+    let sample: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(S3_SAMPLES[0].0)).expect("readable")).expect("JSON");
+    let bucket = sample["detail"]["bucket"]["name"].as_str().expect("a bucket").to_owned();
+    let with_key = |key: &str| {
+        let mut e = sample.clone();
+        e["detail"]["object"]["key"] = Json::from(key);
+        e
+    };
+    let report = "AWSLogs/111122223333/KiroLogs/user_report/us-east-1/2026/12/01/00";
+    for key in [
+        format!("a/b/{report}/KIRO_PLUGIN_111122223333_user_report_20261201.csv"),
+        format!("x/{report}/KIRO_CLI_111122223333_user_report_20261201_part_2.csv"),
+    ] {
+        assert!(pattern_matches(&resolved(&bucket), &with_key(&key)), "{key}: a report");
+        delivered.push(key);
+    }
+    for key in [
+        format!("kiro/{report}/KIRO_IDE_111122223333_user_report_20261201.csv.gz"),
+        format!("kiro/{report}/"),
+        "kiro/AWSLogs/111122223333/KiroLogs/by_user_analytic/us-east-1/2026/12/01/00/111122223333_by_user_analytic_20261201.csv".to_owned(),
+        "kiro/AWSLogs/111122223333/QDeveloperLogs/by_user_analytic/us-east-1/2026/12/01/00/111122223333_by_user_analytic_20261201.csv".to_owned(),
+        "kiro/AWSLogs/111122223333/KiroLogs/GenerateAssistantResponse/us-east-1/2026/12/01/02/log.json.gz".to_owned(),
+        "kiro/KiroLogs/user_report/KIRO_IDE_user_report.csv".to_owned(),
+    ] {
+        assert!(!pattern_matches(&resolved(&bucket), &with_key(&key)), "{key}: not a user activity report");
+    }
+    let mut deleted = sample.clone();
+    deleted["detail-type"] = Json::from("Object Deleted");
+    assert!(!pattern_matches(&resolved(&bucket), &deleted), "Object Deleted");
+
+    // What it may read: GetObject on the report files of that bucket (every key the rule
+    // delivers), no listing, no other bucket; no other function touches S3.
+    let granted = t.granted("ingest-activity");
+    let s3: BTreeSet<(String, String)> = granted.iter().filter(|(a, _)| a.starts_with("s3:")).cloned().collect();
+    assert_eq!(
+        s3,
+        BTreeSet::from([("s3:GetObject".to_owned(), "report-objects".to_owned())]),
+        "ingest-activity reads the report files and nothing else of S3"
+    );
+    for key in &delivered {
+        assert!(wildcard_matches(REPORT_OBJECTS, key), "{key}: delivered, so it must be readable");
+    }
+    for binary in FUNCTIONS.iter().filter(|b| **b != "ingest-activity") {
+        assert!(t.granted(binary).iter().all(|(a, _)| !a.starts_with("s3:")), "{binary} touches no bucket");
+    }
+    if !SCANNED.contains(&"ingest-activity") {
+        // Until its code is scanned: sync-group's seat commits and events, plus BatchWriteItem.
+        let mut expected: BTreeSet<(String, String)> = t
+            .granted("sync-group")
+            .into_iter()
+            .filter(|(a, _)| a.starts_with("dynamodb:") || a.starts_with("events:"))
+            .collect();
+        expected.insert(("dynamodb:BatchWriteItem".to_owned(), "table".to_owned()));
+        let rest: BTreeSet<(String, String)> = granted.difference(&s3).cloned().collect();
+        assert_eq!(rest, expected, "ingest-activity: the table and the bus as sync-group, plus BatchWriteItem");
+    }
+
+    // What the admin enters in Kiro's settings.
+    let outputs = &t.root["Outputs"];
+    assert!(t.is_report_bucket_name(&outputs["ActivityReportBucketName"]["Value"]), "output ActivityReportBucketName");
+    let uri = &outputs["ActivityReportS3Uri"];
+    assert_eq!(uri["Condition"].as_str(), Some(condition.as_str()));
+    let expected = format!("s3://${{{bucket_id}}}/${{{REPORT_PREFIX_PARAM}}}/");
+    assert_eq!(sub_of(&uri["Value"]), Some(expected.as_str()), "output ActivityReportS3Uri");
 }
 
 // ------------------------------------------------------------------------------------------------

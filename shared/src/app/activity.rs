@@ -128,7 +128,7 @@ async fn open<O: ReportObjects>(
     match objects.open(object).await {
         Ok(reader) => Ok(Ok(reader)),
         Err(ObjectError::Gone) => Ok(Err(
-            "the object no longer exists at the version the event named (deleted, or replaced by a newer upload, which has its own event)"
+            "the object cannot be read at the version the event named: deleted or expired, replaced by a newer upload (which has its own event), or S3 denied the read"
                 .to_owned(),
         )),
         Err(e) => Err(AppError::internal(e)),
