@@ -312,6 +312,14 @@ Try:
   curl -s "$API/directory/users?q=alice"
   curl -s "$API/directory/groups?limit=2"      # without q: the directory page by page
 
+Kiro's daily activity report (after subscribing engineering): today's report for alice and bob
+is written to moto's S3 and delivered to ingest-activity, which activates their PENDING seats:
+  "$VENV/bin/python" scripts/local_stack.py activity-report --endpoint http://127.0.0.1:$MOTO_PORT \\
+       --lambda-url http://$LAMBDA_HOST:$LAMBDA_PORT --directory $LOCAL/demo-directory.json --users alice,bob
+  curl -s "$API/seats?status=ACTIVE"
+  curl -s "$API/usage"
+  curl -s "$API/activity/imports"
+
 Events for sync-group (the CloudTrail samples carry fixed ids, not the demo directory's;
 -A is needed because cargo lambda invoke defaults to [::1] and the functions listen on $LAMBDA_HOST):
   PATH="\$PWD/.venv/bin:\$PATH" cargo lambda invoke sync-group -A $LAMBDA_HOST -P $LAMBDA_PORT --data-file events/cloudtrail/scheduled-audit.json

@@ -15,6 +15,8 @@ Subcommands:
   forward       deliver the stack's bus events to their functions, as the template's rules do
   wait-for      wait until a URL answers (any HTTP status, or one below --below)
   param         print the Default of one of the template's Parameters
+  activity-report  write today's user activity report for demo users to S3 and deliver it to
+                ingest-activity (what Kiro, S3 and the UserActivityReport rule do in AWS)
   function-env  print the functions' environment as far as the template alone decides it
   binaries      print the binaries of the template's functions
 
@@ -994,6 +996,50 @@ def load_bus_rules(template: dict[str, Any]) -> list[BusRule]:
     return rules
 
 
+def cmd_activity_report(args: argparse.Namespace) -> None:
+    """What Kiro and S3 do in AWS for the daily user activity report: write today's report for
+    some demo users into the report bucket (moto S3), then deliver its `Object Created` envelope to
+    ingest-activity, as the template's `UserActivityReport` rule does. Prints the import report."""
+    directory = json.loads(Path(args.directory).read_text(encoding="utf-8"))
+    s3 = _client("s3", args.endpoint)
+    try:
+        s3.create_bucket(Bucket=args.bucket)
+    except Exception as err:  # noqa: BLE001 - already there on a second run
+        if _error_code(err) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    lines = ["Date,UserId,Client_Type,Chat_Conversations,Credits_Used,Overage_Credits_Used,Total_Messages,Subscription_Tier"]
+    for n, name in enumerate(args.users.split(",")):
+        uid = directory["users"][name.strip()]
+        lines.append(f"{today},{uid},KIRO_IDE,{2 + n},{12.5 * (n + 1)},0,{9 + 3 * n},PRO")
+    key = f"kiro/AWSLogs/{LOCAL_ACCOUNT_ID}/KiroLogs/user_report/us-east-1/{today.replace('-', '/')}/00/KIRO_IDE_{LOCAL_ACCOUNT_ID}_user_report_{today.replace('-', '')}.csv"
+    etag = s3.put_object(Bucket=args.bucket, Key=key, Body=("\n".join(lines) + "\n").encode())["ETag"].strip('"')
+    envelope = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": LOCAL_ACCOUNT_ID,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{args.bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": args.bucket},
+            "object": {"key": key, "size": len("\n".join(lines)) + 1, "etag": etag, "sequencer": "00"},
+            "request-id": "LOCAL",
+            "requester": "q.amazonaws.com",
+            "reason": "PutObject",
+        },
+    }
+    url = f"{args.lambda_url.rstrip('/')}/2015-03-31/functions/ingest-activity/invocations"
+    request = urllib.request.Request(
+        url, data=json.dumps(envelope).encode(), method="POST", headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        print(resp.read().decode("utf-8", "replace"))
+
+
 def cmd_forward(args: argparse.Namespace) -> None:
     """What EventBridge does in AWS for the stack's bus: each rule of the template (its pattern,
     on the bus) delivers matching events to its function. moto matches the rule and puts the
@@ -1092,6 +1138,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("names", nargs="*", help="only these variables (default: all that resolve)")
     p.set_defaults(func=cmd_function_env)
+
+    p = sub.add_parser("activity-report", help="write today's activity report for demo users to S3 and deliver it to ingest-activity")
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--lambda-url", required=True)
+    p.add_argument("--directory", required=True, help="the demo-directory.json seed-demo wrote")
+    p.add_argument("--bucket", default="kiro-local-reports")
+    p.add_argument("--users", default="alice,bob", help="comma-separated demo user names")
+    p.set_defaults(func=cmd_activity_report)
 
     p = sub.add_parser("forward", help="deliver the stack's bus events to their functions, as the template's rules do")
     p.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
