@@ -31,11 +31,6 @@ impl Counts {
     pub fn held(&self, i: usize) -> u64 {
         self.pending[i] + self.active[i]
     }
-
-    /// Monthly list price of the seats that are billed now: `ACTIVE` ones (`PENDING` costs nothing).
-    pub fn estimate(&self, pricing: &Pricing) -> MicroUsd {
-        Tier::ALL.iter().zip(self.active).map(|(t, n)| pricing.price(*t) * n).sum()
-    }
 }
 
 pub struct Reclaim {
@@ -53,6 +48,9 @@ pub struct Dashboard<'a> {
     pub last_audit: Option<AuditReport>,
     /// More seats than were read: the figures cover the first ones.
     pub partial: bool,
+    /// This month's estimate (`GET /usage`'s total) and its overage part.
+    pub estimate: MicroUsd,
+    pub overage_credits: f64,
 }
 
 pub fn page(viewer: &Viewer, d: &Dashboard, pricing: &Pricing, notice: Option<&str>) -> Markup {
@@ -81,8 +79,8 @@ pub fn page(viewer: &Viewer, d: &Dashboard, pricing: &Pricing, notice: Option<&s
             }
             section.card aria-labelledby="cost-title" {
                 h2 #cost-title { "This month" }
-                p.figure { (usd(d.counts.estimate(pricing))) }
-                p.hint { "Estimated: the monthly price of every Active seat (Pending seats are not billed). Overage credits are billed on top at " (usd(pricing.overage)) " a credit." }
+                p.figure { (usd(d.estimate)) }
+                p.hint { "Estimated by Kiro's billing rules: every seat Active this month at its highest tier, plus " (d.overage_credits) " overage credits at " (usd(pricing.overage)) " each; Pending seats cost nothing." }
             }
             section.card aria-labelledby="reclaim-title" {
                 h2 #reclaim-title { "Seats to reclaim" }

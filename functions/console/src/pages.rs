@@ -489,6 +489,20 @@ where
         .map(sub_view)
         .collect();
     let last_audit = queries::audits(&deps.store, 1, None).await?.items.into_iter().next();
-    let d = Dashboard { profile_name: &profile.name, counts, groups, reclaim, reclaim_total, last_audit, partial };
+    let month = kiro::domain::usage::YearMonth::of(now);
+    let usage = kiro::app::usage::summary(&deps.store, month, &deps.pricing, now).await?;
+    let (estimate, overage_credits) =
+        (usage.summary.total.estimated_cost, usage.summary.total.overage_credits_used as f64 / 1_000.0);
+    let d = Dashboard {
+        profile_name: &profile.name,
+        counts,
+        groups,
+        reclaim,
+        reclaim_total,
+        last_audit,
+        partial,
+        estimate,
+        overage_credits,
+    };
     Ok(Reply::html(200, dashboard::page(viewer, &d, &deps.pricing, notice)))
 }
