@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::ops::Deref;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::BoxError;
 use crate::domain::activity::{ActivityKey, Figures};
@@ -225,6 +225,13 @@ pub trait ActivityStore: Send + Sync {
     /// Stores the report; an `IMPORTED` or `REJECTED` one also marks its object as seen, once:
     /// `Conflict` when another delivery marked it first (nothing stored then).
     fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records the latest activity date of users who hold no seat row (a `BatchWriteItem` per 25):
+    /// what their first grant reads with [`SeatStore::get_seats_with_activity`].
+    fn record_unseated_activity(
+        &self,
+        latest: &[(UserId, NaiveDate)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What the usage routes read of the activity (`assign-tier`: reads only).
@@ -243,6 +250,12 @@ pub trait ActivityReads: Send + Sync {
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send;
 }
+
+/// Seats, and the latest activity recorded for the users among them without one.
+pub type SeatsWithActivity = (Vec<Seat>, Vec<(UserId, NaiveDate)>);
+
+/// Users a `BatchGetItem` of seats with their recorded activity takes (two keys each).
+pub const SEATS_WITH_ACTIVITY: usize = 50;
 
 /// Rows a `BatchWriteItem` takes.
 pub const ACTIVITY_BATCH: usize = 25;
@@ -426,6 +439,13 @@ impl Commit {
 pub trait SeatStore: Send + Sync {
     /// The seats that exist among `users` (at most 100), read consistently.
     fn get_seats(&self, users: &[UserId]) -> impl Future<Output = Result<Vec<Seat>, StoreError>> + Send;
+
+    /// The seats among `users`, and for the users without one, the date of their latest activity
+    /// recorded while they held no seat: one `BatchGetItem` per [`SEATS_WITH_ACTIVITY`] users.
+    fn get_seats_with_activity(
+        &self,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<SeatsWithActivity, StoreError>> + Send;
 
     fn list_seats(
         &self,
@@ -663,6 +683,13 @@ where
     fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).record_import(report)
     }
+
+    fn record_unseated_activity(
+        &self,
+        latest: &[(UserId, NaiveDate)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_unseated_activity(latest)
+    }
 }
 
 impl<P> ActivityReads for P
@@ -870,6 +897,13 @@ where
 {
     fn get_seats(&self, users: &[UserId]) -> impl Future<Output = Result<Vec<Seat>, StoreError>> + Send {
         (**self).get_seats(users)
+    }
+
+    fn get_seats_with_activity(
+        &self,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<SeatsWithActivity, StoreError>> + Send {
+        (**self).get_seats_with_activity(users)
     }
 
     fn list_seats(

@@ -71,6 +71,7 @@ contract!(
     one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more,
     the_checkpoint_is_created_once_leased_and_replaced_step_by_step,
     sessions_live_until_ended_and_a_sign_in_is_taken_once,
+    activity_recorded_while_seatless_is_read_with_the_seats,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -638,4 +639,20 @@ async fn sessions_live_until_ended_and_a_sign_in_is_taken_once<S: SessionStore>(
     assert!(is_conflict(&store.put_sign_in(&sign_in).await), "a state is used once");
     assert_eq!(store.take_sign_in("s-1").await.unwrap(), Some(sign_in));
     assert_eq!(store.take_sign_in("s-1").await.unwrap(), None, "and taken once");
+}
+
+async fn activity_recorded_while_seatless_is_read_with_the_seats<S: SeatStore + kiro::ports::ActivityStore>(store: &S) {
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+    seed(store, vec![seat(&user(1), Tier::Pro, 1)]).await;
+    store.record_unseated_activity(&[(user(2), day(3)), (user(3), day(4))]).await.unwrap();
+    store.record_unseated_activity(&[(user(2), day(5))]).await.unwrap();
+    let users: Vec<UserId> = (1..=60).map(user).collect(); // two BatchGetItem of 50 users
+    let (seats, mut recorded) = store.get_seats_with_activity(&users).await.unwrap();
+    recorded.sort();
+    assert_eq!(seats.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [user(1)]);
+    assert_eq!(recorded, [(user(2), day(5)), (user(3), day(4))], "a later record replaces the earlier");
+    // Once a seat exists, what was recorded while seatless is no longer answered.
+    seed(store, vec![seat(&user(3), Tier::Pro, 1)]).await;
+    let (_, recorded) = store.get_seats_with_activity(&[user(3)]).await.unwrap();
+    assert!(recorded.is_empty());
 }

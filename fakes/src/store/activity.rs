@@ -14,6 +14,21 @@ impl MemoryStore {
 }
 
 impl ActivityStore for MemoryStore {
+    async fn record_unseated_activity(&self, latest: &[(UserId, chrono::NaiveDate)]) -> Result<(), StoreError> {
+        const OPERATION: &str = "BatchWriteItem(latest activity)";
+        if latest.is_empty() {
+            return Ok(());
+        }
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        table.more_requests(OPERATION, latest.len().div_ceil(kiro::ports::ACTIVITY_BATCH) - 1);
+        for (user, date) in latest {
+            table.latest_activity.insert(user.clone(), *date);
+        }
+        Ok(())
+    }
+
     async fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> Result<(), StoreError> {
         const OPERATION: &str = "BatchWriteItem(activity)";
         if rows.is_empty() {

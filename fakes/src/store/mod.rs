@@ -102,6 +102,8 @@ struct Table {
     import_markers: HashSet<kiro::domain::import::ObjectRef>,
     imports: BTreeMap<String, kiro::domain::import::ImportReport>,
     import_seq: u64,
+    /// The latest activity of users without a seat row (`ACTIVITY#<userId>`/`LATEST`).
+    latest_activity: HashMap<UserId, chrono::NaiveDate>,
 }
 
 /// One grant row: a seat holding a group as a source.

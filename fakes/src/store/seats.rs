@@ -118,6 +118,37 @@ impl SeatStore for MemoryStore {
         MemoryStore::get_seats_now(self, users)
     }
 
+    async fn get_seats_with_activity(
+        &self,
+        users: &[UserId],
+    ) -> Result<(Vec<Seat>, Vec<(UserId, chrono::NaiveDate)>), StoreError> {
+        const OPERATION: &str = "BatchGetItem(seats)";
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        let (mut seats, mut recorded) = (Vec::new(), Vec::new());
+        for (i, chunk) in users.chunks(kiro::ports::SEATS_WITH_ACTIVITY).enumerate() {
+            if i == 0 {
+                table.request(OPERATION)?;
+            } else {
+                table.more_requests(OPERATION, 1);
+            }
+            let keys: BTreeSet<&UserId> = chunk.iter().collect();
+            if keys.len() < chunk.len() {
+                return Err(StoreError::Refused {
+                    operation: OPERATION,
+                    source: "ValidationException: Provided list of item keys contains duplicates".into(),
+                });
+            }
+            for user in keys {
+                match table.seats.get(user.as_str()) {
+                    Some(seat) => seats.push(seat.clone()),
+                    None => recorded.extend(table.latest_activity.get(user).map(|d| (user.clone(), *d))),
+                }
+            }
+        }
+        Ok((seats, recorded))
+    }
+
     async fn list_seats(
         &self,
         filter: SeatFilter,

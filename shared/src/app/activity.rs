@@ -5,7 +5,7 @@
 //! whole, wherever the fault is); the second streams the rows into the table 25 at a time
 //! (`BatchWriteItem`; a repeated key within the file keeps its last row), then records each
 //! user's latest activity on their seat, activating `PENDING` seats. Memory holds one batch and
-//! the set of users in the file, whatever the file's size.
+//! the file's keys (one per user in a daily file), whatever the file's size.
 
 use std::collections::HashMap;
 
@@ -77,15 +77,14 @@ where
         }
         Ok::<_, ReadError<&'static str>>(summary)
     });
-    // Each user in the file, with the date of their latest activity row (if any).
-    let mut users: HashMap<UserId, Option<NaiveDate>> = HashMap::new();
+    // Each key of the file with whether its last row is activity: a row that a later row of the
+    // same key replaces (even in a later batch) is not activity. One entry per key: a daily file
+    // has one date and one client type, so this is one per user.
+    let mut keys: HashMap<ActivityKey, bool> = HashMap::new();
     let mut written: Result<(), StoreError> = Ok(());
     while let Some(batch) = rx.recv().await {
         for (key, figures) in &batch {
-            let latest = users.entry(key.user_id.clone()).or_default();
-            if figures.is_activity() {
-                *latest = (*latest).max(Some(key.date));
-            }
+            keys.insert(key.clone(), figures.is_activity());
         }
         // One batch at a time, in file order: a later row of a key lands after the earlier one.
         written = store.put_activity(&batch).await;
@@ -100,6 +99,14 @@ where
         Err(e) => return Err(AppError::internal(format!("reading the report failed: {e}"))),
     };
 
+    // Each user in the file, with the date of their latest activity (if any).
+    let mut users: HashMap<UserId, Option<NaiveDate>> = HashMap::new();
+    for (key, activity) in keys {
+        let latest = users.entry(key.user_id).or_default();
+        if activity {
+            *latest = (*latest).max(Some(key.date));
+        }
+    }
     let user_count = users.len() as u64;
     let applied = seats::record_activity(store, sink, users.into_iter().collect(), now).await?;
     let report = ImportReport {

@@ -20,8 +20,8 @@ use crate::ports::{
 
 /// DynamoDB transactions take 100 items; a seat takes up to 1 + its grant rows.
 const MAX_TRANSACTION_ITEMS: usize = 100;
-/// `BatchGetItem` reads 100 keys.
-const MAX_BATCH_GET: usize = 100;
+/// Users whose seats (and activity recorded while seatless) one `BatchGetItem` reads.
+use crate::ports::SEATS_WITH_ACTIVITY;
 /// Attempts for one user after a lost race before giving up with the conflict.
 const MAX_ATTEMPTS: usize = 6;
 
@@ -129,10 +129,11 @@ impl Conditions {
 
 fn plan(
     current: Option<&domain::Seat>,
+    recorded: Option<chrono::NaiveDate>,
     uc: &UserChange,
     now: DateTime<Utc>,
 ) -> Option<(SeatWrite, Conditions, Vec<OutEvent>, Applied)> {
-    let mut t = domain::transition(current, &uc.user, &uc.change, now)?;
+    let mut t = domain::seat::transition_with(current, recorded, &uc.user, &uc.change, now)?;
     if t.seat.user_name.is_none() {
         t.seat.user_name = uc.user_name.clone();
     }
@@ -303,7 +304,7 @@ fn transaction_chunks(changes: &[UserChange]) -> Vec<&[UserChange]> {
         // A new principal costs its condition, and a group also its grant counter.
         let cost_of = |p: &Principal| if matches!(p, Principal::Group(_)) { 2 } else { 1 };
         let mut cost = 1 + grant_rows + mine.difference(&principals).map(cost_of).sum::<usize>();
-        if i > start && (items + cost > MAX_TRANSACTION_ITEMS || i - start == MAX_BATCH_GET) {
+        if i > start && (items + cost > MAX_TRANSACTION_ITEMS || i - start == SEATS_WITH_ACTIVITY) {
             chunks.push(&changes[start..i]);
             (start, items) = (i, 1);
             principals.clear();
@@ -329,14 +330,15 @@ where
     E: EventSink,
 {
     let users: Vec<UserId> = chunk.iter().map(|c| c.user.clone()).collect();
-    let seats: HashMap<UserId, domain::Seat> =
-        store.get_seats(&users).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+    let (seats, recorded) = store.get_seats_with_activity(&users).await?;
+    let seats: HashMap<UserId, domain::Seat> = seats.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+    let recorded: HashMap<UserId, chrono::NaiveDate> = recorded.into_iter().collect();
     let mut commit = Commit::default();
     let mut events = Vec::new();
     let mut applied = Applied::default();
     let mut conditions = Conditions::default();
     for uc in chunk {
-        match plan(seats.get(&uc.user), uc, now) {
+        match plan(seats.get(&uc.user), recorded.get(&uc.user).copied(), uc, now) {
             None => applied.unchanged += 1,
             Some((write, c, event, a)) => {
                 commit.seats.push(write);
@@ -380,8 +382,9 @@ where
     E: EventSink,
 {
     for attempt in 1..=MAX_ATTEMPTS {
-        let seat = store.get_seats(std::slice::from_ref(&uc.user)).await?.into_iter().next();
-        let Some((write, conditions, event, applied)) = plan(seat.as_ref(), &uc, now) else {
+        let (seats, recorded) = store.get_seats_with_activity(std::slice::from_ref(&uc.user)).await?;
+        let (seat, recorded) = (seats.into_iter().next(), recorded.into_iter().next().map(|(_, d)| d));
+        let Some((write, conditions, event, applied)) = plan(seat.as_ref(), recorded, &uc, now) else {
             return Ok(Applied { unchanged: 1, ..Applied::default() });
         };
         let outbox = (!event.is_empty()).then(|| Outbox { id: outbox_id(now), events: event });
@@ -605,8 +608,9 @@ pub struct ActivityApplied {
 
 /// Records each user's latest activity date (`None`: rows without activity, only counted) on their seat ([`domain::seat::record_activity`]):
 /// `PENDING` seats with activity on or after their grant's date become `ACTIVE`, one
-/// `Seat Activated` each, committed with the seats. Chunks of 100 users: one `BatchGetItem`, one
+/// `Seat Activated` each, committed with the seats. Chunks of 50 users: one `BatchGetItem`, one
 /// transaction (seats only: no grant rows move), the same version guards as every seat write.
+/// Users without a seat keep their latest date for their first grant (`record_unseated_activity`).
 pub async fn record_activity<S, E>(
     store: &S,
     sink: &E,
@@ -614,19 +618,28 @@ pub async fn record_activity<S, E>(
     now: DateTime<Utc>,
 ) -> Result<ActivityApplied, ServiceError>
 where
-    S: SeatStore,
+    S: SeatStore + crate::ports::ActivityStore,
     E: EventSink,
 {
     let mut total = ActivityApplied::default();
-    // A transaction holds 100 items: 99 seats and the outbox.
-    for chunk in latest.chunks(MAX_TRANSACTION_ITEMS - 1) {
+    // One BatchGetItem reads 50 users' seats and recorded activity; a transaction holds them all.
+    for chunk in latest.chunks(SEATS_WITH_ACTIVITY) {
         let mut pending: Vec<(UserId, Option<chrono::NaiveDate>)> = chunk.to_vec();
         for attempt in 1..=MAX_ATTEMPTS {
             let users: Vec<UserId> = pending.iter().map(|(u, _)| u.clone()).collect();
-            let seats: HashMap<UserId, domain::Seat> =
-                store.get_seats(&users).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+            let (seats, recorded) = store.get_seats_with_activity(&users).await?;
+            let seats: HashMap<UserId, domain::Seat> = seats.into_iter().map(|s| (s.user_id.clone(), s)).collect();
             if attempt == 1 {
                 total.unknown += pending.iter().filter(|(u, _)| !seats.contains_key(u)).count() as u64;
+                // Users without a seat keep their latest activity for their first grant.
+                let recorded: HashMap<UserId, chrono::NaiveDate> = recorded.into_iter().collect();
+                let unseated: Vec<(UserId, chrono::NaiveDate)> = pending
+                    .iter()
+                    .filter(|(u, _)| !seats.contains_key(u))
+                    .filter_map(|(u, d)| d.map(|d| (u.clone(), d)))
+                    .filter(|(u, d)| recorded.get(u).is_none_or(|r| d > r))
+                    .collect();
+                store.record_unseated_activity(&unseated).await?;
             }
             let mut commit = Commit::default();
             let mut events = Vec::new();

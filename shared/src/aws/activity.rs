@@ -7,8 +7,10 @@ use super::dynamo::{DynamoStore, store_error};
 use super::pages::{decode_token_of, encode_token};
 use super::records::{
     IMPORTS, activity_from, activity_item, import_from, import_item, import_key, import_marker_key, is_import_key,
+    latest_activity_item,
 };
 use super::{GSI1_INDEX, item::s};
+use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
@@ -17,6 +19,41 @@ use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 impl ActivityStore for DynamoStore {
+    async fn record_unseated_activity(&self, latest: &[(UserId, chrono::NaiveDate)]) -> Result<(), StoreError> {
+        for chunk in latest.chunks(crate::ports::ACTIVITY_BATCH) {
+            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            for (user, date) in chunk {
+                let put =
+                    PutRequest::builder().set_item(Some(latest_activity_item(user, *date))).build().map_err(|e| {
+                        StoreError::Refused { operation: "BatchWriteItem(latest activity)", source: Box::new(e) }
+                    })?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut attempt = 0u32;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchWriteItem(latest activity)", e))?;
+                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                attempt += 1;
+                if !requests.is_empty() {
+                    if attempt > UNPROCESSED_ATTEMPTS {
+                        return Err(StoreError::Throttled {
+                            operation: "BatchWriteItem(latest activity)",
+                            source: "items stayed unprocessed after every retry".into(),
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());

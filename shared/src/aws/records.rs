@@ -13,6 +13,7 @@
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
 //! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>` | `<userId>#<date>#<clientType>` |
+//! | the latest activity of a user without a seat row | `ACTIVITY#<userId>` | `LATEST` | | |
 //! | an imported object's marker | `IMPORTED#<bucket>#<etag>#<key>` | `MARKER` | | |
 //! | an import report (TTL `expiresAt`, 400 days) | `IMPORT#<id>` | `IMPORT` | `IMPORTS` | `<importedAt>#<id>` |
 //! | a console session (TTL `expiresAt`) | `SESSION#<sha256 of the cookie's token>` | `SESSION` | | |
@@ -54,6 +55,26 @@ pub(crate) fn activity_key(k: &ActivityKey) -> Item {
         format!("ACTIVITY#{}", k.user_id.as_str()),
         format!("DAY#{}#{}", k.date.format("%Y-%m-%d"), k.client_type.as_str()),
     )
+}
+
+pub(crate) fn latest_activity_key(u: &UserId) -> Item {
+    key(format!("ACTIVITY#{}", u.as_str()), "LATEST")
+}
+
+pub(crate) fn latest_activity_item(u: &UserId, date: chrono::NaiveDate) -> Item {
+    let mut item = latest_activity_key(u);
+    item.insert("entity".to_owned(), s("LatestActivity"));
+    item.insert("userId".to_owned(), s(u.as_str()));
+    item.insert("lastActiveDate".to_owned(), s(date.format("%Y-%m-%d").to_string()));
+    item
+}
+
+pub(crate) fn latest_activity_from(item: &Item) -> Result<(UserId, chrono::NaiveDate), StoreError> {
+    let r = Reader::new(item, "latest activity");
+    Ok((
+        r.parsed("userId", |v| UserId::parse("userId", v))?,
+        r.parsed("lastActiveDate", |v| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d"))?,
+    ))
 }
 
 pub(crate) fn import_marker_key(o: &ObjectRef) -> Item {

@@ -5,7 +5,10 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, Tr
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, key, n, s};
-use super::records::{Grant, OUTBOX, Record, SEATS, grant_count_key, grant_key, is_seat_key, seat_key, sub_key};
+use super::records::{
+    Grant, OUTBOX, Record, SEATS, grant_count_key, grant_key, is_seat_key, latest_activity_from, latest_activity_key,
+    seat_key, sub_key,
+};
 use crate::domain::{Seat, UserId};
 use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError};
 
@@ -17,41 +20,30 @@ impl SeatStore for DynamoStore {
         let mut seats = Vec::with_capacity(users.len());
         for chunk in users.chunks(100) {
             let keys: Vec<Item> = chunk.iter().map(seat_key).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Aws { operation: "BatchGetItem(seats)", source: e.into() })?,
-            );
-            let mut attempt = 0u32;
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchGetItem(seats)", e))?;
-                for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    seats.push(Seat::from_item(item)?);
-                }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-                if request.is_some() {
-                    // Keys left unprocessed are DynamoDB throttling the batch: back off, and
-                    // after as many rounds as the SDK's own retries, answer `Throttled`.
-                    attempt += 1;
-                    if attempt > MAX_UNPROCESSED_ROUNDS {
-                        return Err(StoreError::Throttled {
-                            operation: "BatchGetItem(seats)",
-                            source: "keys stayed unprocessed after every retry".into(),
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
-                }
+            for item in self.batch_get(keys).await? {
+                seats.push(Seat::from_item(&item)?);
             }
         }
         Ok(seats)
+    }
+
+    async fn get_seats_with_activity(
+        &self,
+        users: &[UserId],
+    ) -> Result<(Vec<Seat>, Vec<(UserId, chrono::NaiveDate)>), StoreError> {
+        let (mut seats, mut recorded) = (Vec::with_capacity(users.len()), Vec::new());
+        for chunk in users.chunks(crate::ports::SEATS_WITH_ACTIVITY) {
+            let keys: Vec<Item> = chunk.iter().flat_map(|u| [seat_key(u), latest_activity_key(u)]).collect();
+            for item in self.batch_get(keys).await? {
+                match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                    Some("LATEST") => recorded.push(latest_activity_from(&item)?),
+                    _ => seats.push(Seat::from_item(&item)?),
+                }
+            }
+        }
+        // Activity recorded while seatless only matters to users who still have no seat.
+        recorded.retain(|(u, _)| !seats.iter().any(|s| &s.user_id == u));
+        Ok((seats, recorded))
     }
 
     async fn list_seats(
@@ -232,5 +224,46 @@ impl SeatNames for DynamoStore {
             Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl DynamoStore {
+    /// One `BatchGetItem` of at most 100 keys, consistent, its unprocessed keys retried.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Aws { operation: "BatchGetItem(seats)", source: e.into() })?,
+        );
+        let mut attempt = 0u32;
+        while let Some(keys) = request.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| store_error("BatchGetItem(seats)", e))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            if request.is_some() {
+                // Keys left unprocessed are DynamoDB throttling the batch: back off, and after as
+                // many rounds as the SDK's own retries, answer `Throttled`.
+                attempt += 1;
+                if attempt > MAX_UNPROCESSED_ROUNDS {
+                    return Err(StoreError::Throttled {
+                        operation: "BatchGetItem(seats)",
+                        source: "keys stayed unprocessed after every retry".into(),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        Ok(found)
     }
 }

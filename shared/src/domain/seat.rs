@@ -337,6 +337,18 @@ pub fn transition(
     change: &SeatChange,
     now: DateTime<Utc>,
 ) -> Option<Transition> {
+    transition_with(current, None, user, change, now)
+}
+
+/// [`transition`], for a user whose latest activity was recorded while they had no seat row
+/// (`recorded`): their first seat starts from it, `ACTIVE` at once when it is dated today or later.
+pub fn transition_with(
+    current: Option<&Seat>,
+    recorded: Option<NaiveDate>,
+    user: &UserId,
+    change: &SeatChange,
+    now: DateTime<Utc>,
+) -> Option<Transition> {
     let empty = Sources::new();
     let before = current.map_or(&empty, |s| &s.sources);
     let after = change.apply_to(before);
@@ -356,7 +368,7 @@ pub fn transition(
         updated_at: now,
         canceled_at: None,
         activated_at: current.and_then(|s| s.activated_at),
-        last_active_date: current.and_then(|s| s.last_active_date),
+        last_active_date: current.map_or(recorded, |s| s.last_active_date),
         version,
     };
     let (seat, event, activated) = match (held, highest, current) {
