@@ -226,6 +226,13 @@ pub trait ActivityStore: Send + Sync {
     /// `Conflict` when another delivery marked it first (nothing stored then).
     fn record_import(&self, report: &ImportReport) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The latest activity recorded for users while they held no seat row (a `BatchGetItem` per
+    /// 100 users).
+    fn recorded_activity(
+        &self,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<Vec<(UserId, NaiveDate)>, StoreError>> + Send;
+
     /// Records the latest activity date of users who hold no seat row (a `BatchWriteItem` per 25):
     /// what their first grant reads with [`SeatStore::get_seats_with_activity`].
     fn record_unseated_activity(
@@ -689,6 +696,13 @@ where
         latest: &[(UserId, NaiveDate)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).record_unseated_activity(latest)
+    }
+
+    fn recorded_activity(
+        &self,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<Vec<(UserId, NaiveDate)>, StoreError>> + Send {
+        (**self).recorded_activity(users)
     }
 }
 

@@ -340,7 +340,8 @@ impl World {
         prop_assert!(report.day <= now.date_naive(), "a report is never delivered before its day");
         let padding = (report.row_count() - report.rows.len()) as u64;
         let users = report.users().len() as u64 + padding;
-        let unknown = report.users().into_iter().filter(|&u| self.model[u].seat.is_none()).count() as u64 + padding;
+        // Users with activity in the file and no seat (the padding rows have none).
+        let unknown = report.active_users().into_iter().filter(|&u| self.model[u].seat.is_none()).count() as u64;
         let imported = self.ingest(&report, now).await?;
         let activated =
             report.active_users().into_iter().filter(|&u| self.model[u].active_on(report.day)).count() as u64;

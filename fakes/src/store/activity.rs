@@ -14,6 +14,18 @@ impl MemoryStore {
 }
 
 impl ActivityStore for MemoryStore {
+    async fn recorded_activity(&self, users: &[UserId]) -> Result<Vec<(UserId, chrono::NaiveDate)>, StoreError> {
+        const OPERATION: &str = "BatchGetItem(seats)";
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        table.more_requests(OPERATION, users.len().div_ceil(100) - 1);
+        Ok(users.iter().filter_map(|u| table.latest_activity.get(u).map(|d| (u.clone(), *d))).collect())
+    }
+
     async fn record_unseated_activity(&self, latest: &[(UserId, chrono::NaiveDate)]) -> Result<(), StoreError> {
         const OPERATION: &str = "BatchWriteItem(latest activity)";
         if latest.is_empty() {

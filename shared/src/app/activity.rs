@@ -99,7 +99,7 @@ where
         Err(e) => return Err(AppError::internal(format!("reading the report failed: {e}"))),
     };
 
-    // Each user in the file, with the date of their latest activity (if any).
+    // Each user in the file, and the date of the latest activity of those who used Kiro.
     let mut users: HashMap<UserId, Option<NaiveDate>> = HashMap::new();
     for (key, activity) in keys {
         let latest = users.entry(key.user_id).or_default();
@@ -108,7 +108,8 @@ where
         }
     }
     let user_count = users.len() as u64;
-    let applied = seats::record_activity(store, sink, users.into_iter().collect(), now).await?;
+    let active: Vec<(UserId, NaiveDate)> = users.into_iter().filter_map(|(u, d)| d.map(|d| (u, d))).collect();
+    let applied = seats::record_activity(store, sink, active, now).await?;
     let report = ImportReport {
         rows: summary.rows,
         users: user_count,

@@ -602,19 +602,21 @@ pub struct ActivityApplied {
     pub activated: u64,
     /// Seats whose latest activity date moved (activations included).
     pub updated: u64,
-    /// Users with no seat row at all.
+    /// Users with activity and no seat row at all.
     pub unknown: u64,
 }
 
-/// Records each user's latest activity date (`None`: rows without activity, only counted) on their seat ([`domain::seat::record_activity`]):
+/// Records each user's latest activity date on their seat ([`domain::seat::record_activity`]):
 /// `PENDING` seats with activity on or after their grant's date become `ACTIVE`, one
-/// `Seat Activated` each, committed with the seats. Chunks of 50 users: one `BatchGetItem`, one
-/// transaction (seats only: no grant rows move), the same version guards as every seat write.
-/// Users without a seat keep their latest date for their first grant (`record_unseated_activity`).
+/// `Seat Activated` each, committed with the seats. Only users with activity are read: chunks of
+/// 99, one `BatchGetItem` and one transaction each (seats only: no grant rows move; the outbox
+/// is the 100th item), the same version guards as every seat write. Users without a seat keep
+/// their latest date for their first grant (`record_unseated_activity`, 25 a request) and are
+/// counted as `unknown`.
 pub async fn record_activity<S, E>(
     store: &S,
     sink: &E,
-    latest: Vec<(UserId, Option<chrono::NaiveDate>)>,
+    latest: Vec<(UserId, chrono::NaiveDate)>,
     now: DateTime<Utc>,
 ) -> Result<ActivityApplied, ServiceError>
 where
@@ -622,30 +624,21 @@ where
     E: EventSink,
 {
     let mut total = ActivityApplied::default();
-    // One BatchGetItem reads 50 users' seats and recorded activity; a transaction holds them all.
-    for chunk in latest.chunks(SEATS_WITH_ACTIVITY) {
-        let mut pending: Vec<(UserId, Option<chrono::NaiveDate>)> = chunk.to_vec();
+    let mut unseated: Vec<(UserId, chrono::NaiveDate)> = Vec::new();
+    for chunk in latest.chunks(MAX_TRANSACTION_ITEMS - 1) {
+        let mut pending: Vec<(UserId, chrono::NaiveDate)> = chunk.to_vec();
         for attempt in 1..=MAX_ATTEMPTS {
             let users: Vec<UserId> = pending.iter().map(|(u, _)| u.clone()).collect();
-            let (seats, recorded) = store.get_seats_with_activity(&users).await?;
-            let seats: HashMap<UserId, domain::Seat> = seats.into_iter().map(|s| (s.user_id.clone(), s)).collect();
+            let seats: HashMap<UserId, domain::Seat> =
+                store.get_seats(&users).await?.into_iter().map(|s| (s.user_id.clone(), s)).collect();
             if attempt == 1 {
-                total.unknown += pending.iter().filter(|(u, _)| !seats.contains_key(u)).count() as u64;
-                // Users without a seat keep their latest activity for their first grant.
-                let recorded: HashMap<UserId, chrono::NaiveDate> = recorded.into_iter().collect();
-                let unseated: Vec<(UserId, chrono::NaiveDate)> = pending
-                    .iter()
-                    .filter(|(u, _)| !seats.contains_key(u))
-                    .filter_map(|(u, d)| d.map(|d| (u.clone(), d)))
-                    .filter(|(u, d)| recorded.get(u).is_none_or(|r| d > r))
-                    .collect();
-                store.record_unseated_activity(&unseated).await?;
+                unseated.extend(pending.iter().filter(|(u, _)| !seats.contains_key(u)).cloned());
             }
             let mut commit = Commit::default();
             let mut events = Vec::new();
             let mut applied = ActivityApplied::default();
             for (user, date) in &pending {
-                let (Some(seat), Some(date)) = (seats.get(user), date) else { continue };
+                let Some(seat) = seats.get(user) else { continue };
                 let Some(t) = domain::seat::record_activity(seat, *date, now) else { continue };
                 applied.updated += 1;
                 applied.activated += u64::from(t.event.is_some());
@@ -684,6 +677,14 @@ where
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+    // Users without a seat: keep the latest date for their first grant, never an older one.
+    total.unknown = unseated.len() as u64;
+    let users: Vec<UserId> = unseated.iter().map(|(u, _)| u.clone()).collect();
+    let recorded: HashMap<UserId, chrono::NaiveDate> = store.recorded_activity(&users).await?.into_iter().collect();
+    unseated.retain(|(u, d)| recorded.get(u).is_none_or(|r| d > r));
+    for batch in unseated.chunks(crate::ports::ACTIVITY_BATCH) {
+        store.record_unseated_activity(batch).await?;
     }
     Ok(total)
 }

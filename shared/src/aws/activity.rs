@@ -7,7 +7,7 @@ use super::dynamo::{DynamoStore, store_error};
 use super::pages::{decode_token_of, encode_token};
 use super::records::{
     IMPORTS, activity_from, activity_item, import_from, import_item, import_key, import_marker_key, is_import_key,
-    latest_activity_item,
+    latest_activity_from, latest_activity_item, latest_activity_key,
 };
 use super::{GSI1_INDEX, item::s};
 use crate::domain::UserId;
@@ -19,6 +19,17 @@ use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 impl ActivityStore for DynamoStore {
+    async fn recorded_activity(&self, users: &[UserId]) -> Result<Vec<(UserId, chrono::NaiveDate)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in users.chunks(100) {
+            let keys = chunk.iter().map(latest_activity_key).collect();
+            for item in self.batch_get(keys).await? {
+                found.push(latest_activity_from(&item)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn record_unseated_activity(&self, latest: &[(UserId, chrono::NaiveDate)]) -> Result<(), StoreError> {
         for chunk in latest.chunks(crate::ports::ACTIVITY_BATCH) {
             let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());

@@ -229,7 +229,7 @@ impl SeatNames for DynamoStore {
 
 impl DynamoStore {
     /// One `BatchGetItem` of at most 100 keys, consistent, its unprocessed keys retried.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut request = Some(
             KeysAndAttributes::builder()

@@ -54,7 +54,7 @@ pub struct ImportReport {
     pub users: u64,
     /// Seats this file made `ACTIVE`.
     pub activated: u64,
-    /// Users among the stored rows who have no seat at all.
+    /// Users with activity in the file who have no seat at all.
     pub unknown_users: u64,
     pub rejected_rows: u64,
     #[serde(with = "rfc3339")]
