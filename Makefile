@@ -19,18 +19,19 @@ SAM_STAMP := $(SAM_VENV)/.aws-sam-cli-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VER
 # `sam validate` resolves ARNs for a Region; it needs no credentials.
 SAM_REGION := $${AWS_REGION:-us-east-1}
 
-.PHONY: help dev dev-down venv venv-sam test test-long lint-template lint-sam build-arm64
+.PHONY: help dev dev-down venv venv-sam test test-long test-browser lint-template lint-sam build-arm64
 
 help:
-	@echo "make dev            local stack: moto + cargo lambda watch + local HTTP API (Ctrl-C stops it)"
+	@echo "make dev            local stack: moto, an OpenID Connect provider, cargo lambda watch, the HTTP API and console (Ctrl-C stops it)"
 	@echo "make dev-down       stop whatever a previous 'make dev' left running"
 	@echo "make venv           .venv with the pinned dev tools (scripts/requirements-dev.txt)"
 	@echo "make lint-template  cfn-lint template.yaml, before and after the SAM transform; validate openapi.yaml"
 	@echo "make lint-sam       sam validate --lint (the SAM CLI in its own venv, .venv/sam)"
-	@echo "make build-arm64    release build of the three functions for Lambda arm64"
+	@echo "make build-arm64    release build of the functions for Lambda arm64"
 	@echo "make venv-sam       .venv/sam with the pinned AWS SAM CLI (for lint-sam and sam build)"
-	@echo "make test           fmt check, clippy, template lint, all tests, then test-long (what CI runs)"
+	@echo "make test           fmt check, clippy, template lint, all tests, test-long, test-browser (what CI runs)"
 	@echo "make test-long      the property tests at 10,000 cases each (part of make test)"
+	@echo "make test-browser   the console in Chromium: sign-in, the seed flow, access, axe-core (part of make test)"
 	@echo "make fuzz-api       schemathesis against a local stack of its own (minutes; not in make test)"
 	@echo "make bench          cold start, memory, AWS requests per operation, CPU per event (BENCHMARKS.md)"
 
@@ -64,6 +65,7 @@ test: venv lint-template lint-sam
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(WITH_VENV) cargo test --workspace
 	$(MAKE) --no-print-directory test-long
+	$(MAKE) --no-print-directory test-browser
 
 # cfn-lint with the informational rules, on the template and on its SAM transform (where the
 # functions' IAM policies are checked); the OpenAPI document against the 3.0 schema.
@@ -83,16 +85,31 @@ build-arm64: venv
 # resolves them, not unified with the bench's test harness.
 .PHONY: bench
 bench: venv
-	cargo build --release -p create-profile -p assign-tier -p sync-group
+	cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity
 	$(WITH_VENV) cargo bench -p kiro-bench --bench figures
 	cargo bench -p kiro-bench --bench cpu -- --warm-up-time 0.5 --measurement-time 1
 
 # The long profile: every property test with 10,000 generated histories.
 test-long: venv
-	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --test event_fuzz --test audit_checkpoint --lib
+	$(WITH_VENV) PROPTEST_CASES=10000 cargo test -p kiro-shared -p kiro-tests --test convergence --test faults --test event_fuzz --test audit_checkpoint --test activity_history --lib
 
 # Fuzz every route of openapi.yaml with schemathesis against a local stack of its own; not part
 # of `make test` (minutes). FUZZ_MAX_EXAMPLES, FUZZ_MAX_TIME, FUZZ_SEED, FUZZ_CHECKS tune it.
 .PHONY: fuzz-api
 fuzz-api: venv
 	scripts/schemathesis.sh
+
+# The console in a real browser (tests/browser): Playwright for Python drives Debian's chromium
+# against a local stack of its own (scripts/dev.sh start on free ports, its own LOCAL_DIR),
+# signed in through the local OpenID Connect provider; axe-core checks every page and dialog, and
+# each one's screenshot is written to docs/console/. About 2 minutes once the functions are built.
+CHROMIUM := /usr/bin/chromium
+AXE_STAMP := tests/browser/node_modules/.axe-core.stamp
+
+test-browser: venv $(AXE_STAMP)
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing: sudo apt-get install -y chromium" >&2; exit 1; }
+	$(WITH_VENV) $(VENV)/bin/python -m pytest tests/browser $(PYTEST_ARGS)
+
+$(AXE_STAMP): tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $@

@@ -1060,9 +1060,12 @@ def cmd_forward(args: argparse.Namespace) -> None:
     sys.stderr.flush()
     lambda_url = args.lambda_url.rstrip("/")
     while True:
+        time.sleep(0.2)
         for rule, queue in queues:
             try:
-                received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                # No long poll: moto serves one request at a time (scripts/moto_server.py), so a
+                # waiting receive would hold every function's AWS call for its second.
+                received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             except Exception as err:  # noqa: BLE001 - the emulator hiccuped: say so, poll again
                 sys.stderr.write(f"reading {queue} failed ({err}); polling again in 1 s\n")
                 time.sleep(1)

@@ -419,6 +419,8 @@ async fn the_seed_flow_subscribes_a_group_and_users_changes_a_plan_and_deactivat
     )
     .await;
     assert_eq!(saved.location(), "/console/settings?done=saved");
+    let settings = call(&deps, "GET", "/console/settings", &[&alice], None).await;
+    assert!(settings.body.contains("value=\"Platform\""), "the page shows the new name at once");
     let audit = call(&deps, "POST", "/console/audits", &[&alice], Some(&format!("csrf={csrf}&mode=report"))).await;
     assert_eq!(audit.location(), "/console/audits?done=audit");
     assert!(w.sink.events().iter().any(|e| e.detail_type == "Audit Requested"));

@@ -27,7 +27,6 @@ use kiro::ports::{
     ProfileStore, SeatStore, SessionStore, SubscriptionStore,
 };
 use lambda_runtime::LambdaEvent;
-use tokio::sync::OnceCell;
 
 use crate::fetch::Fetch;
 use crate::oidc::RelyingParty;
@@ -45,7 +44,6 @@ pub struct Deps<S, D, E, I, F> {
     /// The function's own Region: where a new profile lives.
     pub region: String,
     pub supported_regions: Vec<String>,
-    profile: OnceCell<Profile>,
 }
 
 impl<S, D, E, I, F: Fetch> Deps<S, D, E, I, F> {
@@ -62,18 +60,7 @@ impl<S, D, E, I, F: Fetch> Deps<S, D, E, I, F> {
         supported_regions: Vec<String>,
     ) -> Self {
         let relying_party = RelyingParty::new(fetch, config.issuer.clone(), config.client_id.clone());
-        Self {
-            store,
-            directory,
-            events,
-            instances,
-            relying_party,
-            config,
-            pricing,
-            region,
-            supported_regions,
-            profile: OnceCell::new(),
-        }
+        Self { store, directory, events, instances, relying_party, config, pricing, region, supported_regions }
     }
 
     fn groups(&self) -> ConsoleGroups {
@@ -89,22 +76,17 @@ where
     I: Instances,
     F: Fetch,
 {
-    /// The deployment's profile, once it exists (kept for the life of the process).
-    async fn profile(&self) -> Result<Option<&Profile>, AppError> {
-        if let Some(p) = self.profile.get() {
-            return Ok(Some(p));
-        }
-        match self.store.get_profile().await? {
-            Some(p) => Ok(Some(self.profile.get_or_init(|| async { p }).await)),
-            None => Ok(None),
-        }
+    /// The deployment's profile, once it exists. Read on every request (one `GetItem`): Settings
+    /// renames it, from this process or another, and the pages show its name.
+    async fn profile(&self) -> Result<Option<Profile>, AppError> {
+        Ok(self.store.get_profile().await?)
     }
 
     /// The Identity Store users sign in from: the profile's, or before a profile exists, the
     /// store of the account's (first) IAM Identity Center instance.
     async fn identity_store(&self) -> Result<Option<IdentityStoreId>, AppError> {
         if let Some(p) = self.profile().await? {
-            return Ok(Some(p.identity_store_id.clone()));
+            return Ok(Some(p.identity_store_id));
         }
         Ok(self.instances.list_instances().await?.into_iter().next().map(|i| i.identity_store_id))
     }
@@ -207,9 +189,16 @@ fn failure(err: &AppError, req: &Request, endpoint: Endpoint, request_id: &str) 
     let wants_html = !endpoint.is_json() && req.header("accept").is_some_and(|a| a.contains("text/html"));
     if wants_html {
         let message = web::plain_message(err);
+        // Back to the console page the admin came from (same origin, under /console).
+        let back = req
+            .header("referer")
+            .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+            .filter(|path| path.starts_with("/console") && !path.starts_with("/console/auth"))
+            .unwrap_or("/console");
         let page = match err {
             AppError::Forbidden(_) => views::refused(&message, true),
-            _ => views::error(None, &message, "/console"),
+            _ => views::error(None, &message, back),
         };
         return Reply::html(status, page);
     }

@@ -127,11 +127,11 @@ fn row_actions(viewer: &Viewer, sub: &Sub) -> Markup {
             div.row-actions {
                 form.inline method="get" action=(path) {
                     input type="hidden" name="plan" value=(sub.key());
-                    button.secondary type="submit" aria-label=(format!("Change plan of {}", sub.name)) { "Change plan" }
+                    button.secondary type="submit" { "Change plan" }
                 }
                 form.inline method="get" action=(path) {
                     input type="hidden" name="deactivate" value=(sub.key());
-                    button.danger type="submit" aria-label=(format!("Deactivate plan of {}", sub.name)) { "Deactivate plan" }
+                    button.danger type="submit" { "Deactivate plan" }
                 }
             }
         }

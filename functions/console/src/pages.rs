@@ -74,7 +74,7 @@ where
                 }
                 return no_profile(deps, req, &viewer).await;
             };
-            with_profile(deps, req, endpoint, params, &session, &viewer, profile, &form).await
+            with_profile(deps, req, endpoint, params, &session, &viewer, &profile, &form).await
         }
     }
 }

@@ -128,7 +128,7 @@ pub fn refused(message: &str, signed_in: bool) -> Markup {
 pub fn error(viewer: Option<&Viewer>, message: &str, back: &str) -> Markup {
     let body = html! {
         p.error role="alert" { (message) }
-        p { a href=(back) { "Back" } }
+        p { a href=(back) { "Back to the page you were on" } }
     };
     match viewer {
         Some(v) => page(v, Section::Dashboard, "That did not work", None, body),
