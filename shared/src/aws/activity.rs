@@ -4,12 +4,11 @@
 use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
 
 use super::dynamo::{DynamoStore, store_error};
-use super::pages::{decode_token_of, encode_token};
+use super::item::s;
 use super::records::{
     IMPORTS, activity_from, activity_item, import_from, import_item, import_key, import_marker_key, is_import_key,
     latest_activity_from, latest_activity_item, latest_activity_key,
 };
-use super::{GSI1_INDEX, item::s};
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
@@ -32,35 +31,8 @@ impl ActivityStore for DynamoStore {
 
     async fn record_unseated_activity(&self, latest: &[(UserId, chrono::NaiveDate)]) -> Result<(), StoreError> {
         for chunk in latest.chunks(crate::ports::ACTIVITY_BATCH) {
-            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-            for (user, date) in chunk {
-                let put =
-                    PutRequest::builder().set_item(Some(latest_activity_item(user, *date))).build().map_err(|e| {
-                        StoreError::Refused { operation: "BatchWriteItem(latest activity)", source: Box::new(e) }
-                    })?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut attempt = 0u32;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchWriteItem(latest activity)", e))?;
-                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                attempt += 1;
-                if !requests.is_empty() {
-                    if attempt > UNPROCESSED_ATTEMPTS {
-                        return Err(StoreError::Throttled {
-                            operation: "BatchWriteItem(latest activity)",
-                            source: "items stayed unprocessed after every retry".into(),
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
-                }
-            }
+            let items = chunk.iter().map(|(user, date)| latest_activity_item(user, *date)).collect();
+            self.batch_put(items, "BatchWriteItem(latest activity)").await?;
         }
         Ok(())
     }
@@ -69,34 +41,7 @@ impl ActivityStore for DynamoStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut requests: Vec<WriteRequest> = Vec::with_capacity(rows.len());
-        for (k, f) in rows {
-            let put = PutRequest::builder()
-                .set_item(Some(activity_item(k, f)))
-                .build()
-                .map_err(|e| StoreError::Refused { operation: "BatchWriteItem(activity)", source: Box::new(e) })?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        for attempt in 1..=UNPROCESSED_ATTEMPTS {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| store_error("BatchWriteItem(activity)", e))?;
-            requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt < UNPROCESSED_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
-            }
-        }
-        Err(StoreError::Throttled {
-            operation: "BatchWriteItem(activity)",
-            source: format!("{} items stayed unprocessed", requests.len()).into(),
-        })
+        self.batch_put(rows.iter().map(|(k, f)| activity_item(k, f)).collect(), "BatchWriteItem(activity)").await
     }
 
     async fn import_seen(&self, object: &ObjectRef) -> Result<bool, StoreError> {
@@ -150,36 +95,8 @@ impl ActivityStore for DynamoStore {
 
 impl ActivityReads for DynamoStore {
     async fn list_imports(&self, limit: usize, next_token: Option<String>) -> Result<Page<ImportReport>, StoreError> {
-        let start = match next_token {
-            Some(t) => {
-                let sk = decode_token_of(&t, is_import_key)?;
-                let mut esk = import_key(&sk);
-                esk.insert("gsi1pk".to_owned(), s(IMPORTS));
-                esk.insert("gsi1sk".to_owned(), s(sk));
-                Some(esk)
-            }
-            None => None,
-        };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1_INDEX)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(IMPORTS))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(50))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| store_error("Query(imports)", e))?;
-        let items = out.items().iter().map(import_from).collect::<Result<Vec<_>, _>>()?;
-        let next_token = out
-            .last_evaluated_key()
-            .and_then(|k| k.get("gsi1sk"))
-            .and_then(|v| v.as_s().ok())
-            .map(|sk| encode_token(sk));
-        Ok(Page { items, next_token })
+        let key = |sk: &str| Ok(import_key(sk));
+        self.index_page(IMPORTS, false, limit, next_token, is_import_key, key, "Query(imports)", import_from).await
     }
 
     async fn month_activity(
@@ -192,6 +109,36 @@ impl ActivityReads for DynamoStore {
 }
 
 impl DynamoStore {
+    /// One `BatchWriteItem` of at most 25 puts, its unprocessed items retried with backoff until
+    /// they are all written or [`UNPROCESSED_ATTEMPTS`] rounds went by (then `Throttled`).
+    async fn batch_put(&self, items: Vec<super::item::Item>, operation: &'static str) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::Refused { operation, source: Box::new(e) })?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        for attempt in 1..=UNPROCESSED_ATTEMPTS {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, e))?;
+            requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt < UNPROCESSED_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        Err(StoreError::Throttled { operation, source: format!("{} items stayed unprocessed", requests.len()).into() })
+    }
+
     /// The month's figures through `gsi1` (`USAGE#<yyyy-mm>`), up to 1,000 a page; the token is
     /// the last item's `gsi1sk` (`<userId>#<date>#<clientType>`), from which its table key follows.
     async fn month_page(
@@ -199,40 +146,18 @@ impl DynamoStore {
         month: &str,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        let partition = format!("USAGE#{month}");
-        let start = match next_token {
-            Some(t) => {
-                let sk = decode_token_of(&t, |sk| sk.splitn(3, '#').count() == 3)?;
-                let mut parts = sk.splitn(3, '#');
-                let (Some(user), Some(date), Some(client)) = (parts.next(), parts.next(), parts.next()) else {
-                    return Err(StoreError::InvalidToken);
-                };
-                let mut esk = super::item::key(format!("ACTIVITY#{user}"), format!("DAY#{date}#{client}"));
-                esk.insert("gsi1pk".to_owned(), s(&partition));
-                esk.insert("gsi1sk".to_owned(), s(sk.as_str()));
-                Some(esk)
+        let key = |sk: &str| {
+            let mut parts = sk.splitn(3, '#');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(user), Some(date), Some(client)) => {
+                    Ok(super::item::key(format!("ACTIVITY#{user}"), format!("DAY#{date}#{client}")))
+                }
+                _ => Err(StoreError::InvalidToken),
             }
-            None => None,
         };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1_INDEX)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(&partition))
-            .limit(1_000)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| store_error("Query(activity)", e))?;
-        let items = out.items().iter().map(activity_from).collect::<Result<Vec<_>, _>>()?;
-        let next_token = out
-            .last_evaluated_key()
-            .and_then(|k| k.get("gsi1sk"))
-            .and_then(|v| v.as_s().ok())
-            .map(|sk| encode_token(sk));
-        Ok(Page { items, next_token })
+        let is_key: fn(&str) -> bool = |sk| sk.splitn(3, '#').count() == 3;
+        let partition = format!("USAGE#{month}");
+        self.index_page(&partition, true, 1_000, next_token, is_key, key, "Query(activity)", activity_from).await
     }
 }
 

@@ -33,7 +33,6 @@ pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
 pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token};
-pub(crate) use records::GSI1 as GSI1_INDEX;
 
 /// One attempt of any call: DynamoDB and Identity Store answer in milliseconds; a connection
 /// that hangs is abandoned and the attempt retried, not waited on until the Lambda timeout.

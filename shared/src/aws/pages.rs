@@ -104,3 +104,52 @@ impl DynamoStore {
         unreachable!("the loop returns")
     }
 }
+
+impl DynamoStore {
+    /// One page of a `gsi1` partition, in `forward` or reverse (newest first) order, from the
+    /// item after the token's `gsi1sk`; `table_key` gives that item's table key from its
+    /// `gsi1sk`. The token is the last item's `gsi1sk`.
+    #[allow(clippy::too_many_arguments)] // one private helper serving the simple list routes
+    pub(crate) async fn index_page<T>(
+        &self,
+        partition: &str,
+        forward: bool,
+        limit: usize,
+        next_token: Option<String>,
+        is_key: fn(&str) -> bool,
+        table_key: impl Fn(&str) -> Result<Item, StoreError>,
+        operation: &'static str,
+        convert: impl Fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let start = match next_token {
+            Some(t) => {
+                let sk = decode_token_of(&t, is_key)?;
+                let mut esk = table_key(&sk)?;
+                esk.insert("gsi1pk".to_owned(), s(partition));
+                esk.insert("gsi1sk".to_owned(), s(sk));
+                Some(esk)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(partition))
+            .scan_index_forward(forward)
+            .limit(i32::try_from(limit).unwrap_or(50))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error(operation, e))?;
+        let items = out.items().iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+        let next_token = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("gsi1sk"))
+            .and_then(|v| v.as_s().ok())
+            .map(|sk| encode_token(sk));
+        Ok(Page { items, next_token })
+    }
+}
