@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p kiro-bench --bench figures [-- process|requests|console]` runs only those parts (all
 //! by default). The host release binaries must be built first
-//! (`cargo build --release -p create-profile -p assign-tier -p sync-group -p console`, which `make bench` runs).
+//! (`cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity`, which `make bench` runs).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             .collect();
         if !missing.is_empty() {
             eprintln!(
-                "missing {}: run `cargo build --release -p create-profile -p assign-tier -p sync-group -p console` first (`make bench` does)",
+                "missing {}: run `cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity` first (`make bench` does)",
                 missing.join(", ")
             );
             return ExitCode::FAILURE;
@@ -62,6 +62,12 @@ fn main() -> ExitCode {
     if wants("console") {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
         show(rt.block_on(kiro_bench::console::pages(1_000)), &mut sections);
+    }
+
+    if wants("activity") {
+        // ingest-activity runs on a current-thread runtime; its reading passes on spawn_blocking.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        show(rt.block_on(kiro_bench::activity::report_ingest(100_000)), &mut sections);
     }
 
     println!("{}", report::summary(&sections).render());

@@ -9,6 +9,7 @@
 //! CPU per event (parsing an envelope, computing a seat change) is the criterion bench in
 //! `benches/cpu.rs`.
 
+pub mod activity;
 pub mod console;
 pub mod directory;
 pub mod fakes;

@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 use crate::report::{COLD_START_MS, PEAK_RSS_MIB, Row, Section};
 use crate::{ms, percentile};
 
-pub const BINARIES: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
+pub const BINARIES: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
 /// Measured starts per binary (after one unmeasured start that warms the page cache).
 pub const COLD_STARTS: usize = 25;
 /// Fresh processes per binary for the first invocation against moto.
@@ -127,6 +127,13 @@ fn first_event(name: &str) -> Value {
         "console" => {
             let mut event = fixture("http/console-home.json");
             event["cookies"] = serde_json::json!(["kiro_session=bench-session-token-not-stored"]);
+            event
+        }
+        // An Object Created envelope for a key outside any bucket: `GetItem` of its import
+        // marker, then `GetObject` (404): a REJECTED report (`TransactWriteItems`).
+        "ingest-activity" => {
+            let mut event = fixture("s3/object-created-user-report.json");
+            event["detail"]["bucket"]["name"] = serde_json::json!("kiro-bench-no-such-bucket");
             event
         }
         _ => fixture("cloudtrail/identitystore-create-group-membership.json"),

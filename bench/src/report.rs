@@ -11,6 +11,8 @@ pub struct Target {
 
 pub const REQUESTS_PER_MEMBERSHIP_EVENT: Target = Target { limit: 4.0, label: "≤ 4 requests" };
 pub const REQUESTS_PER_SEAT: Target = Target { limit: 0.06, label: "≤ 0.06 requests/seat" };
+/// Issue 16: DynamoDB requests per row of an activity report ("batch the writes").
+pub const REQUESTS_PER_ACTIVITY_ROW: Target = Target { limit: 0.05, label: "≤ 0.05 requests/row" };
 pub const COLD_START_MS: Target = Target { limit: 20.0, label: "≤ 20 ms" };
 pub const PEAK_RSS_MIB: Target = Target { limit: 24.0, label: "≤ 24 MB" };
 
