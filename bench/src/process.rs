@@ -144,7 +144,8 @@ fn first_event(name: &str) -> Value {
 fn answer_of(outcome: &Outcome) -> Result<String, String> {
     match outcome {
         Outcome::Response(v) if v.get("statusCode").is_some() => Ok(v["statusCode"].to_string()),
-        Outcome::Response(v) => Ok(v["signal"].as_str().unwrap_or("?").to_owned()),
+        // sync-group's `signal`, ingest-activity's ImportReport `status`.
+        Outcome::Response(v) => Ok(v["signal"].as_str().or(v["status"].as_str()).unwrap_or("?").to_owned()),
         Outcome::Error(e) => Err(format!("the invocation failed: {e}")),
     }
 }
