@@ -291,6 +291,37 @@ pub trait ReportObjects: Send + Sync {
     ) -> impl Future<Output = Result<Box<dyn std::io::Read + Send>, ObjectError>> + Send;
 }
 
+/// Where an export too large for one Lambda response goes (the console's Export CSV).
+pub trait Exports: Send + Sync {
+    /// Stores `body` as `name` and answers a download link valid for at most five minutes, or
+    /// `None` when no place for exports is configured.
+    fn publish_export(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<String>, ObjectError>> + Send;
+}
+
+/// No place for exports: large exports are refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoExports;
+
+impl Exports for NoExports {
+    async fn publish_export(&self, _name: &str, _body: Vec<u8>) -> Result<Option<String>, ObjectError> {
+        Ok(None)
+    }
+}
+
+/// A place for exports when configured (`Some`), none otherwise.
+impl<X: Exports> Exports for Option<X> {
+    async fn publish_export(&self, name: &str, body: Vec<u8>) -> Result<Option<String>, ObjectError> {
+        match self {
+            Some(x) => x.publish_export(name, body).await,
+            None => Ok(None),
+        }
+    }
+}
+
 /// An IAM Identity Center instance of the account (`sso-admin:ListInstances`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {

@@ -123,3 +123,35 @@ async fn anything_but_an_object_created_envelope_is_acknowledged_and_ignored() {
         assert_eq!(answer["signal"], "ignored");
     }
 }
+
+/// GET `url` over plain HTTP (moto on loopback): status line and body.
+async fn http_get(url: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("moto answers");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn a_large_export_is_put_in_the_export_bucket_and_read_back_through_its_five_minute_link() {
+    use kiro::aws::s3::S3Exports;
+    use kiro::ports::Exports;
+    let w = S3World::new().await;
+    let exports = S3Exports::new(w.s3.clone(), &w.bucket);
+    let body = b"userId,userName\r\nu-1,alice\r\n".to_vec();
+    let link = exports.publish_export("exports/abc/kiro-seats.csv", body.clone()).await.unwrap().expect("a link");
+    assert!(link.contains("X-Amz-Expires=300"), "valid five minutes: {link}");
+    let (status, got) = http_get(&link).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(got.as_bytes(), body.as_slice());
+    // Without the signature the object is not readable.
+    let (status, _) = http_get(link.split('?').next().unwrap()).await;
+    assert!(!status.contains(" 200 "), "a private object: {status}");
+}

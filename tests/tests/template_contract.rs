@@ -84,6 +84,8 @@ const CONTRACT_ENV: &[(&str, &[&str])] = &[
             "CONSOLE_USER_CLAIM",
             "CONSOLE_ADMIN_GROUP",
             "CONSOLE_VIEWER_GROUP",
+            // An addition to the contract's variables: the bucket of large exports.
+            "CONSOLE_EXPORT_BUCKET",
         ],
     ),
     // "it needs no other configuration": the bucket and key come with each event.
@@ -547,7 +549,9 @@ impl Adapters {
                         "events" => "bus".to_owned(),
                         // No resource type: IAM takes only "*" for them (sso:ListInstances).
                         "sso" => "*".to_owned(),
-                        // The one bucket any function reads: Kiro's reports, by the event's key.
+                        // The console's large exports, in the stack's export bucket.
+                        "s3" if ty == "S3Exports" => "export-objects".to_owned(),
+                        // The one bucket ingest-activity reads: Kiro's reports, by the event's key.
                         "s3" => "report-objects".to_owned(),
                         _ => "identity-store".to_owned(),
                     };
@@ -813,7 +817,9 @@ impl Template {
     /// The report bucket the stack creates and the condition it is created on: no
     /// `ActivityReportBucket` given.
     fn report_bucket(&self) -> (String, String) {
-        let buckets = self.of_type("AWS::S3::Bucket");
+        // Kiro's report bucket, and the console's export bucket (checked on its own).
+        let mut buckets = self.of_type("AWS::S3::Bucket");
+        buckets.retain(|(id, _)| id.as_str() != "ConsoleExportBucket");
         assert_eq!(buckets.len(), 1, "one bucket, Kiro's report bucket: {buckets:?}");
         let (id, bucket) = &buckets[0];
         let condition = bucket["Condition"].as_str().expect("the bucket is created on a condition").to_owned();
@@ -851,6 +857,9 @@ impl Template {
                 if path == Some(REPORT_OBJECTS) && vars.get("Bucket").is_some_and(|b| self.is_report_bucket_name(b)) {
                     return "report-objects".into();
                 }
+            }
+            if sub_of(r) == Some("${ConsoleExportBucket.Arn}/*") {
+                return "export-objects".into();
             }
             if let Some((id, attr)) = get_att(r) {
                 if attr == "Arn" && id == table {
@@ -1903,7 +1912,9 @@ fn kiro_writes_its_reports_to_a_bucket_whose_events_reach_ingest_activity() {
         assert!(wildcard_matches(REPORT_OBJECTS, key), "{key}: delivered, so it must be readable");
     }
     for binary in FUNCTIONS.iter().filter(|b| **b != "ingest-activity") {
-        assert!(t.granted(binary).iter().all(|(a, _)| !a.starts_with("s3:")), "{binary} touches no bucket");
+        // The console's only bucket is its export bucket (its own test).
+        let reports = t.granted(binary).into_iter().any(|(a, r)| a.starts_with("s3:") && r != "export-objects");
+        assert!(!reports, "{binary} touches no report bucket");
     }
     if !SCANNED.contains(&"ingest-activity") {
         // Until its code is scanned: sync-group's seat commits and events, plus BatchWriteItem.
@@ -2091,4 +2102,21 @@ fn the_stack_keeps_its_logs_tells_its_alarms_and_narrows_its_keys() {
     let table = &t.resource(&t.table_id())["Properties"];
     assert_eq!(table["SSESpecification"]["SSEEnabled"], true, "encrypted with a KMS key");
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+}
+
+#[test]
+fn large_exports_go_to_a_private_bucket_that_forgets_them_and_only_the_console_touches() {
+    let t = Template::load();
+    let bucket = &t.root["Resources"]["ConsoleExportBucket"];
+    let block = &bucket["Properties"]["PublicAccessBlockConfiguration"];
+    for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(block[flag], Value::Bool(true), "{flag}");
+    }
+    let rule = &bucket["Properties"]["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!((rule["Status"].as_str(), rule["ExpirationInDays"].as_u64()), (Some("Enabled"), Some(1)));
+    assert_eq!(ref_of(&t.env("console")["CONSOLE_EXPORT_BUCKET"]), Some("ConsoleExportBucket"));
+    for binary in FUNCTIONS.iter().filter(|b| **b != "console") {
+        let granted = t.granted(binary);
+        assert!(granted.iter().all(|(_, r)| r != "export-objects"), "{binary} may not touch the exports");
+    }
 }

@@ -30,8 +30,8 @@ fn tier(form: &Form) -> Result<Tier, AppError> {
 }
 
 /// Create Kiro profile → Enable: binds one of the account's IAM Identity Center instances.
-pub async fn create_profile<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn create_profile<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     session: &Session,
     form: &Form,
 ) -> Result<Reply, AppError>
@@ -62,8 +62,8 @@ where
 }
 
 /// Settings → Save.
-pub async fn save_settings<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn save_settings<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     session: &Session,
     form: &Form,
 ) -> Result<Reply, AppError>
@@ -77,8 +77,8 @@ where
 
 /// Add user / Add group → Assign: every principal picked, at the chosen tier. Each is its own
 /// subscription: one that fails leaves the others done, and the page says which is which.
-pub async fn assign<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn assign<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     session: &Session,
     profile: &Profile,
@@ -165,8 +165,8 @@ fn tab_of(p: &Principal) -> &'static str {
 }
 
 /// Change plan → Continue.
-pub async fn change_plan<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn change_plan<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     session: &Session,
     profile: &Profile,
@@ -202,8 +202,8 @@ where
 }
 
 /// Deactivate plan → Unsubscribe.
-pub async fn deactivate<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn deactivate<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     session: &Session,
     params: &Params,
 ) -> Result<Reply, AppError>
@@ -219,8 +219,8 @@ where
 }
 
 /// Run audit: requested as `POST /audits` does.
-pub async fn run_audit<S, D, E: EventSink, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn run_audit<S, D, E: EventSink, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     session: &Session,
     form: &Form,
 ) -> Result<Reply, AppError> {

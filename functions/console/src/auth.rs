@@ -20,7 +20,7 @@ pub const SESSION_COOKIE: &str = "kiro_session";
 const SIGN_IN_COOKIE: &str = "kiro_signin";
 
 /// Where the issuer sends the browser back.
-fn redirect_uri<S, D, E, I, F>(deps: &Deps<S, D, E, I, F>, req: &Request) -> Result<String, AppError> {
+fn redirect_uri<S, D, E, I, F, X>(deps: &Deps<S, D, E, I, F, X>, req: &Request) -> Result<String, AppError> {
     let base = match &deps.config.base_url {
         Some(b) => b.clone(),
         None => format!(
@@ -42,7 +42,7 @@ fn oidc_failure(e: OidcError) -> AppError {
 }
 
 /// `GET /console/auth/login`: remember a new sign-in and send the browser to the issuer.
-pub async fn start<S, D, E, I, F>(deps: &Deps<S, D, E, I, F>, req: &Request) -> Result<Reply, AppError>
+pub async fn start<S, D, E, I, F, X>(deps: &Deps<S, D, E, I, F, X>, req: &Request) -> Result<Reply, AppError>
 where
     S: SessionStore,
     F: Fetch,
@@ -70,7 +70,7 @@ where
 }
 
 /// `GET /console/auth/callback`: complete the sign-in, decide the role, open a session.
-pub async fn callback<S, D, E, I, F>(deps: &Deps<S, D, E, I, F>, req: &Request) -> Result<Reply, AppError>
+pub async fn callback<S, D, E, I, F, X>(deps: &Deps<S, D, E, I, F, X>, req: &Request) -> Result<Reply, AppError>
 where
     S: ApiStore + ProfileAdmin + SessionStore,
     D: Directory + DirectorySearch + MemberGroups,
@@ -141,8 +141,8 @@ where
 
 /// The request's live session, its role re-checked when due (before every change, and every
 /// 15 minutes otherwise). `None` without a valid session; `Forbidden` when the user lost their role.
-pub async fn session<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn session<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     change: bool,
 ) -> Result<Option<Session>, AppError>
@@ -201,8 +201,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `POST /console/auth/logout`: ends the session on the server.
-pub async fn sign_out<S: SessionStore, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn sign_out<S: SessionStore, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     session: &Session,
 ) -> Result<Reply, AppError> {
     deps.store.delete_session(&session.token_hash).await?;

@@ -4,13 +4,16 @@ use kiro::domain::Profile;
 use kiro::domain::seat::sources_list;
 use kiro::error::AppError;
 use kiro::http::Request;
-use kiro::ports::{ApiStore, Directory, DirectorySearch};
+use kiro::ports::{ApiStore, Directory, DirectorySearch, Exports};
 
-use crate::Deps;
 use crate::web::Reply;
+use crate::{Deps, oidc};
 
-/// A Lambda response is at most 6 MB; the export stops well before, and says so.
-const MAX_EXPORT_BYTES: usize = 5_500_000;
+/// A Lambda response is at most 6 MB: a larger export goes to the export bucket and the browser
+/// to its five-minute link.
+pub const MAX_INLINE_BYTES: usize = 5_500_000;
+/// What one invocation builds at most (in memory, then one `PutObject`): about 650,000 seats.
+const MAX_EXPORT_BYTES: usize = 100_000_000;
 
 /// One CSV cell: quoted when needed, and a leading `=`, `+`, `-`, `@` (or tab / carriage return)
 /// prefixed with `'` so that no spreadsheet runs it as a formula.
@@ -20,14 +23,15 @@ pub fn cell(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
-pub async fn seats_csv<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn seats_csv<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     profile: &Profile,
 ) -> Result<Reply, AppError>
 where
     S: ApiStore,
     D: Directory + DirectorySearch,
+    X: Exports,
 {
     let filters = crate::pages::filters_of(req)?;
     let mut out = String::from("userId,userName,tier,status,sources,grantedAt,updatedAt,canceledAt\r\n");
@@ -66,6 +70,17 @@ where
         if token.is_none() {
             break;
         }
+    }
+    if out.len() > deps.inline_export_bytes {
+        let name = format!("exports/{}/kiro-seats.csv", oidc::random_token(16));
+        let link = deps.exports.publish_export(&name, out.into_bytes()).await.map_err(AppError::internal)?;
+        return match link {
+            Some(url) => Ok(Reply::see_other(url)),
+            None => Err(AppError::BadRequest(
+                "The export is larger than one download can carry, and no export bucket is configured. Filter by tier or status and export each part."
+                    .into(),
+            )),
+        };
     }
     Ok(Reply::text(200, "text/csv; charset=utf-8", out)
         .header("content-disposition", "attachment; filename=\"kiro-seats.csv\""))

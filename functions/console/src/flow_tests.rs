@@ -16,7 +16,8 @@ use crate::oidc::pkce_challenge;
 use crate::oidc::tests::{CLIENT, FakeIssuer, ISSUER, claims};
 use crate::{Deps, handle};
 
-type TestDeps<'a> = Deps<&'a MemoryStore, &'a MemoryDirectory, &'a MemorySink, MemoryInstances, &'a FakeIssuer>;
+type TestDeps<'a, X = kiro::ports::NoExports> =
+    Deps<&'a MemoryStore, &'a MemoryDirectory, &'a MemorySink, MemoryInstances, &'a FakeIssuer, X>;
 
 struct World {
     store: MemoryStore,
@@ -137,7 +138,13 @@ fn event_with(
     LambdaEvent::new(payload, ctx)
 }
 
-async fn call(deps: &TestDeps<'_>, method: &str, path: &str, cookies: &[&str], body: Option<&str>) -> Answer {
+async fn call<X: kiro::ports::Exports>(
+    deps: &TestDeps<'_, X>,
+    method: &str,
+    path: &str,
+    cookies: &[&str],
+    body: Option<&str>,
+) -> Answer {
     let r: ApiGatewayV2httpResponse = handle(deps, event(method, path, cookies, body)).await.unwrap();
     let body = match r.body {
         Some(Body::Text(t)) => t,
@@ -607,4 +614,50 @@ async fn the_add_dialogs_tier_does_not_filter_the_table_behind_it() {
     assert!(step_two.body.contains("Tier: <strong>Power</strong>"), "{}", step_two.body);
     assert!(step_two.body.contains("<th scope=\"row\">alice</th>"), "the Pro seats still show behind the dialog");
     assert!(step_two.body.contains("role=\"combobox\""));
+}
+
+/// An export place in memory: what was published, and its link.
+#[derive(Default)]
+struct Published(std::sync::Mutex<Vec<(String, Vec<u8>)>>);
+
+impl kiro::ports::Exports for &Published {
+    async fn publish_export(&self, name: &str, body: Vec<u8>) -> Result<Option<String>, kiro::ports::ObjectError> {
+        self.0.lock().unwrap().push((name.to_owned(), body));
+        Ok(Some(format!("https://exports.test/{name}?X-Amz-Expires=300")))
+    }
+}
+
+#[tokio::test]
+async fn an_export_too_large_for_a_response_goes_to_the_export_place_and_the_browser_to_its_link() {
+    let w = World::new();
+    let (alice, csrf) = admin_with_profile(&w, &w.deps()).await;
+    let g = w.groups["engineering"].as_str();
+    call(
+        &w.deps(),
+        "POST",
+        "/console/subscriptions",
+        &[&alice],
+        Some(&format!("csrf={csrf}&principalType=GROUP&tier=PRO&principalId={g}")),
+    )
+    .await;
+
+    // Without a place for exports, an export over the limit is refused in plain words.
+    let mut small = w.deps();
+    small.inline_export_bytes = 100;
+    let refused = call(&small, "GET", "/console/users.csv", &[&alice], None).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("no export bucket is configured"), "{}", refused.body);
+
+    // With one, the whole CSV is published and the browser sent to its five-minute link.
+    let published = Published::default();
+    let mut deps = w.deps().with_exports(&published);
+    deps.inline_export_bytes = 100;
+    let sent = call(&deps, "GET", "/console/users.csv", &[&alice], None).await;
+    assert_eq!(sent.status, 303);
+    assert!(sent.location().starts_with("https://exports.test/exports/"), "{}", sent.location());
+    let csv = String::from_utf8(published.0.lock().unwrap()[0].1.clone()).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3, "the header and engineering's three seats: {csv}");
+    // Under the limit, the CSV is the response itself.
+    let inline = call(&w.deps(), "GET", "/console/users.csv", &[&alice], None).await;
+    assert_eq!(inline.status, 200);
 }

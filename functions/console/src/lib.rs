@@ -23,8 +23,8 @@ use kiro::domain::{IdentityStoreId, Profile};
 use kiro::error::{AppError, cause_chain};
 use kiro::http::{Request, Routes};
 use kiro::ports::{
-    ActivityReads, ApiStore, AuditStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin,
-    ProfileStore, SeatStore, SessionStore, SubscriptionStore,
+    ActivityReads, ApiStore, AuditStore, Directory, DirectorySearch, EventSink, Exports, Instances, MemberGroups,
+    ProfileAdmin, ProfileStore, SeatStore, SessionStore, SubscriptionStore,
 };
 use lambda_runtime::LambdaEvent;
 
@@ -33,7 +33,7 @@ use crate::oidc::RelyingParty;
 use crate::web::Reply;
 
 /// What the console needs; built once in `main`.
-pub struct Deps<S, D, E, I, F> {
+pub struct Deps<S, D, E, I, F, X = kiro::ports::NoExports> {
     pub store: S,
     pub directory: D,
     pub events: E,
@@ -44,6 +44,10 @@ pub struct Deps<S, D, E, I, F> {
     /// The function's own Region: where a new profile lives.
     pub region: String,
     pub supported_regions: Vec<String>,
+    /// Where an Export CSV too large for one response goes (`CONSOLE_EXPORT_BUCKET`), if anywhere.
+    pub exports: X,
+    /// The largest export answered in the response itself (a Lambda response is at most 6 MB).
+    pub inline_export_bytes: usize,
 }
 
 impl<S, D, E, I, F: Fetch> Deps<S, D, E, I, F> {
@@ -60,15 +64,47 @@ impl<S, D, E, I, F: Fetch> Deps<S, D, E, I, F> {
         supported_regions: Vec<String>,
     ) -> Self {
         let relying_party = RelyingParty::new(fetch, config.issuer.clone(), config.client_id.clone());
-        Self { store, directory, events, instances, relying_party, config, pricing, region, supported_regions }
+        let (exports, inline_export_bytes) = (kiro::ports::NoExports, export::MAX_INLINE_BYTES);
+        Self {
+            store,
+            directory,
+            events,
+            instances,
+            relying_party,
+            config,
+            pricing,
+            region,
+            supported_regions,
+            exports,
+            inline_export_bytes,
+        }
     }
 
+    /// The same, with a place for large exports.
+    pub fn with_exports<X: Exports>(self, exports: X) -> Deps<S, D, E, I, F, X> {
+        Deps {
+            store: self.store,
+            directory: self.directory,
+            events: self.events,
+            instances: self.instances,
+            relying_party: self.relying_party,
+            config: self.config,
+            pricing: self.pricing,
+            region: self.region,
+            supported_regions: self.supported_regions,
+            exports,
+            inline_export_bytes: self.inline_export_bytes,
+        }
+    }
+}
+
+impl<S, D, E, I, F, X> Deps<S, D, E, I, F, X> {
     fn groups(&self) -> ConsoleGroups {
         ConsoleGroups { admin: self.config.admin_group.clone(), viewer: self.config.viewer_group.clone() }
     }
 }
 
-impl<S, D, E, I, F> Deps<S, D, E, I, F>
+impl<S, D, E, I, F, X> Deps<S, D, E, I, F, X>
 where
     S: ApiStore + ProfileAdmin + SessionStore,
     D: Directory + DirectorySearch + MemberGroups,
@@ -145,8 +181,8 @@ impl Endpoint {
     }
 }
 
-pub async fn handle<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn handle<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error>
 where
@@ -156,6 +192,7 @@ where
     E: EventSink,
     I: Instances,
     F: Fetch,
+    X: Exports,
 {
     let request_id = event.context.request_id.clone();
     let mut req = Request::new(event.payload, request_id.clone());

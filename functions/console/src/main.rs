@@ -1,6 +1,7 @@
 use console::fetch::Https;
 use console::{Deps, handle};
 use kiro::aws::eventbridge::EventBridgeSink;
+use kiro::aws::s3::S3Exports;
 use kiro::aws::ssoadmin::SsoAdminInstances;
 use kiro::aws::{DynamoStore, IdentityStoreDirectory, load_sdk_config};
 use kiro::config::{self, Config, env_var};
@@ -25,6 +26,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         pricing,
         region,
         supported_regions,
+    )
+    // Large exports go to the stack's export bucket (CONSOLE_EXPORT_BUCKET, an addition to the
+    // contract's variables); without it they are refused with a message.
+    .with_exports(
+        env_var("CONSOLE_EXPORT_BUCKET")
+            .filter(|b| !b.trim().is_empty())
+            .map(|bucket| S3Exports::new(aws_sdk_s3::Client::new(&sdk), bucket.trim())),
     );
     // Built once and kept for the life of the process; each invocation borrows it.
     let deps: &'static _ = Box::leak(Box::new(deps));

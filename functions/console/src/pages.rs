@@ -11,7 +11,8 @@ use kiro::domain::{Principal, PrincipalType, Profile, Seat, SeatStatus, Subscrip
 use kiro::error::AppError;
 use kiro::http::{Params, Request};
 use kiro::ports::{
-    ApiStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin, SeatFilter, SessionStore,
+    ApiStore, Directory, DirectorySearch, EventSink, Exports, Instances, MemberGroups, ProfileAdmin, SeatFilter,
+    SessionStore,
 };
 
 use crate::dashboard::{self, Counts, Dashboard, Reclaim};
@@ -29,8 +30,8 @@ const DASHBOARD_SEATS: usize = 5_000;
 /// A seat unused this long is one to reclaim.
 const RECLAIM_AFTER_DAYS: i64 = 30;
 
-pub async fn serve<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+pub async fn serve<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     endpoint: Endpoint,
     params: Params,
@@ -41,6 +42,7 @@ where
     E: EventSink,
     I: Instances,
     F: Fetch,
+    X: Exports,
 {
     match endpoint {
         Endpoint::Asset => {
@@ -80,8 +82,8 @@ where
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn with_profile<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn with_profile<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     endpoint: Endpoint,
     params: Params,
@@ -96,6 +98,7 @@ where
     E: EventSink,
     I: Instances,
     F: Fetch,
+    X: Exports,
 {
     let notice = query(req, "done").and_then(notice_text);
     let notice = notice.as_deref();
@@ -143,8 +146,8 @@ fn notice_text(code: &str) -> Option<String> {
     })
 }
 
-async fn no_profile<S, D, E, I: Instances, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn no_profile<S, D, E, I: Instances, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     viewer: &Viewer<'_>,
 ) -> Result<Reply, AppError> {
@@ -373,8 +376,8 @@ pub async fn picks<D: Directory + DirectorySearch>(
     })
 }
 
-async fn users_page<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn users_page<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     viewer: &Viewer<'_>,
     profile: &Profile,
@@ -394,8 +397,8 @@ where
     Ok(Reply::html(200, members::users(viewer, &rows, &f, next.as_deref(), dialog, &deps.pricing, notice, Utc::now())))
 }
 
-async fn groups_page<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn groups_page<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     viewer: &Viewer<'_>,
     profile: &Profile,
@@ -417,8 +420,8 @@ where
 }
 
 /// `GET /console/directory/{users,groups}?q=`: the combobox's suggestions.
-async fn search<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn search<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     req: &Request,
     profile: &Profile,
     endpoint: Endpoint,
@@ -436,8 +439,8 @@ where
 
 // ------------------------------------------------------------------------------ dashboard
 
-async fn dashboard_page<S, D, E, I, F>(
-    deps: &Deps<S, D, E, I, F>,
+async fn dashboard_page<S, D, E, I, F, X>(
+    deps: &Deps<S, D, E, I, F, X>,
     viewer: &Viewer<'_>,
     profile: &Profile,
     notice: Option<&str>,
