@@ -10,13 +10,10 @@ use kiro::domain::session::Session;
 use kiro::domain::{Invalid, NewProfile, Principal, PrincipalType, Profile, ProfilePatch, Tier, TierChange};
 use kiro::error::AppError;
 use kiro::http::{Params, Request};
-use kiro::ports::{
-    ApiStore, Directory, DirectorySearch, EventSink, Instances, MemberGroups, ProfileAdmin, SessionStore,
-};
+use kiro::ports::{ApiStore, Directory, DirectorySearch, EventSink, Instances, ProfileAdmin};
 use serde_json::{Map, Value};
 
 use crate::Deps;
-use crate::fetch::Fetch;
 use crate::form::Form;
 use crate::web::{Reply, plain_message};
 
@@ -36,11 +33,9 @@ pub async fn create_profile<S, D, E, I, F, X>(
     form: &Form,
 ) -> Result<Reply, AppError>
 where
-    S: ApiStore + ProfileAdmin + SessionStore,
-    D: Directory + DirectorySearch + MemberGroups,
-    E: EventSink,
+    // What creating the profile touches: the table's profile and the account's instances.
+    S: ProfileAdmin,
     I: Instances,
-    F: Fetch,
 {
     let chosen = form.get("identityStoreId").unwrap_or_default();
     let instances = deps.instances.list_instances().await?;
