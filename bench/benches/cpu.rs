@@ -78,6 +78,7 @@ fn seat(sources: Sources) -> Seat {
         canceled_at: None,
         activated_at: Some(at(2)),
         last_active_date: None,
+        bills: Default::default(),
         version: 3,
     }
 }

@@ -111,6 +111,7 @@ fn pending_seat(i: usize, granted: DateTime<Utc>) -> Seat {
         canceled_at: None,
         activated_at: None,
         last_active_date: None,
+        bills: Default::default(),
         version: 1,
     }
 }

@@ -40,6 +40,7 @@ pub fn seat(user: &UserId, tier: Tier, version: u64) -> Seat {
         canceled_at: None,
         activated_at: Some(now()),
         last_active_date: Some(now().date_naive()),
+        bills: Default::default(),
         version,
     }
 }

@@ -7,7 +7,7 @@ use std::ops::Deref;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::BoxError;
-use crate::domain::activity::{ActivityKey, Figures};
+use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::audit::AuditReport;
 use crate::domain::import::{ImportReport, ObjectRef};
 use crate::domain::seat::SeatStatus;
@@ -218,6 +218,11 @@ pub trait ActivityStore: Send + Sync {
     /// most [`ACTIVITY_BATCH`] rows with distinct keys a call (one `BatchWriteItem`, its
     /// unprocessed items retried before it answers).
     fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks each (date, client type) as having figures stored by an import, and answers those
+    /// no import marked before: for them there are no earlier figures to replace, so a row with
+    /// nothing in it need not be stored. One `UpdateItem` a day (a daily file has one).
+    fn first_imports_of(&self, days: &[ReportDay]) -> impl Future<Output = Result<Vec<ReportDay>, StoreError>> + Send;
 
     /// Whether this object, at this ETag, was imported (or rejected) before.
     fn import_seen(&self, object: &ObjectRef) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -712,6 +717,10 @@ where
 {
     fn put_activity(&self, rows: &[(ActivityKey, Figures)]) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put_activity(rows)
+    }
+
+    fn first_imports_of(&self, days: &[ReportDay]) -> impl Future<Output = Result<Vec<ReportDay>, StoreError>> + Send {
+        (**self).first_imports_of(days)
     }
 
     fn import_seen(&self, object: &ObjectRef) -> impl Future<Output = Result<bool, StoreError>> + Send {

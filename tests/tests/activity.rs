@@ -40,6 +40,7 @@ fn pending(user: &UserId, granted: &str) -> Seat {
         canceled_at: None,
         activated_at: None,
         last_active_date: None,
+        bills: Default::default(),
         version: 1,
     }
 }
@@ -175,4 +176,63 @@ async fn a_report_of_many_rows_is_written_in_batches_of_25() {
     let by_op = w.store.requests_by_operation();
     assert_eq!(by_op.get("BatchWriteItem(activity)"), Some(&40), "{by_op:?}");
     assert_eq!(w.store.activity_snapshot().len(), 1_000);
+}
+
+/// The stored figures of `user` on 1 December.
+fn stored(w: &World, user: &UserId) -> Vec<String> {
+    w.store
+        .activity_snapshot()
+        .into_iter()
+        .filter(|(k, _)| &k.user_id == user && k.date == NaiveDate::from_ymd_opt(2026, 12, 1).unwrap())
+        .map(|(k, f)| format!("{} {}", k.client_type.as_str(), f.credits_used))
+        .collect()
+}
+
+#[tokio::test]
+async fn idle_rows_of_a_first_day_are_not_written_but_still_counted() {
+    // Given a daily file of 100 users, every other one idle (all figures zero)
+    let w = World::with(vec![]).await;
+    let mut csv = String::from("Date,UserId,Client_Type,Credits_Used,Total_Messages\n");
+    for i in 0..100u32 {
+        let (credits, messages) = if i % 2 == 0 { ("1.5", "3") } else { ("0.0", "0") };
+        csv.push_str(&format!("2026-12-01,{i:08x}-3041-7026-18f3-be45837cd0e4,KIRO_IDE,{credits},{messages}\n"));
+    }
+    w.store.reset_requests();
+
+    // When it is the first file of that day and client type
+    let report = w.ingest(&w.objects.put(BUCKET, KEY, csv)).await;
+
+    // Then the 50 active rows are written in two full batches, the idle ones not at all, and
+    // the report still counts every row and user
+    assert_eq!((report.rows, report.users), (100, 100));
+    let by_op = w.store.requests_by_operation();
+    assert_eq!(by_op.get("BatchWriteItem(activity)"), Some(&2), "{by_op:?}");
+    assert_eq!(by_op.get("UpdateItem(activity day)"), Some(&1), "{by_op:?}");
+    assert_eq!(w.store.activity_snapshot().len(), 50);
+}
+
+#[tokio::test]
+async fn an_idle_row_replaces_figures_an_earlier_file_or_row_stored() {
+    let w = World::with(vec![]).await;
+    // A first file of 1 December: alice used 41.2 credits in the IDE.
+    w.ingest(&w.objects.put(BUCKET, KEY, sample("user-report-ide.csv"))).await;
+    assert_eq!(stored(&w, &alice()), ["KIRO_IDE 41.237052"]);
+
+    // A corrected file of the same day and client type says she was idle: her figures go to zero.
+    let corrected =
+        "Date,UserId,Client_Type,Credits_Used\n2026-12-01,94482488-3041-7026-18f3-be45837cd0e4,KIRO_IDE,0\n";
+    let key = KEY.replace("report.csv", "corrected.csv");
+    w.ingest(&w.objects.put(BUCKET, &key, corrected)).await;
+    assert_eq!(stored(&w, &alice()), ["KIRO_IDE 0"], "a later file replaces the day's figures, idle or not");
+
+    // In a first file of another day, a key's idle row 30 rows after its busy one still replaces it.
+    let mut csv = String::from("Date,UserId,Client_Type,Credits_Used\n");
+    csv.push_str("2026-12-01,c4a8e418-5091-70bf-2a4d-6e7f8091a2b3,KIRO_CLI,9\n");
+    for i in 0..30u32 {
+        csv.push_str(&format!("2026-12-01,{i:08x}-3041-7026-18f3-be45837cd0e4,KIRO_CLI,1\n"));
+    }
+    csv.push_str("2026-12-01,c4a8e418-5091-70bf-2a4d-6e7f8091a2b3,KIRO_CLI,0\n");
+    let key = KEY.replace("report.csv", "cli.csv");
+    w.ingest(&w.objects.put(BUCKET, &key, csv)).await;
+    assert_eq!(stored(&w, &dave()), ["KIRO_CLI 0"], "the file's later row of a key wins, idle or not");
 }

@@ -72,6 +72,7 @@ async fn a_report_put_in_the_bucket_and_delivered_twice_activates_its_seat_once(
         canceled_at: None,
         activated_at: None,
         last_active_date: None,
+        bills: Default::default(),
         version: 1,
     };
     deps.store.commit(&Commit { seats: vec![write(seat, None)], ..Commit::default() }).await.unwrap();

@@ -117,9 +117,20 @@ async fn due_downgrades_apply_and_early_ones_wait() {
     assert_eq!((early["downgradesDue"].as_u64(), early["changed"].as_u64()), (Some(0), Some(0)));
     assert_eq!(ctx.seat(&u).await.unwrap().tier, Tier::Power);
 
-    let due = ctx.audit("repair", false, &effective).await;
+    // The daily audit runs three hours into the month the downgrade takes effect in.
+    let effective_at = kiro::time::parse(&effective).unwrap();
+    let later = kiro::time::format(&(effective_at + chrono::Duration::hours(3)));
+    let due = ctx.audit("repair", false, &later).await;
     assert_eq!((due["downgradesDue"].as_u64(), due["changed"].as_u64()), (Some(1), Some(1)), "{due}");
-    assert_eq!(ctx.seat(&u).await.unwrap().tier, Tier::Pro);
+    let seat = ctx.seat(&u).await.unwrap();
+    assert_eq!(seat.tier, Tier::Pro);
+    // Billed from its effective instant, not the audit's: the month it opens is a Pro month.
+    let month = kiro::domain::usage::YearMonth::of(effective_at);
+    let (new_month, _) = seat.bills.month(month, seat.held());
+    assert_eq!(new_month.highest_tier, Some(Tier::Pro), "{:?}", seat.bills);
+    let (old_month, at_its_end) =
+        seat.bills.month(kiro::domain::usage::YearMonth::of(effective_at - chrono::Duration::days(1)), seat.held());
+    assert_eq!((old_month.highest_tier, at_its_end.map(|h| h.0)), (Some(Tier::Power), Some(Tier::Power)));
     let (_, sub) = ctx.api("GET", &format!("/subscriptions/USER/{u}"), None).await;
     assert_eq!(sub["tier"], "PRO");
     assert!(sub.get("pendingTier").is_none(), "{sub}");

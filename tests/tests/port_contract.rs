@@ -72,6 +72,7 @@ contract!(
     the_checkpoint_is_created_once_leased_and_replaced_step_by_step,
     sessions_live_until_ended_and_a_sign_in_is_taken_once,
     activity_recorded_while_seatless_is_read_with_the_seats,
+    a_days_first_import_is_answered_once,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -655,4 +656,19 @@ async fn activity_recorded_while_seatless_is_read_with_the_seats<S: SeatStore + 
     seed(store, vec![seat(&user(3), Tier::Pro, 1)]).await;
     let (_, recorded) = store.get_seats_with_activity(&[user(3)]).await.unwrap();
     assert!(recorded.is_empty());
+}
+
+async fn a_days_first_import_is_answered_once<S: kiro::ports::ActivityStore>(store: &S) {
+    let day = |d: u32, client: &str| {
+        (
+            chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap(),
+            kiro::domain::activity::ClientType::parse("c", client).unwrap(),
+        )
+    };
+    let first = [day(1, "KIRO_IDE"), day(1, "KIRO_CLI")];
+    assert_eq!(store.first_imports_of(&first).await.unwrap(), first);
+    let again = [day(1, "KIRO_IDE"), day(2, "KIRO_IDE")];
+    assert_eq!(store.first_imports_of(&again).await.unwrap(), [day(2, "KIRO_IDE")], "only the day not seen before");
+    assert!(store.first_imports_of(&first).await.unwrap().is_empty());
+    assert!(store.first_imports_of(&[]).await.unwrap().is_empty());
 }

@@ -29,6 +29,7 @@ fn seat(u: &UserId, tier: Tier, status: SeatStatus, granted: DateTime<Utc>) -> S
         canceled_at: None,
         activated_at: (status != SeatStatus::Pending).then_some(granted),
         last_active_date: None,
+        bills: Default::default(),
         version: 1,
     }
 }
@@ -142,4 +143,71 @@ async fn the_routes_answer_and_a_bad_month_is_a_bad_request() {
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     let (status, body) = call_api(&stack.api, "GET", "/activity/imports", None).await;
     assert_eq!((status, body), (200, json!({"items": []})));
+}
+
+/// Each seat's history, through the one transition function, stored as the stack stores it.
+struct History {
+    seats: std::collections::HashMap<UserId, Seat>,
+}
+
+impl History {
+    fn change(&mut self, u: &UserId, op: kiro::domain::seat::SourceOp, when: &str) {
+        use kiro::domain::seat::{CancelReason, SeatChange, transition};
+        let change = SeatChange::one(op, CancelReason::LeftGroup);
+        let t = transition(self.seats.get(u), u, &change, at(when)).expect("a change");
+        self.seats.insert(u.clone(), t.seat);
+    }
+
+    fn used(&mut self, u: &UserId, day: &str, when: &str) {
+        let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        let t = kiro::domain::seat::record_activity(&self.seats[u], date, at(when)).expect("a change");
+        self.seats.insert(u.clone(), t.seat);
+    }
+}
+
+#[tokio::test]
+async fn a_past_month_and_a_mid_month_membership_downgrade_are_billed_as_held() {
+    use kiro::domain::seat::SourceOp::{Remove, Set};
+    let (alice, bob, carol) = (user(1), user(2), user(3));
+    let power = SourceKey::Group(kiro_fakes::fixtures::group(9));
+    let mut h = History { seats: Default::default() };
+    // alice: Pro in October, active; Power through a group from 3 November, which she leaves on
+    // the 20th (her seat falls back to Pro at once).
+    h.change(&alice, Set(SourceKey::Direct, Tier::Pro), "2026-10-05T09:00:00Z");
+    h.used(&alice, "2026-10-10", "2026-10-11T06:00:00Z");
+    h.change(&alice, Set(power.clone(), Tier::Power), "2026-11-03T09:00:00Z");
+    h.change(&alice, Remove(power.clone()), "2026-11-20T09:00:00Z");
+    // carol: Power from 1 October, active the next day, canceled on 10 November.
+    h.change(&carol, Set(SourceKey::Direct, Tier::Power), "2026-10-01T09:00:00Z");
+    h.used(&carol, "2026-10-02", "2026-10-03T06:00:00Z");
+    h.change(&carol, Remove(SourceKey::Direct), "2026-11-10T09:00:00Z");
+    // bob: Pro from 5 November, never used.
+    h.change(&bob, Set(SourceKey::Direct, Tier::Pro), "2026-11-05T09:00:00Z");
+    let stack = MemoryStack::new(25).await;
+    for s in h.seats.into_values() {
+        stack.store.commit(&Commit { seats: vec![write(s, None)], ..Commit::default() }).await.unwrap();
+    }
+    let now = at("2026-12-20T12:00:00Z");
+    let store = &*stack.store;
+    let pricing = &stack.api.pricing;
+    let month = |m: &str| {
+        let m: YearMonth = m.parse().unwrap();
+        async move { serde_json::to_value(usage::summary(store, m, pricing, now).await.unwrap()).unwrap() }
+    };
+    let row = |body: &serde_json::Value, tier: &str| {
+        let r = &body["tiers"][tier];
+        (r["seats"].as_u64().unwrap(), r["pending"].as_u64().unwrap(), r["estimatedCostUsd"].as_f64().unwrap())
+    };
+
+    // October: alice Pro (20), carol Power (200), both held at its end.
+    let oct = month("2026-10").await;
+    assert_eq!((row(&oct, "PRO"), row(&oct, "POWER")), ((1, 0, 20.0), (1, 0, 200.0)), "{oct}");
+    // November: alice billed Power (the month's highest, though she ended it on Pro), carol Power
+    // (a cancel bills the month), bob nothing (PENDING); at its end alice and bob hold Pro.
+    let nov = month("2026-11").await;
+    assert_eq!((row(&nov, "PRO"), row(&nov, "POWER")), ((2, 1, 0.0), (0, 0, 400.0)), "{nov}");
+    assert_eq!(nov["total"]["estimatedCostUsd"], 400.0);
+    // December: alice Pro all month (20); carol is gone; bob still PENDING.
+    let dec = month("2026-12").await;
+    assert_eq!((row(&dec, "PRO"), row(&dec, "POWER")), ((2, 1, 20.0), (0, 0, 0.0)), "{dec}");
 }

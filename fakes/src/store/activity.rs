@@ -1,6 +1,6 @@
 //! Activity figures and import reports: [`ActivityStore`] on the in-memory table.
 
-use kiro::domain::activity::{ActivityKey, Figures};
+use kiro::domain::activity::{ActivityKey, Figures, ReportDay};
 use kiro::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use kiro::ports::{ACTIVITY_BATCH, ActivityReads, ActivityStore, Page};
 
@@ -60,6 +60,19 @@ impl ActivityStore for MemoryStore {
             table.activity.insert(k.clone(), f.clone());
         }
         Ok(())
+    }
+
+    async fn first_imports_of(&self, days: &[ReportDay]) -> Result<Vec<ReportDay>, StoreError> {
+        let mut first = Vec::new();
+        for day in days {
+            MemoryStore::pause(self).await;
+            let mut table = self.table();
+            table.request("UpdateItem(activity day)")?;
+            if table.activity_days.insert(day.clone()) {
+                first.push(day.clone());
+            }
+        }
+        Ok(first)
     }
 
     async fn import_seen(&self, object: &ObjectRef) -> Result<bool, StoreError> {

@@ -104,6 +104,8 @@ struct Table {
     import_seq: u64,
     /// The latest activity of users without a seat row (`ACTIVITY#<userId>`/`LATEST`).
     latest_activity: HashMap<UserId, chrono::NaiveDate>,
+    /// The (date, client type)s an import stored figures for.
+    activity_days: HashSet<kiro::domain::activity::ReportDay>,
 }
 
 /// One grant row: a seat holding a group as a source.

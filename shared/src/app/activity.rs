@@ -2,18 +2,20 @@
 //!
 //! Two passes over the object, pinned to the event's ETag: the first validates the whole file
 //! and stores nothing (a file that is not UTF-8 CSV, or lacks `Date` or `UserId`, is rejected
-//! whole, wherever the fault is); the second streams the rows into the table 25 at a time
-//! (`BatchWriteItem`; a repeated key within the file keeps its last row), then records each
-//! user's latest activity on their seat, activating `PENDING` seats. Memory holds one batch and
-//! the file's keys (one per user in a daily file), whatever the file's size.
+//! whole, wherever the fault is, and lists the file's days); the second streams the rows into
+//! the table 25 at a time (`BatchWriteItem`; a repeated key within the file keeps its last row),
+//! then records each user's latest activity on their seat, activating `PENDING` seats. A row with
+//! nothing in it (an idle user: Kiro lists every subscribed one) is written only when it may
+//! replace earlier figures: its day was imported before, or the file had the key earlier. Memory
+//! holds a few batches and the file's keys (one per user in a daily file), whatever its size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::app::seats;
 use crate::domain::UserId;
-use crate::domain::activity::{self, ActivityKey, Figures, ReadError};
+use crate::domain::activity::{self, ActivityKey, Figures, ReadError, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::error::AppError;
 use crate::ports::{
@@ -47,13 +49,19 @@ where
         Ok(reader) => reader,
         Err(reason) => return record(store, rejected(reason)).await,
     };
-    let validated =
-        tokio::task::spawn_blocking(move || activity::validate(reader)).await.map_err(AppError::internal)?;
-    match validated {
-        Ok(_) => {}
+    let surveyed = tokio::task::spawn_blocking(move || activity::survey(reader)).await.map_err(AppError::internal)?;
+    let days = match surveyed {
+        Ok((_, days)) => days,
         Err(ReadError::Rejected(why)) => return record(store, rejected(why.to_string())).await,
         Err(e) => return Err(AppError::internal(format!("reading the report failed: {e}"))),
-    }
+    };
+    // The days no earlier import stored figures for: their rows with nothing in them (Kiro lists
+    // every subscribed user, idle or not) replace nothing, so they are not written. Marked before
+    // any row is stored, so a later file for the same day writes all of its rows.
+    let first: HashSet<ReportDay> = match days {
+        Some(days) => store.first_imports_of(&days.into_iter().collect::<Vec<_>>()).await?.into_iter().collect(),
+        None => HashSet::new(),
+    };
 
     // Second pass: the same bytes (same ETag), streamed into the table.
     let reader = match open(objects, &object).await? {
@@ -81,19 +89,30 @@ where
     // same key replaces (even in a later batch) is not activity. One entry per key: a daily file
     // has one date and one client type, so this is one per user.
     let mut keys: HashMap<ActivityKey, bool> = HashMap::new();
+    // The rows to write, gathered into full batches of distinct keys.
+    let mut pending: Vec<(ActivityKey, Figures)> = Vec::with_capacity(2 * ACTIVITY_BATCH);
     let mut written: Result<(), StoreError> = Ok(());
-    while let Some(batch) = rx.recv().await {
-        for (key, figures) in &batch {
-            keys.insert(key.clone(), figures.is_activity());
-        }
-        // One batch at a time, in file order: a later row of a key lands after the earlier one.
-        written = store.put_activity(&batch).await;
-        if written.is_err() {
-            break;
+    'reading: while let Some(batch) = rx.recv().await {
+        // A row with nothing in it is kept only if it replaces something: a row of a day an
+        // earlier import stored, or an earlier row of this file (a previous batch's).
+        pending.extend(batch.into_iter().filter(|(key, figures)| {
+            let earlier = keys.insert(key.clone(), figures.is_activity()).is_some();
+            earlier || !figures.is_nothing() || !first.contains(&(key.date, key.client_type.clone()))
+        }));
+        activity::dedupe(&mut pending);
+        while pending.len() >= ACTIVITY_BATCH {
+            let rest = pending.split_off(ACTIVITY_BATCH);
+            // One batch at a time, in file order: a later row of a key lands after the earlier one.
+            written = store.put_activity(&pending).await;
+            pending = rest;
+            if written.is_err() {
+                break 'reading;
+            }
         }
     }
     drop(rx); // stops the reading thread if a write failed
     written?;
+    store.put_activity(&pending).await?;
     let summary = match reading.await.map_err(AppError::internal)? {
         Ok(summary) => summary,
         Err(e) => return Err(AppError::internal(format!("reading the report failed: {e}"))),

@@ -22,7 +22,8 @@ use std::ops::Bound;
 
 use crate::app::seats::{self, Applied, UserChange};
 use crate::domain::audit::{
-    self, Action, AuditMode, AuditReport, FindingRecord, GroupDrift, MAX_NAMES_PER_AUDIT, Planned, Subscribed,
+    self, Action, AuditMode, AuditReport, Downgraded, FindingRecord, GroupDrift, MAX_NAMES_PER_AUDIT, Planned,
+    Subscribed,
 };
 use crate::domain::signal::AUDIT_REQUESTED;
 use crate::domain::subscription::due_downgrade;
@@ -177,6 +178,10 @@ struct Run {
     skipped: u64,
     #[serde(default)]
     skipped_users: Vec<String>,
+    /// The scheduled downgrades applied (or, in `report` mode, found due), kept across
+    /// invocations: a later one reads those subscriptions already lowered.
+    #[serde(default)]
+    downgraded: Downgraded,
 }
 
 impl Run {
@@ -206,6 +211,7 @@ impl Run {
             gone_groups: BTreeSet::new(),
             skipped: 0,
             skipped_users: Vec::new(),
+            downgraded: Downgraded::default(),
         }
     }
 
@@ -490,6 +496,9 @@ where
             if first || run.repair() {
                 run.downgrades_due += 1;
             }
+            if let Some(effective_at) = sub.pending_tier_effective_at {
+                run.downgraded.insert(&sub.principal, effective_at);
+            }
             let expected = sub.tier;
             sub.tier = tier;
             sub.pending_tier = None;
@@ -508,6 +517,7 @@ where
             Principal::Group(g) => subs.groups.insert(g, sub.tier),
         };
     }
+    subs.downgraded = run.downgraded.clone();
     Ok(subs)
 }
 

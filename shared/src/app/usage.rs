@@ -1,11 +1,12 @@
 //! `GET /usage` and `GET /usage/users`: seats, activity and the month's estimated cost.
 //!
 //! The month's figures are the sum of the stored activity rows dated in it (`USAGE#<month>`).
-//! What each seat held during the month is read from the seat as it is now (its tier, when it
-//! was granted, activated and canceled): exact for the current month except when a membership
-//! change lowered a seat's tier mid-month (then the lower tier is billed, an under-estimate),
-//! and for a past month only as far as a seat granted again since keeps no older history. Kiro's
-//! own bill is the reference; this is an estimate, and the README says so.
+//! What each seat held during the month is its bill row of that month ([`Bills`], kept on the
+//! seat and written with every change of it, for the last 13 months): the highest tier it held
+//! and whether it was `ACTIVE` at some instant. Kiro's own bill is the reference; this is an
+//! estimate (prices and credits are this stack's configuration), and the README says so.
+//!
+//! [`Bills`]: crate::domain::usage::Bills
 
 use std::collections::HashMap;
 
@@ -65,9 +66,19 @@ async fn all_seats<S: SeatStore>(store: &S) -> Result<Vec<Seat>, AppError> {
     }
 }
 
-/// What the seat held during `month` (`None`: nothing), and at its end (or now, for the current
-/// month).
-fn held(seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> (Held, Held) {
+/// The seat's bill for `month` (`None` when it held no seat in it) and what it held at the
+/// month's end (now, for the current month).
+fn held(seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> (Option<BillMonth>, Held) {
+    if seat.bills.rows().is_empty() {
+        return unbilled(seat, month, now);
+    }
+    let (bill, at_end) = seat.bills.month(month, seat.held());
+    (bill.highest_tier.is_some().then_some(bill), at_end)
+}
+
+/// [`held`] for a seat stored before bills were kept: read from the seat as it is now (its tier,
+/// when it was granted, activated and canceled), as if it had held its tier since its grant.
+fn unbilled(seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> (Option<BillMonth>, Held) {
     let (start, end) = (month.first_instant(), month.next().first_instant());
     let end_or_now = end.min(now);
     if seat.granted_at >= end_or_now || seat.canceled_at.is_some_and(|c| c < start) {
@@ -76,7 +87,7 @@ fn held(seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> (Held, Held) {
     let active = seat.activated_at.is_some_and(|a| a < end_or_now);
     let during = Some((seat.tier, active));
     let canceled_by_end = seat.status == SeatStatus::Canceled && seat.canceled_at.is_some_and(|c| c < end_or_now);
-    (during, if canceled_by_end { None } else { during })
+    (Some(BillMonth::steady(month, during)), if canceled_by_end { None } else { during })
 }
 
 /// The contract's Usage summary.
@@ -104,17 +115,12 @@ where
     let activity = month_activity(store, month).await?;
     let mut summary = UsageSummary::new(month);
     for seat in all_seats(store).await? {
-        let (during, at_end) = held(&seat, month, now);
-        if during.is_none() {
+        let (bill, at_end) = held(&seat, month, now);
+        if bill.is_none() {
             continue;
         }
         let m = activity.get(&seat.user_id).copied().unwrap_or_default();
-        let user = UserMonth {
-            held_now: at_end,
-            bill: Some(BillMonth::steady(month, during)),
-            credits_used: m.credits,
-            overage_credits: m.overage,
-        };
+        let user = UserMonth { held_now: at_end, bill, credits_used: m.credits, overage_credits: m.overage };
         summary.add(&user, pricing);
     }
     let mut groups = Vec::new();
@@ -197,8 +203,8 @@ where
         if after.as_deref().is_some_and(|a| seat.user_id.as_str() <= a) {
             continue;
         }
-        let (during, _) = held(&seat, month, now);
-        if during.is_none() && !seat.holds() {
+        let (bill, _) = held(&seat, month, now);
+        if bill.is_none() && !seat.holds() {
             continue;
         }
         if filter.tier.is_some_and(|t| t != seat.tier) || filter.status.is_some_and(|s| s != seat.status) {

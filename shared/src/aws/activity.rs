@@ -6,11 +6,11 @@ use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
 use super::dynamo::{DynamoStore, store_error};
 use super::item::s;
 use super::records::{
-    IMPORTS, activity_from, activity_item, import_from, import_item, import_key, import_marker_key, is_import_key,
-    latest_activity_from, latest_activity_item, latest_activity_key,
+    IMPORTS, activity_day_key, activity_from, activity_item, import_from, import_item, import_key, import_marker_key,
+    is_import_key, latest_activity_from, latest_activity_item, latest_activity_key,
 };
 use crate::domain::UserId;
-use crate::domain::activity::{ActivityKey, Figures};
+use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
 
@@ -42,6 +42,28 @@ impl ActivityStore for DynamoStore {
             return Ok(());
         }
         self.batch_put(rows.iter().map(|(k, f)| activity_item(k, f)).collect(), "BatchWriteItem(activity)").await
+    }
+
+    async fn first_imports_of(&self, days: &[ReportDay]) -> Result<Vec<ReportDay>, StoreError> {
+        let mut first = Vec::new();
+        for day in days {
+            // The old item comes back when there was one: no old item, no earlier figures.
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(activity_day_key(day)))
+                .update_expression("SET importedAt = if_not_exists(importedAt, :now)")
+                .expression_attribute_values(":now", super::item::t(&chrono::Utc::now()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .send()
+                .await
+                .map_err(|e| store_error("UpdateItem(activity day)", e))?;
+            if out.attributes.is_none_or(|a| a.is_empty()) {
+                first.push(day.clone());
+            }
+        }
+        Ok(first)
     }
 
     async fn import_seen(&self, object: &ObjectRef) -> Result<bool, StoreError> {

@@ -14,6 +14,7 @@
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
 //! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>` | `<userId>#<date>#<clientType>` |
 //! | the latest activity of a user without a seat row | `ACTIVITY#<userId>` | `LATEST` | | |
+//! | a (date, client type) some import stored figures for (`importedAt`) | `ACTIVITYDAY#<date>#<clientType>` | `DAY` | | |
 //! | an imported object's marker | `IMPORTED#<bucket>#<etag>#<key>` | `MARKER` | | |
 //! | an import report (TTL `expiresAt`, 400 days) | `IMPORT#<id>` | `IMPORT` | `IMPORTS` | `<importedAt>#<id>` |
 //! | a console session (TTL `expiresAt`) | `SESSION#<sha256 of the cookie's token>` | `SESSION` | | |
@@ -29,6 +30,7 @@ use crate::domain::audit::AuditReport;
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
 use crate::domain::seat::{SeatStatus, SourceKey, Sources};
 use crate::domain::session::{Role, Session, SignIn};
+use crate::domain::usage::{BillMonth, BillRow, Bills, Held};
 use crate::domain::{
     FanOut, FanOutState, GroupId, IdentityStoreId, MembershipId, Principal, PrincipalType, Profile, Seat, Subscription,
     Tier, UserId,
@@ -55,6 +57,10 @@ pub(crate) fn activity_key(k: &ActivityKey) -> Item {
         format!("ACTIVITY#{}", k.user_id.as_str()),
         format!("DAY#{}#{}", k.date.format("%Y-%m-%d"), k.client_type.as_str()),
     )
+}
+
+pub(crate) fn activity_day_key((date, client): &crate::domain::activity::ReportDay) -> Item {
+    key(format!("ACTIVITYDAY#{}#{}", date.format("%Y-%m-%d"), client.as_str()), "DAY")
 }
 
 pub(crate) fn latest_activity_key(u: &UserId) -> Item {
@@ -470,6 +476,9 @@ impl Record for Seat {
         if let Some(date) = &self.last_active_date {
             item.insert("lastActiveDate".to_owned(), s(date.format("%Y-%m-%d").to_string()));
         }
+        if !self.bills.rows().is_empty() {
+            item.insert("bills".to_owned(), s(bills_text(&self.bills)));
+        }
         Ok(item)
     }
 
@@ -490,9 +499,54 @@ impl Record for Seat {
             canceled_at: r.opt_time("canceledAt")?,
             activated_at: r.opt_time("activatedAt")?,
             last_active_date,
+            bills: match r.opt_str("bills")? {
+                None => Bills::default(),
+                Some(text) => bills_from(text)
+                    .ok_or_else(|| StoreError::Corrupt("seat item: attribute 'bills' is malformed".into()))?,
+            },
             version: r.u64("version")?,
         })
     }
+}
+
+/// A seat's bills, compact (13 months in about 300 bytes, one write unit with the seat): rows
+/// `<yyyy-mm> <highest> <A|P> <opening>` joined by `;`, where `<highest>` is a tier or `-`, `A`
+/// means the seat was `ACTIVE` in the month, and `<opening>` is `-` or `<tier>/<A|P>`.
+fn bills_text(bills: &Bills) -> String {
+    let held = |h: Held| {
+        h.map_or("-".to_owned(), |(tier, active)| format!("{}/{}", tier.as_str(), if active { 'A' } else { 'P' }))
+    };
+    let rows: Vec<String> = bills
+        .rows()
+        .iter()
+        .map(|r| {
+            let highest = r.bill.highest_tier.map_or("-", Tier::as_str);
+            format!("{} {highest} {} {}", r.bill.month, if r.bill.active { 'A' } else { 'P' }, held(r.opening))
+        })
+        .collect();
+    rows.join(";")
+}
+
+fn bills_from(text: &str) -> Option<Bills> {
+    let tier = |t: &str| if t == "-" { Some(None) } else { t.parse::<Tier>().ok().map(Some) };
+    let flag = |f: &str| match f {
+        "A" => Some(true),
+        "P" => Some(false),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    for row in text.split(';') {
+        let mut parts = row.split(' ');
+        let (month, highest, active, opening) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let opening = match opening.split_once('/') {
+            None if opening == "-" => None,
+            Some((t, f)) => Some((t.parse::<Tier>().ok()?, flag(f)?)),
+            None => return None,
+        };
+        let bill = BillMonth { month: month.parse().ok()?, highest_tier: tier(highest)?, active: flag(active)? };
+        rows.push(BillRow { bill, opening });
+    }
+    Some(Bills::from_rows(rows))
 }
 
 /// A group grant row: the user holds a seat with the group as a source. The membership id, when
@@ -639,6 +693,28 @@ mod tests {
             canceled_at: canceled.then(|| at(3)),
             activated_at: Some(at(2)),
             last_active_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 4),
+            bills: Bills::from_rows(vec![
+                BillRow {
+                    bill: BillMonth {
+                        month: "2026-01".parse().unwrap(),
+                        highest_tier: Some(Tier::Power),
+                        active: false,
+                    },
+                    opening: None,
+                },
+                BillRow {
+                    bill: BillMonth {
+                        month: "2026-03".parse().unwrap(),
+                        highest_tier: Some(Tier::ProPlus),
+                        active: true,
+                    },
+                    opening: Some((Tier::Pro, false)),
+                },
+                BillRow {
+                    bill: BillMonth { month: "2026-04".parse().unwrap(), highest_tier: None, active: false },
+                    opening: Some((Tier::ProPlus, true)),
+                },
+            ]),
             version: 7,
         }
     }
@@ -694,6 +770,18 @@ mod tests {
             events: vec![OutEvent { detail_type: "Seat Granted".into(), detail: json!({"userId": "u"}) }],
         });
         round_trips(&audit_report());
+    }
+
+    #[test]
+    fn a_seats_bills_are_compact_and_malformed_ones_are_refused() {
+        let item = seat(true, false).to_item().unwrap();
+        assert_eq!(item["bills"].as_s().unwrap(), "2026-01 POWER P -;2026-03 PRO_PLUS A PRO/P;2026-04 - P PRO_PLUS/A");
+        for bad in ["2026-13 PRO A -", "2026-01 PRO X -", "2026-01 GOLD A -", "2026-01 PRO A PRO", "2026-01 PRO A", ""]
+        {
+            let mut item = item.clone();
+            item.insert("bills".to_owned(), s(bad));
+            assert!(matches!(Seat::from_item(&item), Err(StoreError::Corrupt(_))), "{bad:?}");
+        }
     }
 
     /// A page token is an item's list key; each list accepts exactly the keys its items get.

@@ -28,7 +28,7 @@
 //! each batch, its `UnprocessedItems` retried included, finish before the next one starts, so
 //! that a retried earlier row never lands after a later one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read};
@@ -254,7 +254,20 @@ impl Figures {
     pub fn is_activity(&self) -> bool {
         !(self.total_messages.is_zero() && self.chat_conversations.is_zero() && self.credits_used.is_zero())
     }
+
+    /// Every figure is zero: the row adds nothing to any sum (Kiro lists every subscribed user,
+    /// idle ones included). Such a row needs storing only to replace figures an earlier file
+    /// stored for its key.
+    pub fn is_nothing(&self) -> bool {
+        !self.is_activity() && self.overage_credits_used.is_zero()
+    }
 }
+
+/// A (date, client type) a report has rows for: Kiro writes one file per client type a day.
+pub type ReportDay = (NaiveDate, ClientType);
+
+/// How many distinct [`ReportDay`]s [`survey`] keeps before it stops listing them.
+pub const MAX_SURVEYED_DAYS: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -549,6 +562,22 @@ pub fn validate<R: Read>(input: R) -> Result<ReadSummary, ReadError> {
     read_report(input, |_, _| Ok::<(), Infallible>(()))
 }
 
+/// [`validate`], and the [`ReportDay`]s of the readable rows: `None` when there are more than
+/// [`MAX_SURVEYED_DAYS`] (memory stays bounded; the caller then treats every day as seen).
+pub fn survey<R: Read>(input: R) -> Result<(ReadSummary, Option<BTreeSet<ReportDay>>), ReadError> {
+    let mut days = Some(BTreeSet::new());
+    let summary = read_report(input, |key, _| {
+        if let Some(set) = &mut days {
+            set.insert((key.date, key.client_type));
+            if set.len() > MAX_SURVEYED_DAYS {
+                days = None;
+            }
+        }
+        Ok::<(), Infallible>(())
+    })?;
+    Ok((summary, days))
+}
+
 /// Within one batch, keeps only the last row of each key, in file order. A `BatchWriteItem`
 /// refuses two items with the same key; across batches written one after the other, the later
 /// `PutItem` overwrites the earlier, which is what "replaces" asks.
@@ -665,6 +694,49 @@ mod tests {
         match validate(input) {
             Err(ReadError::Rejected(rejected)) => rejected,
             other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn survey_lists_a_files_days_up_to_a_bound_and_rejects_as_validate_does() {
+        let two = format!(
+            "Date,UserId,Client_Type\n2026-12-01,{ALICE},KIRO_IDE\n2026-12-01,{DAVE},KIRO_IDE\n2026-12-02,{ALICE},KIRO_IDE\n2026-13-02,{ALICE},KIRO_IDE\n"
+        );
+        let (summary, days) = survey(two.as_bytes()).unwrap();
+        assert_eq!((summary.rows, summary.rejected_rows), (4, 1));
+        let day =
+            |d: &str| (NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(), ClientType::parse("c", "KIRO_IDE").unwrap());
+        assert_eq!(days, Some(BTreeSet::from([day("2026-12-01"), day("2026-12-02")])));
+
+        let mut many = String::from("Date,UserId\n");
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        for n in 0..=MAX_SURVEYED_DAYS as u64 {
+            many.push_str(&format!("{},{ALICE}\n", start + chrono::Days::new(n)));
+        }
+        let (_, days) = survey(many.as_bytes()).unwrap();
+        assert_eq!(days, None, "past the bound, no list: every day counts as seen");
+        let (_, days) = survey(many.rsplit_once('\n').unwrap().0.rsplit_once('\n').unwrap().0.as_bytes()).unwrap();
+        assert_eq!(days.map(|d| d.len()), Some(MAX_SURVEYED_DAYS), "up to the bound, listed");
+
+        assert!(matches!(
+            survey(&b"Date,Other\n2026-12-01,x\n"[..]),
+            Err(ReadError::Rejected(Rejected::MissingColumn(_)))
+        ));
+    }
+
+    #[test]
+    fn a_row_with_nothing_in_it_is_only_all_zeros() {
+        let amount = |s: &str| Amount::parse(s).unwrap();
+        assert!(Figures::default().is_nothing());
+        let tier_only = Figures { subscription_tier: Some("PRO".into()), ..Figures::default() };
+        assert!(tier_only.is_nothing(), "the tier column alone adds nothing to a sum");
+        for f in [
+            Figures { overage_credits_used: amount("0.01"), ..Figures::default() },
+            Figures { credits_used: amount("1"), ..Figures::default() },
+            Figures { total_messages: amount("1"), ..Figures::default() },
+            Figures { chat_conversations: amount("1"), ..Figures::default() },
+        ] {
+            assert!(!f.is_nothing(), "{f:?}");
         }
     }
 

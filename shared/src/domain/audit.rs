@@ -178,6 +178,33 @@ pub const MAX_NAMES_PER_AUDIT: usize = 3000;
 pub struct Subscribed {
     pub direct: BTreeMap<UserId, Tier>,
     pub groups: BTreeMap<GroupId, Tier>,
+    /// The scheduled downgrades this audit applied, with when each took effect.
+    pub downgraded: Downgraded,
+}
+
+/// Scheduled downgrades the audit applied, by principal: the instant each took effect (its
+/// `pendingTierEffectiveAt`), which the seats it lowers are billed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downgraded {
+    pub users: BTreeMap<UserId, DateTime<Utc>>,
+    pub groups: BTreeMap<GroupId, DateTime<Utc>>,
+}
+
+impl Downgraded {
+    pub fn insert(&mut self, principal: &Principal, effective_at: DateTime<Utc>) {
+        match principal {
+            Principal::User(u) => self.users.insert(u.clone(), effective_at),
+            Principal::Group(g) => self.groups.insert(g.clone(), effective_at),
+        };
+    }
+
+    /// When `user`'s source `key` was lowered, if a downgrade this audit applied lowered it.
+    fn effective_at(&self, user: &UserId, key: &SourceKey) -> Option<DateTime<Utc>> {
+        match key {
+            SourceKey::Direct => self.users.get(user).copied(),
+            SourceKey::Group(g) => self.groups.get(g).copied(),
+        }
+    }
 }
 
 impl Subscribed {
@@ -230,7 +257,18 @@ pub fn plan(
             desired.insert(SourceKey::Group(group.clone()), *tier);
         }
     }
-    let change = follow_subscriptions(diff(seat, &desired)?, user, subs);
+    let mut change = follow_subscriptions(diff(seat, &desired)?, user, subs);
+    // A source lowered by a scheduled downgrade took effect at the downgrade's instant.
+    change.effective_at = change
+        .ops
+        .iter()
+        .filter_map(|op| match (op, seat) {
+            (SourceOp::Set(k, tier), Some(s)) if s.sources.get(k).is_some_and(|held| held > tier) => {
+                subs.downgraded.effective_at(user, k)
+            }
+            _ => None,
+        })
+        .min();
     let finding = classify(user, seat, &change, clock)?;
     let memberships = drift
         .joined
@@ -348,6 +386,7 @@ mod tests {
             canceled_at: None,
             activated_at: None,
             last_active_date: None,
+            bills: Default::default(),
             version: 1,
         }
     }
@@ -417,6 +456,7 @@ mod tests {
         Subscribed {
             direct: direct.map(|t| (user(), t)).into_iter().collect(),
             groups: groups.iter().map(|(g, t)| (gid(*g), *t)).collect(),
+            downgraded: Downgraded::default(),
         }
     }
 

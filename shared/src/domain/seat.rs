@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::usage::{Bills, Held};
 use super::{GroupId, Tier, UserId};
 use crate::time::{rfc3339, rfc3339_opt};
 
@@ -110,6 +111,8 @@ pub struct Seat {
     pub activated_at: Option<DateTime<Utc>>,
     /// The date of its latest recorded activity, ever.
     pub last_active_date: Option<NaiveDate>,
+    /// What it held month by month, for the bill: updated by every change.
+    pub bills: Bills,
     pub version: u64,
 }
 
@@ -154,6 +157,11 @@ impl Seat {
     pub fn holds(&self) -> bool {
         self.status.holds()
     }
+
+    /// What it holds, as the bill sees it.
+    pub fn held(&self) -> Held {
+        self.holds().then_some((self.tier, self.status == SeatStatus::Active))
+    }
 }
 
 /// One change to one source of a seat. Changes are relative, so re-applying them to a fresher
@@ -182,15 +190,20 @@ impl SourceOp {
 pub struct SeatChange {
     pub ops: Vec<SourceOp>,
     pub reason: CancelReason,
+    /// When the change took effect, if before it is applied: a scheduled downgrade, applied by
+    /// the audit after its effective instant (the first of a month). The bill reads the change
+    /// at this instant, so the month it opens is billed at the lower tier.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub effective_at: Option<DateTime<Utc>>,
 }
 
 impl SeatChange {
     pub fn new(ops: Vec<SourceOp>, reason: CancelReason) -> Self {
-        Self { ops, reason }
+        Self { ops, reason, effective_at: None }
     }
 
     pub fn one(op: SourceOp, reason: CancelReason) -> Self {
-        Self { ops: vec![op], reason }
+        Self::new(vec![op], reason)
     }
 
     /// The sources after this change.
@@ -321,6 +334,7 @@ pub fn record_activity(current: &Seat, date: NaiveDate, now: DateTime<Utc>) -> O
         seat.status = SeatStatus::Active;
         seat.activated_at = Some(activated_at);
         event = Some(SeatEvent::Activated { user_id: current.user_id.clone(), tier: current.tier, activated_at });
+        seat.bills.record(current.held(), seat.held(), activated_at);
     }
     Some(Transition { seat, event, activated: None })
 }
@@ -369,6 +383,7 @@ pub fn transition_with(
         canceled_at: None,
         activated_at: current.and_then(|s| s.activated_at),
         last_active_date: current.map_or(recorded, |s| s.last_active_date),
+        bills: current.map(|s| s.bills.clone()).unwrap_or_default(),
         version,
     };
     let (seat, event, activated) = match (held, highest, current) {
@@ -403,6 +418,9 @@ pub fn transition_with(
         // which equals `before` and returned above; kept total for the compiler.
         (false, None, _) | (true, _, None) => return None,
     };
+    let mut seat = seat;
+    let effective = change.effective_at.filter(|at| *at < now).unwrap_or(now);
+    seat.bills.record(current.and_then(Seat::held), seat.held(), effective);
     Some(Transition { seat, event, activated })
 }
 

@@ -168,6 +168,87 @@ pub fn bill_after(prev: Option<&BillMonth>, held_before: Held, held_after: Held,
     bill
 }
 
+/// How many months of [`BillRow`]s a seat keeps: a year back from the current month. An older
+/// month reads as the oldest kept row's opening held all month (an estimate, said in the README).
+pub const KEPT_MONTHS: usize = 13;
+
+/// One month of a seat's billing history: its [`BillMonth`], and what the seat held before the
+/// month's first change, which is what it held through every month since the previous row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillRow {
+    #[serde(flatten)]
+    pub bill: BillMonth,
+    pub opening: Held,
+}
+
+/// A seat's billing history, kept on the seat and written with every change of it: a row per
+/// month in which it changed, oldest first, at most [`KEPT_MONTHS`]. A month without a row held
+/// the same thing all month ([`BillMonth::steady`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bills(Vec<BillRow>);
+
+impl Bills {
+    pub fn rows(&self) -> &[BillRow] {
+        &self.0
+    }
+
+    /// Rows as stored (oldest first; only the latest [`KEPT_MONTHS`] are kept).
+    pub fn from_rows(mut rows: Vec<BillRow>) -> Self {
+        rows.sort_by_key(|r| r.bill.month);
+        rows.dedup_by_key(|r| r.bill.month);
+        if rows.len() > KEPT_MONTHS {
+            rows.drain(..rows.len() - KEPT_MONTHS);
+        }
+        Self(rows)
+    }
+
+    /// Records a change at `at` from `before` to `after` ([`bill_after`]). Changes come in time
+    /// order, but for an activation back-dated (to the date of the activity) into a month older
+    /// than the latest row: every month from that one on is then `ACTIVE`.
+    pub fn record(&mut self, before: Held, after: Held, at: DateTime<Utc>) {
+        let month = YearMonth::of(at);
+        match self.0.last() {
+            Some(last) if month < last.bill.month => {
+                // Active from `at` on: through every later month, from its first instant.
+                for row in self.0.iter_mut().filter(|r| r.bill.month > month) {
+                    row.opening = row.opening.map(|(tier, _)| (tier, true));
+                    row.bill.active |= row.bill.highest_tier.is_some();
+                }
+                if let Some(row) = self.0.iter_mut().find(|r| r.bill.month == month) {
+                    row.bill.hold(after);
+                } else {
+                    let at_month = self.0.partition_point(|r| r.bill.month < month);
+                    let bill = bill_after(None, before, after, at);
+                    self.0.insert(at_month, BillRow { bill, opening: before });
+                }
+            }
+            Some(last) if month == last.bill.month => {
+                let bill = bill_after(Some(&last.bill), before, after, at);
+                if let Some(last) = self.0.last_mut() {
+                    last.bill = bill;
+                }
+            }
+            _ => self.0.push(BillRow { bill: bill_after(None, before, after, at), opening: before }),
+        }
+        if self.0.len() > KEPT_MONTHS {
+            self.0.drain(..self.0.len() - KEPT_MONTHS);
+        }
+    }
+
+    /// The seat's bill for `month`, and what it held at the month's end; `now` is what it holds
+    /// now (the end of the current month is read as now).
+    pub fn month(&self, month: YearMonth, now: Held) -> (BillMonth, Held) {
+        let at = self.0.partition_point(|r| r.bill.month < month);
+        match self.0.get(at) {
+            Some(row) if row.bill.month == month => (row.bill, self.0.get(at + 1).map_or(now, |next| next.opening)),
+            Some(later) => (BillMonth::steady(month, later.opening), later.opening),
+            None => (BillMonth::steady(month, now), now),
+        }
+    }
+}
+
 /// `overage` credits at `OVERAGE_PRICE_USD`, to the nearest millionth of a dollar (half up).
 /// Exact for Kiro's figures: 0.01 credit at any price in whole tenths of a cent.
 pub fn overage_cost(overage: MilliCredits, pricing: &Pricing) -> MicroUsd {
@@ -346,6 +427,42 @@ mod tests {
 
     fn month(s: &str) -> YearMonth {
         s.parse().unwrap()
+    }
+
+    /// A report of 30 November ingested after a change on 1 December: the activation reaches
+    /// back into November, and December is active from its first instant.
+    #[test]
+    fn an_activation_back_dated_before_the_latest_row_activates_every_month_since() {
+        let mut bills = Bills::default();
+        bills.record(None, Some((Tier::Pro, false)), at("2026-11-20T10:00:00Z"));
+        bills.record(Some((Tier::Pro, false)), Some((Tier::Power, false)), at("2026-12-01T02:00:00Z"));
+        bills.record(Some((Tier::Pro, false)), Some((Tier::Pro, true)), at("2026-11-30T00:00:00Z"));
+        let (nov, nov_end) = bills.month(month("2026-11"), Some((Tier::Power, true)));
+        assert_eq!((nov.highest_tier, nov.active, nov_end), (Some(Tier::Pro), true, Some((Tier::Pro, true))));
+        let (dec, _) = bills.month(month("2026-12"), Some((Tier::Power, true)));
+        assert_eq!((dec.highest_tier, dec.active), (Some(Tier::Power), true));
+
+        // Back-dated into a month without a row: one is made for it.
+        let mut bills = Bills::default();
+        bills.record(None, Some((Tier::Pro, false)), at("2026-10-20T10:00:00Z"));
+        bills.record(Some((Tier::Pro, false)), Some((Tier::ProPlus, false)), at("2026-12-01T02:00:00Z"));
+        bills.record(Some((Tier::Pro, false)), Some((Tier::Pro, true)), at("2026-11-30T00:00:00Z"));
+        let months: Vec<String> = bills.rows().iter().map(|r| r.bill.month.to_string()).collect();
+        assert_eq!(months, ["2026-10", "2026-11", "2026-12"]);
+        assert!(!bills.month(month("2026-10"), None).0.active);
+        assert!(bills.month(month("2026-11"), None).0.active);
+    }
+
+    #[test]
+    fn only_the_latest_months_are_kept() {
+        let mut bills = Bills::default();
+        let mut m = month("2025-01");
+        for _ in 0..20 {
+            bills.record(Some((Tier::Pro, true)), Some((Tier::Pro, true)), m.first_instant() + Duration::days(3));
+            m = m.next();
+        }
+        assert_eq!(bills.rows().len(), KEPT_MONTHS);
+        assert_eq!(bills.rows()[0].bill.month, month("2025-08"));
     }
 
     /// The contract's defaults: PRO=20, PRO_PLUS=40, POWER=200; 1000/2000/10000 credits; 0.04.
@@ -751,6 +868,45 @@ mod tests {
                 prop_assert_eq!(month_cost(&bill, o, &p), direct_cost(&sim.changes, m, o, &p), "month {}", m);
                 m = m.next();
                 i += 1;
+            }
+        }
+
+        /// The seat's kept [`Bills`], fed every change, bill each of the last [`KEPT_MONTHS`]
+        /// months as the direct model computes it, and know what the seat held at its end.
+        #[test]
+        fn bills_kept_on_the_seat_bill_every_kept_month_as_the_history_says(
+            offset in 0i64..31 * 86_400,
+            history in prop::collection::vec((arb_gap(), arb_step()), 1..40),
+            o in 0u64..3_000_000,
+            p in arb_pricing(),
+        ) {
+            let first = month("2026-01");
+            let mut now = first.first_instant() + Duration::seconds(offset);
+            let mut sim = Sim::default();
+            for (gap, step) in history {
+                now = match gap {
+                    Gap::Seconds(s) => now + Duration::seconds(s),
+                    Gap::NextMonth => start_of_next_month(now),
+                };
+                sim.step(now, step);
+            }
+            let last = YearMonth::of(now).next();
+            sim.apply_due(last.first_instant());
+
+            let mut bills = Bills::default();
+            for (at, before, after) in &sim.changes {
+                bills.record(*before, *after, *at);
+            }
+            prop_assert!(bills.rows().len() <= KEPT_MONTHS);
+            let held_now = sim.changes.last().and_then(|c| c.2);
+            let oldest_kept = bills.rows().first().map_or(first, |r| r.bill.month);
+            let mut m = oldest_kept;
+            while m <= last {
+                let held_at_end = sim.changes.iter().rev().find(|c| c.0 < m.next().first_instant()).and_then(|c| c.2);
+                let (bill, at_end) = bills.month(m, held_now);
+                prop_assert_eq!(month_cost(&bill, o, &p), direct_cost(&sim.changes, m, o, &p), "month {}", m);
+                prop_assert_eq!(at_end, held_at_end, "held at the end of {}", m);
+                m = m.next();
             }
         }
 
