@@ -5,7 +5,7 @@
 //! whole, wherever the fault is, and lists the file's days); the second streams the rows into
 //! the table 25 at a time (`BatchWriteItem`; a repeated key within the file keeps its last row),
 //! then records each user's latest activity on their seat, activating `PENDING` seats. A row with
-//! nothing in it (an idle user: Kiro lists every subscribed one) is written only when it may
+//! nothing in it (a user listed for a day they did not use Kiro) is written only when it may
 //! replace earlier figures: its day was imported before, or the file had the key earlier. Memory
 //! holds a few batches and the file's keys (one per user in a daily file), whatever its size.
 
@@ -93,7 +93,7 @@ where
     let mut pending: Vec<(ActivityKey, Figures)> = Vec::with_capacity(2 * ACTIVITY_BATCH);
     let mut written: Result<(), StoreError> = Ok(());
     'reading: while let Some(batch) = rx.recv().await {
-        // A row with nothing in it is kept only if it replaces something: a row of a day an
+        // A row with nothing in it is kept only if it may replace something: a row of a day an
         // earlier import stored, or an earlier row of this file (a previous batch's).
         pending.extend(batch.into_iter().filter(|(key, figures)| {
             let earlier = keys.insert(key.clone(), figures.is_activity()).is_some();

@@ -255,9 +255,9 @@ impl Figures {
         !(self.total_messages.is_zero() && self.chat_conversations.is_zero() && self.credits_used.is_zero())
     }
 
-    /// Every figure is zero: the row adds nothing to any sum (Kiro lists every subscribed user,
-    /// idle ones included). Such a row needs storing only to replace figures an earlier file
-    /// stored for its key.
+    /// Every figure is zero: the row adds nothing to any sum (a user listed for a day they did
+    /// not use Kiro). Such a row needs storing only to replace figures an earlier file stored for
+    /// its key.
     pub fn is_nothing(&self) -> bool {
         !self.is_activity() && self.overage_credits_used.is_zero()
     }
