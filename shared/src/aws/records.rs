@@ -59,8 +59,8 @@ pub(crate) fn activity_key(k: &ActivityKey) -> Item {
     )
 }
 
-pub(crate) fn activity_day_key((date, client): &crate::domain::activity::ReportDay) -> Item {
-    key(format!("ACTIVITYDAY#{}#{}", date.format("%Y-%m-%d"), client.as_str()), "DAY")
+pub(crate) fn activity_day_key((date, client_type): &crate::domain::activity::ReportDay) -> Item {
+    key(format!("ACTIVITYDAY#{}#{}", date.format("%Y-%m-%d"), client_type.as_str()), "DAY")
 }
 
 pub(crate) fn latest_activity_key(u: &UserId) -> Item {
