@@ -33,7 +33,7 @@ help:
 	@echo "make test-long      the property tests at 10,000 cases each (part of make test)"
 	@echo "make test-browser   the console in Chromium: sign-in, the seed flow, access, axe-core (part of make test)"
 	@echo "make fuzz-api       schemathesis against a local stack of its own (minutes; not in make test)"
-	@echo "make bench          cold start, memory, AWS requests per operation, CPU per event (BENCHMARKS.md)"
+	@echo "make bench          cold start, memory, AWS requests per operation, a million-seat audit, CPU per event (BENCHMARKS.md)"
 
 dev:
 	scripts/dev.sh
@@ -80,12 +80,13 @@ build-arm64: venv
 	$(WITH_VENV) cargo lambda build --release --arm64
 
 # BENCHMARKS.md: cold start, peak RSS and first invocation of the host release binaries, AWS
-# requests per operation with the in-memory fakes, then criterion's CPU per event (short runs).
-# The three functions build on their own so their features resolve as `cargo lambda build`
-# resolves them, not unified with the bench's test harness.
+# requests per operation with the in-memory fakes, the audit of a million seats, then criterion's
+# CPU per event (short runs). The functions build on their own so their features resolve as
+# `cargo lambda build` resolves them, not unified with the bench's test harness; lambda-echo (a
+# bare lambda_runtime function, bench/echo) builds with them, the floor they are compared with.
 .PHONY: bench
 bench: venv
-	cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity
+	cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity -p publish-events -p lambda-echo
 	$(WITH_VENV) cargo bench -p kiro-bench --bench figures
 	cargo bench -p kiro-bench --bench cpu -- --warm-up-time 0.5 --measurement-time 1
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Local development stack: moto (DynamoDB, EventBridge, Identity Store), the functions under
-# `cargo lambda watch`, a local API Gateway HTTP API in front of them, a local OpenID Connect
-# provider for the console's sign-in (scripts/oidc) and an sso-admin stand-in (ListInstances).
+# Local development stack: moto (DynamoDB and its streams, EventBridge, Identity Store), the
+# functions under `cargo lambda watch`, a local API Gateway HTTP API in front of them, the table's
+# stream handed to publish-events, a local OpenID Connect provider for the console's sign-in
+# (scripts/oidc) and an sso-admin stand-in (ListInstances).
 #
 #   scripts/dev.sh         start everything; Ctrl-C stops everything      (make dev)
 #   scripts/dev.sh start   start everything in the background, return once it answers
@@ -55,7 +56,7 @@ STACK=("$VENV/bin/python" "$ROOT/scripts/local_stack.py" --template "$TEMPLATE")
 source "$ROOT/scripts/processes.sh"
 
 # Every service, in start order; stop_all (processes.sh) stops them in reverse.
-SERVICES=(moto sso-admin oidc lambda gateway bus)
+SERVICES=(moto sso-admin oidc lambda gateway bus stream)
 
 # --------------------------------------------------------------------------------------- venv
 
@@ -231,6 +232,10 @@ launch() {
     say "delivering the stack's bus ($("${STACK[@]}" param EventBusName)) to its functions, as the template's rules do"
     start bus "${STACK[@]}" forward --endpoint "$MOTO" --lambda-url "http://$LAMBDA_HOST:$LAMBDA_PORT"
 
+    say "handing the table's stream to publish-events (seat events to the bus), as the template's event source does"
+    start stream "${STACK[@]}" stream --endpoint "$MOTO" --table "$TABLE_NAME" \
+        --lambda-url "http://$LAMBDA_HOST:$LAMBDA_PORT"
+
     wait_ready
 }
 
@@ -301,6 +306,8 @@ print_examples() {
 
   cargo lambda watch rebuilds a function when you save one of its source files.
   The stack's bus: rules of template.yaml deliver audits, continuations and seat names to sync-group.
+  The table's stream: every seat change's outbox goes to publish-events, which puts its seat events
+  on the bus ($LOGS/stream.log shows each batch).
 
 Try:
   curl -s -X POST $API/profile -H 'content-type: application/json' \\
@@ -340,7 +347,8 @@ up() {
 
     print_examples
     say "following the logs (Ctrl-C to stop)"
-    tail -n +1 -F "$LOGS/lambda.log" "$LOGS/gateway.log" "$LOGS/bus.log" "$LOGS/oidc.log" "$LOGS/sso-admin.log" &
+    tail -n +1 -F "$LOGS/lambda.log" "$LOGS/gateway.log" "$LOGS/bus.log" "$LOGS/stream.log" "$LOGS/oidc.log" \
+        "$LOGS/sso-admin.log" &
     TAIL_PID=$!
 
     # Stop as soon as any service exits on its own.

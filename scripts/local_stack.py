@@ -13,6 +13,8 @@ Subcommands:
   routes        print those routes
   sso-admin     IAM Identity Center's ListInstances, answering with one instance
   forward       deliver the stack's bus events to their functions, as the template's rules do
+  stream        hand the table's DynamoDB stream to its functions (publish-events), as the
+                template's DynamoDB events do: its filter, batch size and partial batch responses
   wait-for      wait until a URL answers (any HTTP status, or one below --below)
   param         print the Default of one of the template's Parameters
   activity-report  write today's user activity report for demo users to S3 and deliver it to
@@ -148,6 +150,9 @@ def cmd_create_table(args: argparse.Namespace) -> None:
         request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     if props.get("LocalSecondaryIndexes"):
         request["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
+    stream_view = (props.get("StreamSpecification") or {}).get("StreamViewType")
+    if stream_view:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
 
     try:
         ddb.create_table(**request)
@@ -165,6 +170,12 @@ def cmd_create_table(args: argparse.Namespace) -> None:
     if want != have:
         sys.exit(
             f"table {args.name} exists with another key schema or indexes than template.yaml; "
+            "restart the emulator (make dev-down) to recreate it"
+        )
+    have_stream = (table.get("StreamSpecification") or {}).get("StreamViewType")
+    if have_stream != stream_view:
+        sys.exit(
+            f"table {args.name} streams {have_stream}, template.yaml says {stream_view}; "
             "restart the emulator (make dev-down) to recreate it"
         )
 
@@ -1090,6 +1101,164 @@ def cmd_forward(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The table's stream: event source mappings to functions
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    name: str  # FunctionLogicalId + event name
+    function: str  # cargo-lambda binary name
+    patterns: list[dict[str, Any]]  # FilterCriteria, parsed; empty: every record
+    batch_size: int
+    starting_position: str
+
+
+def load_stream_sources(template: dict[str, Any]) -> list[StreamSource]:
+    """The functions' `DynamoDB` events on the table's stream (publish-events')."""
+    sources = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            props = event.get("Properties") or {}
+            if event.get("Type") != "DynamoDB" or not binary:
+                continue
+            stream = props.get("Stream")
+            if stream != {"Fn::GetAtt": ["Table", "StreamArn"]}:
+                sys.exit(f"{logical_id}.{name}: only the stream of Resources.Table runs locally, not {stream}")
+            filters = (props.get("FilterCriteria") or {}).get("Filters") or []
+            sources.append(
+                StreamSource(
+                    f"{logical_id}{name}",
+                    binary,
+                    [json.loads(f["Pattern"]) for f in filters],
+                    int(props.get("BatchSize", 100)),
+                    props.get("StartingPosition", "LATEST"),
+                )
+            )
+    return sources
+
+
+def filter_matches(pattern: dict[str, Any], record: Any) -> bool:
+    """Lambda's event filtering (EventBridge's pattern syntax) for what the template uses: nested
+    objects and lists of exact values. Anything else stops the poller: extend this, not bypass it."""
+    for key, want in pattern.items():
+        value = record.get(key) if isinstance(record, dict) else None
+        if isinstance(want, dict):
+            if not isinstance(value, dict) or not filter_matches(want, value):
+                return False
+        elif isinstance(want, list):
+            if any(isinstance(alt, dict) for alt in want):
+                sys.exit(f"filter operator in {want} is not supported locally: extend filter_matches")
+            if value not in want:
+                return False
+        else:
+            sys.exit(f"a filter pattern's values are objects or lists, not {want!r}")
+    return True
+
+
+def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it over (times as epoch seconds, the stream's ARN)."""
+    out = json.loads(json.dumps(record, default=lambda t: t.timestamp() if isinstance(t, datetime) else str(t)))
+    out["eventSourceARN"] = stream_arn
+    return out
+
+
+def cmd_stream(args: argparse.Namespace) -> None:
+    """What Lambda's event source mapping does in AWS for the table's stream: read it (moto
+    implements DynamoDB Streams), keep the records the template's FilterCriteria lets through, hand
+    them to the function through the Lambda invoke API of `cargo lambda watch`, at most BatchSize
+    an invocation, and move on as its partial batch response says (from the first record it
+    reports, when it reports one; after the whole batch otherwise). An invocation that fails is
+    retried from the same record."""
+    sources = load_stream_sources(load_template(args.template))
+    if not sources:
+        sys.stderr.write("the template declares no DynamoDB event source; nothing to do\n")
+        sys.stderr.flush()
+        while True:  # a service of `make dev`: stopping would stop the stack
+            time.sleep(3600)
+    ddb, streams = _client("dynamodb", args.endpoint), _client("dynamodbstreams", args.endpoint)
+    stream_arn = ddb.describe_table(TableName=args.table)["Table"].get("LatestStreamArn")
+    if not stream_arn:
+        sys.exit(f"table {args.table} has no stream: create it from template.yaml (create-table)")
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+    def read(after: str | None, position: str) -> list[dict[str, Any]]:
+        # A fresh iterator each time: moto puts a table back whole when a transaction fails, and an
+        # old iterator would go on reading a stream that is no longer the table's.
+        if after is None:
+            it = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard, ShardIteratorType=position)
+        else:
+            it = streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after
+            )
+        return streams.get_records(ShardIterator=it["ShardIterator"], Limit=1000).get("Records", [])
+
+    checkpoints: dict[str, str | None] = {}
+    for source in sources:
+        start = None
+        if source.starting_position == "LATEST":
+            existing = read(None, "TRIM_HORIZON")
+            start = existing[-1]["dynamodb"]["SequenceNumber"] if existing else None
+        checkpoints[source.name] = start
+        sys.stderr.write(
+            f"stream of {args.table}: {source.name} {json.dumps(source.patterns)} "
+            f"batch {source.batch_size} -> {source.function}\n"
+        )
+    sys.stderr.flush()
+    lambda_url = args.lambda_url.rstrip("/")
+    while True:
+        time.sleep(args.poll)
+        for source in sources:
+            after = checkpoints[source.name]
+            try:
+                records = read(after, "TRIM_HORIZON")
+            except Exception as err:  # noqa: BLE001 - the emulator hiccuped: say so, poll again
+                sys.stderr.write(f"reading the stream failed ({err}); polling again in 1 s\n")
+                time.sleep(1)
+                continue
+            batch: list[dict[str, Any]] = []
+            read_seqs: list[str] = []
+            for record in records:
+                if filter_matches_any(source.patterns, record):
+                    if len(batch) == source.batch_size:
+                        break
+                    batch.append(_lambda_record(record, stream_arn))
+                read_seqs.append(record["dynamodb"]["SequenceNumber"])
+            if not batch:
+                if read_seqs:
+                    checkpoints[source.name] = read_seqs[-1]
+                continue
+            url = f"{lambda_url}/2015-03-31/functions/{source.function}/invocations"
+            request = urllib.request.Request(
+                url, data=json.dumps({"Records": batch}).encode(), method="POST", headers={"content-type": "application/json"}
+            )
+            what = f"{len(batch)} records -> {source.function}"
+            try:
+                with urllib.request.urlopen(request, timeout=args.invoke_timeout) as resp:
+                    answer = json.loads(resp.read().decode("utf-8", "replace") or "{}")
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                detail = err.read().decode("utf-8", "replace")[:300] if isinstance(err, urllib.error.HTTPError) else ""
+                sys.stderr.write(f"{what} failed ({err}) {detail}; retried in 5 s\n")
+                sys.stderr.flush()
+                time.sleep(5)
+                continue
+            reported = {f.get("itemIdentifier") for f in (answer or {}).get("batchItemFailures") or []}
+            first = next((i for i, seq in enumerate(read_seqs) if seq in reported), None)
+            if first is None:
+                checkpoints[source.name] = read_seqs[-1]
+            elif first > 0:
+                checkpoints[source.name] = read_seqs[first - 1]
+            sys.stderr.write(f"{what}: {json.dumps(answer)[:300]}\n")
+            sys.stderr.flush()
+
+
+def filter_matches_any(patterns: list[dict[str, Any]], record: dict[str, Any]) -> bool:
+    return not patterns or any(filter_matches(p, record) for p in patterns)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1156,6 +1325,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lambda-url", default="http://127.0.0.1:9000", help="cargo lambda watch's invoke API")
     p.add_argument("--invoke-timeout", type=float, default=900.0, help="seconds to wait for a function")
     p.set_defaults(func=cmd_forward)
+
+    p = sub.add_parser("stream", help="hand the table's stream to its functions, as the template's DynamoDB events do")
+    p.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
+    p.add_argument("--table", required=True, help="table name")
+    p.add_argument("--lambda-url", default="http://127.0.0.1:9000", help="cargo lambda watch's invoke API")
+    p.add_argument("--poll", type=float, default=0.3, help="seconds between reads of the stream")
+    p.add_argument("--invoke-timeout", type=float, default=900.0, help="seconds to wait for a function")
+    p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("wait-for", help="wait until a URL answers (or, with --tcp, HOST:PORT accepts)")
     p.add_argument("--url", required=True)

@@ -9,10 +9,18 @@ failure. Serving one request at a time gives moto DynamoDB's all-or-nothing tran
 connections are still accepted concurrently (keep-alive clients do not starve), and moto's
 throughput is bound by Python's GIL either way.
 
+The table's stream (template.yaml's StreamSpecification) makes that snapshot dear: moto copies
+every stream record with it, deeply, on every transaction. Measured on 2026-12-01 (moto 5.2.1
+in-process, 30 transactions of 97 puts, a shared 2-vCPU machine): 130 s without a stream, 285 s
+with one. Records never change once written, so the snapshot copies the list of them instead
+(`cheap_stream_snapshots`): 112 s with the stream, the same records, and a failed transaction
+still puts the stream back as it was.
+
 Usage (as `moto_server`): python scripts/moto_server.py -H 127.0.0.1 -p 5000
 """
 
 import argparse
+import copy
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -35,11 +43,27 @@ def serialized(app):
     return handle
 
 
+def cheap_stream_snapshots() -> None:
+    """A deep copy of a table's stream shard shares its records (never changed once appended)
+    and copies the list of them; everything else is copied deeply, as before."""
+    from moto.dynamodb.models.table import StreamShard
+
+    def deepcopy_shard(self, memo):
+        clone = StreamShard.__new__(StreamShard)
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = list(value) if name == "items" else copy.deepcopy(value, memo)
+        return clone
+
+    StreamShard.__deepcopy__ = deepcopy_shard
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args()
+    cheap_stream_snapshots()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialized(app), threaded=True)
 

@@ -42,9 +42,9 @@ stop_all() {
         TAIL_PID=""
     fi
     [[ -d "$PIDS" ]] || return 0
-    # Reverse start order: bus forwarder, gateway, functions, the console's identity provider
-    # and sso-admin stand-in (dev.sh), then the emulator they all use.
-    for name in bus gateway lambda oidc sso-admin moto; do
+    # Reverse start order: the stream's poller, bus forwarder, gateway, functions, the console's
+    # identity provider and sso-admin stand-in (dev.sh), then the emulator they all use.
+    for name in stream bus gateway lambda oidc sso-admin moto; do
         pidfile="$PIDS/$name.pid"
         [[ -f "$pidfile" ]] || continue
         read -r sid started <"$pidfile" || true

@@ -22,8 +22,9 @@ use kiro::ports::{ACTIVITY_BATCH, Commit, SeatStore};
 use kiro_fakes::fixtures::{at, write};
 use kiro_fakes::{MemoryObjects, MemorySink, MemoryStore};
 
+use crate::memory::{chunk, reset_peak, status_kib};
 use crate::report::{REQUESTS_PER_ACTIVITY_ROW, Row, Section};
-use crate::{ms, percentile};
+use crate::{ms, percentile, thousands};
 
 /// Ingests of the first delivery, each on fresh fakes; the time is their median.
 const RUNS: usize = 3;
@@ -187,38 +188,8 @@ async fn ingest(
     Ingested { report, rows, elapsed, requests, put_events: sink.requests() - put_events, hwm }
 }
 
-/// Resets the process's peak resident set (`VmHWM`) to the current one: `5` to
-/// `/proc/self/clear_refs` (Linux ≥ 4.0). False where that is refused.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// A `kB` field of `/proc/self/status`.
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix(field))?.split_whitespace().next()?.parse().ok()
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// glibc's chunk for a `malloc(n)`: 8 bytes of header, 16-byte aligned, 32 at least.
-fn chunk(n: usize) -> usize {
-    ((n + 8 + 15) & !15).max(32)
 }
 
 /// The ingest's own working state, from the sizes of its types: the per-user map (hashbrown:

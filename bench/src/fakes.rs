@@ -2,6 +2,10 @@
 //! they keep: `MemoryStore` counts the DynamoDB requests `DynamoStore` would send, by operation;
 //! `MemoryDirectory` (here in shards, see [`crate::directory`]) the Identity Store requests;
 //! `MemorySink` the `PutEvents` requests (one per 10 entries).
+//!
+//! The handlers run as deployed: their sink leaves seat events to the table's stream
+//! ([`MemorySink::streamed`]), so what an operation is counted for is its request path alone;
+//! [`Fakes::publish_outboxes`] is `publish-events`' share, counted apart.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,7 +42,7 @@ impl Fakes {
     pub async fn with_profile() -> Fakes {
         let store = Arc::new(MemoryStore::default());
         let directory = ShardedDirectory::default();
-        let sink = Arc::new(MemorySink::default());
+        let sink = Arc::new(MemorySink::streamed());
         let now = Utc::now();
         let profile = Profile {
             profile_id: "bench".into(),
@@ -100,6 +104,23 @@ impl Fakes {
     /// An EventBridge envelope through sync-group; panics on an error (none is expected here).
     pub async fn event(&self, raw: Value) -> Value {
         sync_group::handle(&self.sync, envelope(raw)).await.expect("sync-group handles the event")
+    }
+
+    /// What the stream's publisher (`publish-events`) does with the outboxes the request path
+    /// committed: their `INSERT` records handed over `BatchSize` at a time, as the template's
+    /// event source hands them. Answers its requests and the events it put.
+    pub async fn publish_outboxes(&self) -> (Requests, u64) {
+        let batch_size = kiro_tests::stream::EventSource::from_template().batch_size;
+        let before = self.counts();
+        let ids: Vec<String> = self.store.outboxes_snapshot().into_iter().map(|o| o.id).collect();
+        let mut events = 0;
+        for batch in ids.chunks(batch_size) {
+            let published =
+                kiro::app::publish::outboxes(&self.store, &self.sink, batch).await.expect("the outboxes are read");
+            assert!(published.failed.is_empty(), "the in-memory bus accepts every event");
+            events += published.events;
+        }
+        (self.counts().since(&before), events)
     }
 
     /// The requests counted so far.

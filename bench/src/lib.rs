@@ -13,6 +13,8 @@ pub mod activity;
 pub mod console;
 pub mod directory;
 pub mod fakes;
+pub mod memory;
+pub mod million;
 pub mod process;
 pub mod report;
 pub mod requests;
@@ -38,6 +40,19 @@ pub fn ms(d: Duration) -> String {
 /// Microseconds with one decimal, e.g. `12.3 µs`.
 pub fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

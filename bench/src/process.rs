@@ -7,6 +7,10 @@
 //! - first invocation: from queuing the event to the posted response, against moto;
 //! - peak RSS: `VmHWM` of the bootstrap after that invocation, and `/usr/bin/time -v`'s
 //!   maximum resident set size once it is stopped (after a second, warm invocation).
+//!
+//! Beside the functions, in the same loops and as many times, [`ECHO`]: a bare `lambda_runtime`
+//! function built by the same `cargo build --release`. Issue 17 wants each function's cold start
+//! and peak RSS within 2× of it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,10 +23,25 @@ use kiro_tests::{Moto, World, fixture, http_event, repo_root};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::report::{COLD_START_MS, PEAK_RSS_MIB, Row, Section};
+use crate::report::{COLD_START_MS, PEAK_RSS_MIB, Row, Section, WITHIN_2X_ECHO};
 use crate::{ms, percentile};
 
 pub const BINARIES: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
+/// `bench/echo`: `lambda_runtime::run` of a handler that answers the payload, on the same
+/// current-thread runtime and release profile as the functions: the floor they are compared with.
+pub const ECHO: &str = "lambda-echo";
+/// Every binary started here: the functions, then the echo.
+pub fn measured() -> impl Iterator<Item = &'static str> {
+    BINARIES.into_iter().chain([ECHO])
+}
+
+/// What builds them (`make bench` runs it, with any other function): the functions resolve their
+/// features as `cargo lambda build` does, the echo with them (it adds no feature of its own).
+pub fn build_command() -> String {
+    let packages: Vec<String> = measured().map(|b| format!("-p {b}")).collect();
+    format!("cargo build --release {}", packages.join(" "))
+}
+
 /// Measured starts per binary (after one unmeasured start that warms the page cache).
 pub const COLD_STARTS: usize = 25;
 /// Fresh processes per binary for the first invocation against moto.
@@ -77,11 +96,11 @@ fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
-/// One cold start of `binary`.
-async fn cold_start(binary: &Path, name: &str, endpoint: &str) -> Result<Duration, String> {
+/// One cold start of `binary`, with `extra` variables beside the function's.
+async fn cold_start(binary: &Path, name: &str, endpoint: &str, extra: &[(&str, &str)]) -> Result<Duration, String> {
     let api = RuntimeApi::start().await;
     let mut cmd = lambda_command(binary, binary, name, &api.address);
-    cmd.env("TABLE_NAME", "kiro-bench").env("AWS_ENDPOINT_URL", endpoint);
+    cmd.env("TABLE_NAME", "kiro-bench").env("AWS_ENDPOINT_URL", endpoint).envs(extra.iter().copied());
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("spawning {}: {e}", binary.display()))?;
     let polled = first_poll(&api, &mut child).await;
@@ -89,13 +108,22 @@ async fn cold_start(binary: &Path, name: &str, endpoint: &str) -> Result<Duratio
     polled.map(|at| at - started).ok_or_else(|| format!("{name} never polled the Runtime API"))
 }
 
-/// Cold starts of every binary, round robin so that the machine's noise spreads over all three.
+/// Where the SDK's HTTPS client looks for more root certificates after the bundle
+/// (rustls-native-certs, through openssl-probe): on this host, a file per certificate.
+const CERT_DIR: &str = "/etc/ssl/certs";
+
+/// Cold starts of every binary and the echo, round robin so that the machine's noise spreads
+/// over all of them; and sync-group once more with `SSL_CERT_DIR` on a missing directory, to
+/// show what reading [`CERT_DIR`] costs its start.
 pub async fn cold_starts() -> Result<Section, String> {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); BINARIES.len()];
+    let without_cert_dir: &[(&str, &str)] = &[("SSL_CERT_DIR", "/nonexistent")];
+    let mut runs: Vec<(&str, &[(&str, &str)])> = measured().map(|name| (name, &[][..])).collect();
+    runs.push(("sync-group", without_cert_dir));
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runs.len()];
     for round in 0..=COLD_STARTS {
-        for (i, name) in BINARIES.iter().enumerate() {
-            let d = cold_start(&release_binary(name), name, &endpoint).await?;
+        for (i, (name, extra)) in runs.iter().enumerate() {
+            let d = cold_start(&release_binary(name), name, &endpoint, extra).await?;
             if round > 0 {
                 samples[i].push(d);
             }
@@ -103,21 +131,59 @@ pub async fn cold_starts() -> Result<Section, String> {
     }
     let mut s = Section::new("Cold start (host release build)").note(format!(
         "Exec to the first `GET /runtime/invocation/next`; {COLD_STARTS} starts per binary after one unmeasured \
-         start, `TABLE_NAME` set, `AWS_ENDPOINT_URL` on a closed port ({endpoint})."
+         start, round robin over the functions and `{ECHO}` (a bare `lambda_runtime` function that answers each \
+         event with its payload, built by the same `cargo build --release`), `TABLE_NAME` set, `AWS_ENDPOINT_URL` \
+         on a closed port ({endpoint}). Each function's ratio is its median over the echo's median (issue 17: \
+         within 2×)."
     ));
-    for (name, d) in BINARIES.iter().zip(&samples) {
+    // `measured()` ends with the echo; the run without the certificate directory comes after it.
+    let (echo_samples, without_samples) = (&samples[runs.len() - 2], &samples[runs.len() - 1]);
+    let (echo, echo_min) = (percentile(echo_samples, 50.0), percentile(echo_samples, 0.0));
+    for (name, d) in measured().zip(&samples) {
         let (p50, p90) = (percentile(d, 50.0), percentile(d, 90.0));
         let (min, max) = (percentile(d, 0.0), percentile(d, 100.0));
+        let row = Row::new(format!("{name}: median / p90"), format!("{} / {}", ms(p50), ms(p90))).detail(format!(
+            "min {}, max {}",
+            ms(min),
+            ms(max)
+        ));
+        if name == ECHO {
+            s.push(row);
+            continue;
+        }
+        s.push(row.against(COLD_START_MS, p50.as_secs_f64() * 1e3));
+        let ratio = p50.as_secs_f64() / echo.as_secs_f64();
         s.push(
-            Row::new(format!("{name}: median / p90"), format!("{} / {}", ms(p50), ms(p90)))
-                .against(COLD_START_MS, p50.as_secs_f64() * 1e3)
-                .detail(format!("min {}, max {}", ms(min), ms(max))),
+            Row::new(format!("{name}: median against the echo's"), format!("{ratio:.2}×"))
+                .against(WITHIN_2X_ECHO, ratio)
+                .detail(format!(
+                    "{} / {} ({ECHO}, median of as many starts in the same rounds); fastest against fastest, which \
+                     load on the machine moves less: {:.2}×",
+                    ms(p50),
+                    ms(echo),
+                    min.as_secs_f64() / echo_min.as_secs_f64()
+                )),
         );
     }
+    let p50 = percentile(without_samples, 50.0);
+    let files = std::fs::read_dir(CERT_DIR).map_or(0, |dir| dir.count());
+    s.push(
+        Row::new(
+            "sync-group, `SSL_CERT_DIR` on a missing directory: median / p90",
+            format!("{} / {}", ms(p50), ms(percentile(without_samples, 90.0))),
+        )
+        .detail(format!(
+            "{:.2}× the echo's median; the same binary, its root certificates read from the bundle only: by \
+             default it also reads the {files} entries of this host's {CERT_DIR} (a file per certificate, and a \
+             link to each by its hash)",
+            p50.as_secs_f64() / echo.as_secs_f64()
+        )),
+    );
     Ok(s)
 }
 
-/// The event each binary is invoked with: a read that reaches DynamoDB.
+/// The event each binary is invoked with: a read that reaches DynamoDB; for the echo, the
+/// CloudTrail envelope sync-group is given (2 KB), which it parses and answers.
 fn first_event(name: &str) -> Value {
     match name {
         "create-profile" => fixture("http/get-profile.json"),
@@ -140,9 +206,17 @@ fn first_event(name: &str) -> Value {
     }
 }
 
-/// The status an answer carries: an HTTP status, or sync-group's `signal`.
-fn answer_of(outcome: &Outcome) -> Result<String, String> {
+/// The status an answer carries: an HTTP status, or sync-group's `signal`; the echo's, whether it
+/// answered the payload it was given.
+fn answer_of(name: &str, outcome: &Outcome) -> Result<String, String> {
     match outcome {
+        Outcome::Response(v) if name == ECHO => {
+            if *v == first_event(ECHO) {
+                Ok("the payload".to_owned())
+            } else {
+                Err(format!("{ECHO} answered {v}"))
+            }
+        }
         Outcome::Response(v) if v.get("statusCode").is_some() => Ok(v["statusCode"].to_string()),
         // sync-group's `signal`, ingest-activity's ImportReport `status`.
         Outcome::Response(v) => Ok(v["signal"].as_str().or(v["status"].as_str()).unwrap_or("?").to_owned()),
@@ -150,11 +224,15 @@ fn answer_of(outcome: &Outcome) -> Result<String, String> {
     }
 }
 
-/// `VmHWM` (peak resident set) of a process, in KiB.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
+/// A `kB` field of a process's status: `"VmHWM:"` (peak resident set), `"RssFile:"` (resident
+/// pages of mapped files: the binary's and the shared libraries'), `"RssAnon:"` (its own memory).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    status.lines().find_map(|l| l.strip_prefix(field))?.split_whitespace().next()?.parse().ok()
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
 }
 
 /// The pid of the bootstrap: the child itself, or the child of `/usr/bin/time`.
@@ -173,6 +251,9 @@ struct Invocation {
     warm: Duration,
     answer: String,
     init_kib: Option<u64>,
+    /// At init: resident pages of mapped files, and anonymous ones.
+    init_file_kib: Option<u64>,
+    init_anon_kib: Option<u64>,
     hwm_kib: Option<u64>,
     time_kib: Option<u64>,
 }
@@ -195,11 +276,12 @@ async fn first_invocation(name: &str, table: &str, endpoint: &str) -> Result<Inv
     first_poll(&api, &mut child).await.ok_or_else(|| format!("{name} never polled the Runtime API"))?;
     let pid = bootstrap_pid(&child, under_time).ok_or("no bootstrap process")?;
     let init_kib = vm_hwm_kib(pid);
+    let (init_file_kib, init_anon_kib) = (status_kib(pid, "RssFile:"), status_kib(pid, "RssAnon:"));
     let (first, outcome) = invoke(&api, "req-1", first_event(name)).await?;
-    let answer = answer_of(&outcome)?;
+    let answer = answer_of(name, &outcome)?;
     let hwm_kib = vm_hwm_kib(pid);
     let (warm, outcome) = invoke(&api, "req-2", first_event(name)).await?;
-    answer_of(&outcome)?;
+    answer_of(name, &outcome)?;
     let time_kib = if under_time {
         // SIGTERM to the bootstrap; `time` then reports on it and exits.
         let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
@@ -216,7 +298,7 @@ async fn first_invocation(name: &str, table: &str, endpoint: &str) -> Result<Inv
         let _ = child.kill().await;
         None
     };
-    Ok(Invocation { first, warm, answer, init_kib, hwm_kib, time_kib })
+    Ok(Invocation { first, warm, answer, init_kib, init_file_kib, init_anon_kib, hwm_kib, time_kib })
 }
 
 /// First and warm invocation against moto, and peak RSS, per binary.
@@ -241,7 +323,9 @@ pub async fn first_invocations() -> Result<Section, String> {
          (`GetItem` profile, `Query`); sync-group: `CreateGroupMembership` for a group nobody subscribed \
          (`GetItem` profile, `GetItem` subscription); console: `GET /console` with an unknown session cookie \
          (`GetItem` session, then the Sign in page). Latency is from queuing the event to the posted response, \
-         moto's own time included. RSS: `VmHWM` after the first invocation{}.",
+         moto's own time included; `{ECHO}` answers the CloudTrail envelope sync-group is given, calling nothing. \
+         RSS: `VmHWM` after the first invocation{}. Each function's ratio is its peak over the echo's (issue 17: \
+         within 2×).",
         moto.endpoint,
         if under_time {
             "; `/usr/bin/time -v` maximum resident set size after the second"
@@ -249,11 +333,22 @@ pub async fn first_invocations() -> Result<Section, String> {
             " (`/usr/bin/time` is missing: `apt-get install time` adds its figure)"
         }
     ));
-    for name in BINARIES {
+    let mut runs_of: Vec<Vec<Invocation>> = Vec::new();
+    for name in measured() {
         let mut runs = Vec::with_capacity(FIRST_INVOCATIONS);
         for _ in 0..FIRST_INVOCATIONS {
             runs.push(first_invocation(name, &world.table, &moto.endpoint).await?);
         }
+        runs_of.push(runs);
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    // Time's figure (after the second invocation) when there is one, else VmHWM after the first.
+    let peak_of = |runs: &[Invocation]| {
+        let max = |f: fn(&Invocation) -> Option<u64>| runs.iter().filter_map(f).max();
+        max(|r| r.time_kib).or(max(|r| r.hwm_kib))
+    };
+    let echo_peak = runs_of.last().and_then(|runs| peak_of(runs));
+    for (name, runs) in measured().zip(&runs_of) {
         let first: Vec<Duration> = runs.iter().map(|r| r.first).collect();
         let warm: Vec<Duration> = runs.iter().map(|r| r.warm).collect();
         s.push(Row::new(format!("{name}: first invocation, median"), ms(percentile(&first, 50.0))).detail(format!(
@@ -263,18 +358,31 @@ pub async fn first_invocations() -> Result<Section, String> {
             ms(percentile(&first, 100.0))
         )));
         let max = |f: fn(&Invocation) -> Option<u64>| runs.iter().filter_map(f).max();
-        let peak = max(|r| r.time_kib).or(max(|r| r.hwm_kib));
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        if let Some(peak) = peak {
+        let Some(peak) = peak_of(runs) else { continue };
+        let row = Row::new(format!("{name}: peak RSS"), format!("{:.1} MiB", mib(peak))).detail(format!(
+            "max of {FIRST_INVOCATIONS}: at init (first poll) {:.1} MiB (mapped files {:.1} MiB, the binary's pages \
+             and the shared libraries'; anonymous {:.1} MiB); VmHWM after the first invocation {:.1} MiB; time -v \
+             after the second {}",
+            mib(max(|r| r.init_kib).unwrap_or(0)),
+            mib(max(|r| r.init_file_kib).unwrap_or(0)),
+            mib(max(|r| r.init_anon_kib).unwrap_or(0)),
+            mib(max(|r| r.hwm_kib).unwrap_or(0)),
+            max(|r| r.time_kib).map_or("n/a".to_owned(), |k| format!("{:.1} MiB", mib(k)))
+        ));
+        if name == ECHO {
+            s.push(row);
+            continue;
+        }
+        s.push(row.against(PEAK_RSS_MIB, mib(peak)));
+        if let Some(echo) = echo_peak {
+            let ratio = peak as f64 / echo as f64;
             s.push(
-                Row::new(format!("{name}: peak RSS"), format!("{:.1} MiB", mib(peak)))
-                    .against(PEAK_RSS_MIB, mib(peak))
+                Row::new(format!("{name}: peak RSS against the echo's"), format!("{ratio:.2}×"))
+                    .against(WITHIN_2X_ECHO, ratio)
                     .detail(format!(
-                        "max of {FIRST_INVOCATIONS}: at init (first poll) {:.1} MiB; VmHWM after the first invocation \
-                         {:.1} MiB; time -v after the second {}",
-                        mib(max(|r| r.init_kib).unwrap_or(0)),
-                        mib(max(|r| r.hwm_kib).unwrap_or(0)),
-                        max(|r| r.time_kib).map_or("n/a".to_owned(), |k| format!("{:.1} MiB", mib(k)))
+                        "{:.1} MiB / {:.1} MiB ({ECHO}, max of as many fresh processes, measured the same way)",
+                        mib(peak),
+                        mib(echo)
                     )),
             );
         }
@@ -290,7 +398,12 @@ pub fn artifact_sizes() -> Section {
     );
     let size = |p: PathBuf| std::fs::metadata(&p).ok().map(|m| m.len());
     let mib = |b: u64| format!("{:.2} MiB ({b} bytes)", b as f64 / (1024.0 * 1024.0));
-    for name in BINARIES {
+    for name in measured() {
+        if name == ECHO {
+            let host = size(release_binary(name)).map_or("missing".into(), mib);
+            s.push(Row::new(format!("{name}: host release binary"), host).detail("not a Lambda artifact"));
+            continue;
+        }
         let arm = size(target_dir().join("lambda").join(name).join("bootstrap"));
         s.push(Row::new(
             format!("{name}: arm64 artifact"),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-/// A target from issue 8: the figure must be at most `limit` (in the figure's own unit).
+/// A target (issues 8, 15, 16, 17): the figure must be at most `limit` (in the figure's own unit).
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
     pub limit: f64,
@@ -15,6 +15,8 @@ pub const REQUESTS_PER_SEAT: Target = Target { limit: 0.06, label: "≤ 0.06 req
 pub const REQUESTS_PER_ACTIVITY_ROW: Target = Target { limit: 0.05, label: "≤ 0.05 requests/row" };
 pub const COLD_START_MS: Target = Target { limit: 20.0, label: "≤ 20 ms" };
 pub const PEAK_RSS_MIB: Target = Target { limit: 24.0, label: "≤ 24 MB" };
+/// Issue 17: a function's cold start or peak RSS over a bare `lambda_runtime` echo's.
+pub const WITHIN_2X_ECHO: Target = Target { limit: 2.0, label: "≤ 2× echo" };
 
 impl Target {
     pub fn verdict(self, value: f64) -> &'static str {
@@ -90,7 +92,7 @@ impl Section {
 
 /// Every row with a target, across sections, as the closing summary.
 pub fn summary(sections: &[Section]) -> Section {
-    let mut s = Section::new("Against the targets of issue 8");
+    let mut s = Section::new("Against the targets");
     for section in sections {
         for r in section.rows.iter().filter(|r| r.target.is_some()) {
             s.push(Row { what: format!("{}: {}", section.title, r.what), detail: String::new(), ..r.clone() });

@@ -15,9 +15,18 @@ fn is_name_request(e: &OutEvent) -> bool {
 ///
 /// A failed publish ([`fail_next`](Self::fail_next)) records nothing of its call, where the
 /// EventBridge sink may already have sent the chunks of 10 before the one that failed.
+///
+/// By default ([`MemorySink::default`]) a writer publishes its own outbox right after its commit:
+/// it stands in for the deployed stack, whose stream publisher puts the events out moments later,
+/// so a test reads [`events`](Self::events) right after a call. [`MemorySink::streamed`] is the
+/// deployed mode itself: writers leave their outboxes to `kiro::app::publish::outboxes`, which a
+/// test calls as the stream would.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     state: Mutex<SinkState>,
+    /// Writers leave seat events to the stream's publisher
+    /// ([`EventSink::publishes_seat_events_inline`] is `false`).
+    streamed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +38,12 @@ struct SinkState {
 }
 
 impl MemorySink {
+    /// A sink whose writers leave the seat events of their outboxes to the stream's publisher,
+    /// as the functions' sink does in the deployed stack.
+    pub fn streamed() -> Self {
+        Self { streamed: true, ..Self::default() }
+    }
+
     /// Every event accepted so far, in order.
     /// The events accepted so far, but for `Seat Names Requested` (the stack's request to
     /// itself to name seats, see [`name_requests`](Self::name_requests)).
@@ -98,5 +113,9 @@ impl MemorySink {
 impl EventSink for MemorySink {
     async fn publish(&self, events: &[OutEvent]) -> Result<Vec<usize>, SinkError> {
         MemorySink::publish_now(self, events)
+    }
+
+    fn publishes_seat_events_inline(&self) -> bool {
+        !self.streamed
     }
 }

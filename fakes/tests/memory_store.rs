@@ -231,11 +231,41 @@ async fn a_crash_after_the_commit_leaves_the_outbox_and_the_flush_publishes_it_o
     assert_eq!(store.outboxes_snapshot().len(), 1);
 
     // And the flush publishes it exactly once
-    assert_eq!(seats::flush_outbox(&store, &sink).await.unwrap(), 1);
+    assert_eq!(seats::flush_outbox(&store, &sink, chrono::Utc::now()).await.unwrap(), 1);
     assert_eq!(summary(&sink), [("Seat Granted".to_owned(), user(4).to_string())]);
     assert!(store.outboxes_snapshot().is_empty());
-    assert_eq!(seats::flush_outbox(&store, &sink).await.unwrap(), 0);
+    assert_eq!(seats::flush_outbox(&store, &sink, chrono::Utc::now()).await.unwrap(), 0);
     assert_eq!(sink.events().len(), 1);
+}
+
+/// Where the table's stream publishes the outboxes (the deployed mode), the audit's sweep is the
+/// net under that publisher, not a second one racing it: it takes an outbox only once the grace
+/// period since its commit has passed.
+#[tokio::test]
+async fn the_sweep_leaves_young_outboxes_to_the_stream_and_takes_those_it_left_behind() {
+    // Given writers that leave their outboxes to the stream, and a seat granted
+    let store = Arc::new(MemoryStore::default());
+    let sink = Arc::new(MemorySink::streamed());
+    subscribe(&store, Principal::User(user(4)), Tier::Power).await;
+    seats::apply_changes(&store, &sink, vec![direct(&user(4), Tier::Power)], now()).await.unwrap();
+    assert!(sink.events().is_empty(), "the request path published nothing");
+    assert_eq!(store.outboxes_snapshot().len(), 1);
+
+    // When the audit sweeps now, or just before the grace period ends: the outbox is left alone
+    let second = chrono::TimeDelta::seconds(1);
+    assert_eq!(seats::flush_outbox(&store, &sink, chrono::Utc::now()).await.unwrap(), 0);
+    assert_eq!(seats::flush_outbox(&store, &sink, chrono::Utc::now() + seats::OUTBOX_GRACE - second).await.unwrap(), 0);
+    assert!(sink.events().is_empty());
+    assert_eq!(store.outboxes_snapshot().len(), 1);
+
+    // When it sweeps once the grace period has passed (the stream never published it)
+    let later = chrono::Utc::now() + seats::OUTBOX_GRACE + second;
+    assert_eq!(seats::flush_outbox(&store, &sink, later).await.unwrap(), 1);
+
+    // Then its event goes out once, and the outbox is settled
+    assert_eq!(summary(&sink), [("Seat Granted".to_owned(), user(4).to_string())]);
+    assert!(store.outboxes_snapshot().is_empty());
+    assert_eq!(seats::flush_outbox(&store, &sink, later).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -255,7 +285,7 @@ async fn rejected_events_wait_in_the_outbox_for_the_flush() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].events.len(), 1);
 
-    assert_eq!(seats::flush_outbox(&store, &sink).await.unwrap(), 1);
+    assert_eq!(seats::flush_outbox(&store, &sink, chrono::Utc::now()).await.unwrap(), 1);
     let mut announced: Vec<String> = summary(&sink).into_iter().map(|(_, u)| u).collect();
     announced.sort();
     assert_eq!(announced, [user(1).to_string(), user(2).to_string()]);

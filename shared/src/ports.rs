@@ -478,8 +478,11 @@ impl Commit {
     }
 }
 
-/// Seats and the outbox.
-pub trait SeatStore: Send + Sync {
+/// Seats and the outbox. Every writer of seats also settles the outboxes it publishes itself
+/// ([`Outboxes`]), and the audit's sweep finds the ones left behind ([`pending_outboxes`]).
+///
+/// [`pending_outboxes`]: SeatStore::pending_outboxes
+pub trait SeatStore: Outboxes + Send + Sync {
     /// The seats that exist among `users` (at most 100), read consistently.
     fn get_seats(&self, users: &[UserId]) -> impl Future<Output = Result<Vec<Seat>, StoreError>> + Send;
 
@@ -501,10 +504,26 @@ pub trait SeatStore: Send + Sync {
     /// version or any guard failed.
     fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Outboxes left behind (a crash or a failed publish after their commit), oldest first.
-    fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
+    /// Outboxes committed before `committed_before` (by the time their id starts with) and not
+    /// settled yet, oldest first, at most `limit` (one `Query`): what a crash or a failed publish
+    /// left behind, for the audit's sweep.
+    fn pending_outboxes(
+        &self,
+        committed_before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
+}
 
-    /// Marks an outbox published. `remaining` keeps the events that could not be published.
+/// The outbox as its publisher sees it: outboxes read by id, and settled once published
+/// (`publish-events`, fed by the table's stream; also every writer that publishes its own).
+pub trait Outboxes: Send + Sync {
+    /// The outboxes among `ids` (distinct, as `BatchGetItem` wants them) that still hold events,
+    /// read consistently (one `BatchGetItem` per 100 ids, its unprocessed keys retried), in no
+    /// particular order. An id that is gone was published and settled already.
+    fn get_outboxes(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send;
+
+    /// Marks an outbox published: deletes it (`DeleteItem`), or, when `remaining` holds the events
+    /// that could not be published, keeps only those (`PutItem`).
     fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -533,6 +552,16 @@ pub struct OutEvent {
 pub trait EventSink: Send + Sync {
     /// Publishes the events; answers the indexes of those that failed (empty when all went out).
     fn publish(&self, events: &[OutEvent]) -> impl Future<Output = Result<Vec<usize>, SinkError>> + Send;
+
+    /// Who publishes the seat events a writer commits in its outbox. `true` (the default): the
+    /// writer itself, right after its commit, then settles the outbox. `false`: the deployed
+    /// stack's `publish-events`, fed the outbox item by the table's DynamoDB stream; the writer
+    /// does nothing more after its commit, and the audit's sweep leaves young outboxes to that
+    /// publisher. Events that are not seat events (continuations, name requests, reports) are
+    /// put directly either way.
+    fn publishes_seat_events_inline(&self) -> bool {
+        true
+    }
 }
 
 /// Audit reports, kept for admins to read (`GET /audits`).
@@ -973,8 +1002,22 @@ where
         (**self).commit(commit)
     }
 
-    fn pending_outboxes(&self, limit: usize) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send {
-        (**self).pending_outboxes(limit)
+    fn pending_outboxes(
+        &self,
+        committed_before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send {
+        (**self).pending_outboxes(committed_before, limit)
+    }
+}
+
+impl<P> Outboxes for P
+where
+    P: Deref + Send + Sync,
+    P::Target: Outboxes,
+{
+    fn get_outboxes(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Outbox>, StoreError>> + Send {
+        (**self).get_outboxes(ids)
     }
 
     fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -999,6 +1042,10 @@ where
 {
     fn publish(&self, events: &[OutEvent]) -> impl Future<Output = Result<Vec<usize>, SinkError>> + Send {
         (**self).publish(events)
+    }
+
+    fn publishes_seat_events_inline(&self) -> bool {
+        (**self).publishes_seat_events_inline()
     }
 }
 

@@ -14,13 +14,15 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+pub mod bus;
 pub mod counting;
 pub mod runtime_api;
+pub mod stream;
 pub mod template;
 
 /// The repository root.
@@ -128,8 +130,8 @@ impl World {
     }
 }
 
-/// Creates `name` with exactly the key schema, indexes, billing mode and TTL of `template.yaml`'s
-/// `Table` resource: the template is the only declaration of the table.
+/// Creates `name` with exactly the key schema, indexes, billing mode, stream and TTL of
+/// `template.yaml`'s `Table` resource: the template is the only declaration of the table.
 pub async fn create_table_from_template(dynamo: &aws_sdk_dynamodb::Client, name: &str) {
     let spec = template::table_spec();
     let attr_type = |t: &str| ScalarAttributeType::from(t);
@@ -165,6 +167,14 @@ pub async fn create_table_from_template(dynamo: &aws_sdk_dynamodb::Client, name:
                 .build()
                 .expect("index"),
         );
+    }
+    if let Some(view) = &spec.stream_view_type {
+        let stream = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::from(view.as_str()))
+            .build()
+            .expect("stream specification");
+        req = req.stream_specification(stream);
     }
     req.send().await.expect("CreateTable in moto");
     if let Some(ttl) = &spec.ttl_attribute {

@@ -24,6 +24,8 @@ pub struct TableSpec {
     pub indexes: Vec<IndexSpec>,
     pub billing_mode: String,
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`: what the table's stream carries, when it has one.
+    pub stream_view_type: Option<String>,
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -65,5 +67,6 @@ pub fn table_spec() -> TableSpec {
             .unwrap_or_default(),
         billing_mode: p["BillingMode"].as_str().unwrap_or("PAY_PER_REQUEST").to_owned(),
         ttl_attribute: p["TimeToLiveSpecification"]["AttributeName"].as_str().map(str::to_owned),
+        stream_view_type: p["StreamSpecification"]["StreamViewType"].as_str().map(str::to_owned),
     }
 }

@@ -4,12 +4,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use kiro_tests::bus::BusTap;
 use kiro_tests::runtime_api::{Outcome, RuntimeApi};
+use kiro_tests::stream::StreamReader;
 use kiro_tests::{Moto, World, fixture, repo_root};
 use serde_json::json;
 use tokio::process::Command;
 
-const BINARIES: [&str; 4] = ["create-profile", "assign-tier", "sync-group", "console"];
+const BINARIES: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "publish-events"];
 
 /// Builds the binaries once (cargo builds library targets for the tests, not other packages' bins).
 fn binary(name: &str) -> std::path::PathBuf {
@@ -140,4 +142,57 @@ async fn each_binary_serves_invocations_from_the_runtime_api() {
         (&json!("repair"), &json!(1), &json!(false))
     );
     assert!(api.init_errors().is_empty());
+}
+
+/// The deployed path of a seat event, binaries only: assign-tier commits the change and its
+/// outbox and publishes nothing; the table's stream (moto's, read as the template's event source
+/// reads it) hands the outbox to publish-events, which puts the event on the bus; the same batch
+/// delivered again puts nothing. The bus is read back through a queue.
+#[tokio::test]
+async fn a_seat_change_reaches_the_bus_through_the_stream_and_publish_events() {
+    let world = World::new().await;
+    let endpoint = Moto::get().endpoint.clone();
+    let dir = kiro_tests::Directory::new(&world.sdk);
+    kiro_tests::create_test_profile(&world, &dir.store_id).await;
+    let carol = dir.user("carol").await;
+    let tap = BusTap::new(&world.sdk).await;
+    let start = |name: &str, api: &RuntimeApi| {
+        lambda_command(name, &api.address)
+            .env("TABLE_NAME", &world.table)
+            .env("EVENT_BUS_NAME", &tap.bus)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .spawn()
+            .expect("spawn")
+    };
+
+    // assign-tier: POST /subscriptions for carol
+    let api = RuntimeApi::start().await;
+    let _assign = start("assign-tier", &api);
+    let mut request = fixture("http/subscribe-user.json");
+    request["body"] = json!(json!({"principalType": "USER", "principalId": carol, "tier": "POWER"}).to_string());
+    api.invoke("req-sub", request);
+    let Some(Outcome::Response(answer)) = api.outcome("req-sub", Duration::from_secs(20)).await else {
+        panic!("assign-tier did not answer");
+    };
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    assert!(tap.received(0, Duration::from_millis(300)).await.is_empty(), "assign-tier put no seat event itself");
+
+    // publish-events, fed the stream's batch
+    let mut reader = StreamReader::new(&world.sdk, &world.table).await;
+    let batch = reader.next_batch().await.expect("the stream has the outbox's record");
+    assert_eq!(batch.len(), 1, "one new outbox, the other records filtered out: {}", batch.event);
+    let publisher = RuntimeApi::start().await;
+    let _publish = start("publish-events", &publisher);
+    for attempt in ["req-pub-1", "req-pub-2"] {
+        publisher.invoke(attempt, batch.event.clone());
+        let outcome = publisher.outcome(attempt, Duration::from_secs(20)).await.expect("publish-events answered");
+        let Outcome::Response(answer) = outcome else { panic!("publish-events failed: {outcome:?}") };
+        assert_eq!(answer, json!({"batchItemFailures": []}), "{attempt}");
+    }
+    let events = tap.received(1, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 1, "one event, though the batch came twice: {events:?}");
+    let e = &events[0];
+    assert_eq!((e["source"].as_str(), e["detail-type"].as_str()), (Some("kiro.subscriptions"), Some("Seat Granted")));
+    assert_eq!((e["detail"]["userId"].as_str(), &e["detail"]["version"]), (Some(carol.as_str()), &json!(1)));
+    assert!(publisher.init_errors().is_empty());
 }

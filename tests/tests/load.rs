@@ -186,7 +186,7 @@ async fn concurrent_calls_and_events_lose_no_source_and_double_no_event() {
     // (moto must serve one request at a time for this: its transactions are not isolated, and
     // two at once can roll back a third's committed writes — see scripts/moto_server.py.)
     let pending: Vec<kiro::ports::OutEvent> =
-        store.pending_outboxes(1000).await.unwrap().into_iter().flat_map(|o| o.events).collect();
+        store.pending_outboxes(chrono::Utc::now(), 1000).await.unwrap().into_iter().flat_map(|o| o.events).collect();
     assert!(pending.is_empty(), "events left in the outbox: {pending:?}");
     let mut balance: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();

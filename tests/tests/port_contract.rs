@@ -66,6 +66,7 @@ contract!(
     a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed,
     get_seats_answers_the_seats_that_exist,
     outboxes_are_pending_oldest_first_until_settled,
+    outboxes_are_read_by_id_as_they_are_now,
     user_names_are_set_only_on_seats_that_exist,
     audit_reports_are_listed_newest_first,
     one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more,
@@ -139,7 +140,7 @@ async fn a_failing_guard_applies_nothing_of_the_commit<S: SeatStore + Subscripti
     assert_eq!(store.get_seats(&[user(1), user(2)]).await.unwrap(), []);
     assert_eq!(store.count_granted(&group(1)).await.unwrap(), 0);
     assert_eq!(store.membership(&membership(1)).await.unwrap(), None);
-    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+    assert_eq!(store.pending_outboxes(at("2100-01-01T00:00:00Z"), 10).await.unwrap(), []);
 }
 
 async fn a_guard_on_a_deleted_subscription_fails_and_a_matching_one_passes<S: SeatStore + SubscriptionStore>(
@@ -183,7 +184,7 @@ async fn a_stale_version_anywhere_applies_nothing_of_the_commit<S: SeatStore>(st
     assert!(is_conflict(&store.commit(&commit).await));
     let seats = store.get_seats(&[user(1), user(2)]).await.unwrap();
     assert!(seats.len() == 2 && seats.iter().all(|s| s.version == 1 && s.tier == Tier::Pro), "{seats:?}");
-    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+    assert_eq!(store.get_outboxes(&["o".to_owned()]).await.unwrap(), []);
 }
 
 async fn seat_writes_are_guarded_by_their_versions<S: SeatStore>(store: &S) {
@@ -493,20 +494,65 @@ async fn outboxes_are_pending_oldest_first_until_settled<S: SeatStore>(store: &S
         };
         store.commit(&commit).await.unwrap();
     }
-    let pending = store.pending_outboxes(10).await.unwrap();
+    let later = at("2026-01-01T00:05:00Z");
+    let pending = store.pending_outboxes(later, 10).await.unwrap();
     assert_eq!(
         pending.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
         ["2026-01-01T00:00:01.000Z#a", "2026-01-01T00:00:02.000Z#b"]
     );
     assert_eq!(pending[0].events, [event(1), event(11)]);
-    assert_eq!(store.pending_outboxes(1).await.unwrap().len(), 1);
+    assert_eq!(store.pending_outboxes(later, 1).await.unwrap().len(), 1);
+
+    // Only those committed before the bound: the sweep leaves younger ones to the stream
+    let ids = |p: Vec<kiro::ports::Outbox>| p.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.pending_outboxes(at("2026-01-01T00:00:02Z"), 10).await.unwrap()),
+        ["2026-01-01T00:00:01.000Z#a"]
+    );
+    assert_eq!(store.pending_outboxes(at("2026-01-01T00:00:01Z"), 10).await.unwrap(), []);
 
     // Settling keeps what could not be published, then nothing
     store.settle_outbox("2026-01-01T00:00:01.000Z#a", &[event(11)]).await.unwrap();
-    assert_eq!(store.pending_outboxes(10).await.unwrap()[0].events, [event(11)]);
+    assert_eq!(store.pending_outboxes(later, 10).await.unwrap()[0].events, [event(11)]);
     store.settle_outbox("2026-01-01T00:00:01.000Z#a", &[]).await.unwrap();
     store.settle_outbox("2026-01-01T00:00:02.000Z#b", &[]).await.unwrap();
-    assert_eq!(store.pending_outboxes(10).await.unwrap(), []);
+    assert_eq!(store.pending_outboxes(later, 10).await.unwrap(), []);
+}
+
+/// The stream's publisher reads the outboxes of a batch by id: those still there, as they are
+/// now (after a partial settle, only what is left), and nothing of those settled.
+async fn outboxes_are_read_by_id_as_they_are_now<S: SeatStore>(store: &S) {
+    let ids: Vec<String> = (1..=3).map(|n| format!("2026-01-01T00:00:0{n}.000Z#{n}")).collect();
+    for (n, id) in (1..=3).zip(&ids) {
+        let commit = Commit {
+            outbox: Some(outbox(id, vec![event(n), event(n + 10)])),
+            ..one(seat(&user(n), Tier::Pro, 1), None)
+        };
+        store.commit(&commit).await.unwrap();
+    }
+    let read = |want: Vec<String>| async move {
+        let mut found = store.get_outboxes(&want).await.unwrap();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found
+    };
+    assert_eq!(
+        read(ids.clone()).await,
+        [
+            outbox(&ids[0], vec![event(1), event(11)]),
+            outbox(&ids[1], vec![event(2), event(12)]),
+            outbox(&ids[2], vec![event(3), event(13)]),
+        ]
+    );
+    store.settle_outbox(&ids[0], &[]).await.unwrap();
+    store.settle_outbox(&ids[1], &[event(12)]).await.unwrap();
+    let unknown = "2026-01-01T00:00:09.000Z#never".to_owned();
+    assert_eq!(read(vec![ids[0].clone(), ids[1].clone(), unknown]).await, [outbox(&ids[1], vec![event(12)])]);
+    assert_eq!(store.get_outboxes(&[]).await.unwrap(), []);
+
+    // More than one BatchGetItem's 100 keys
+    let many: Vec<String> =
+        (0..150).map(|n| format!("2026-01-01T00:01:00.000Z#{n:03}")).chain([ids[2].clone()]).collect();
+    assert_eq!(read(many).await, [outbox(&ids[2], vec![event(3), event(13)])]);
 }
 
 async fn user_names_are_set_only_on_seats_that_exist<S: SeatStore + SeatNames>(store: &S) {

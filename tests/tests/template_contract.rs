@@ -22,13 +22,15 @@ use serde_json::Value as Json;
 use serde_yaml::Value;
 
 /// Every function the template declares, by binary.
-const FUNCTIONS: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
+const FUNCTIONS: [&str; 6] =
+    ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity", "publish-events"];
 
 /// The functions whose environment and IAM policy are checked against their code: all of them.
 /// (A function left out is held to what its own tests say instead: ingest-activity's policy to
 /// sync-group's table and bus grants plus BatchWriteItem, in
 /// kiro_writes_its_reports_to_a_bucket_whose_events_reach_ingest_activity.)
-const SCANNED: [&str; 5] = ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity"];
+const SCANNED: [&str; 6] =
+    ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity", "publish-events"];
 
 /// The contract's HTTP routes (tables "Profile" and "Subscriptions and seats": audit reports,
 /// usage and activity imports included), with the function that answers each.
@@ -90,6 +92,8 @@ const CONTRACT_ENV: &[(&str, &[&str])] = &[
     ),
     // "it needs no other configuration": the bucket and key come with each event.
     ("ingest-activity", &["TABLE_NAME", "EVENT_BUS_NAME"]),
+    // The table's outbox, the bus it publishes to.
+    ("publish-events", &["TABLE_NAME", "EVENT_BUS_NAME"]),
 ];
 
 /// The contract's "Events in": the three channels of an Identity Center membership change.
@@ -623,10 +627,23 @@ fn function_code(name: &str, adapters: &Adapters) -> FunctionCode {
         .find(|&i| lib.code[..i].trim_end().ends_with("fn"))
         .unwrap_or_else(|| panic!("{name}: no `fn handle` in lib.rs"));
     let signature = &lib.code[handle..handle + lib.code[handle..].find('{').expect("a body")];
+    // The ports named in the signature, and their supertraits: a bound on a port may call the
+    // methods of the ports it extends (`SeatStore: Outboxes`).
+    let supertraits = port_supertraits();
+    let mut named: BTreeSet<String> =
+        adapters.ports.keys().filter(|port| words(signature, port).next().is_some()).cloned().collect();
+    let mut todo: Vec<String> = named.iter().cloned().collect();
+    while let Some(port) = todo.pop() {
+        for extended in supertraits.get(&port).into_iter().flatten() {
+            if adapters.ports.contains_key(extended) && named.insert(extended.clone()) {
+                todo.push(extended.clone());
+            }
+        }
+    }
     let mut needs = BTreeSet::new();
     let mut bounds = Vec::new();
     for (port, (ty, file, methods)) in &adapters.ports {
-        if words(signature, port).next().is_none() {
+        if !named.contains(port) {
             continue;
         }
         bounds.push(port.clone());
@@ -643,6 +660,31 @@ fn function_code(name: &str, adapters: &Adapters) -> FunctionCode {
     assert!(!bounds.is_empty(), "{name}: found no port trait in `{signature}`");
 
     FunctionCode { needs, env: env_read(main) }
+}
+
+/// Each port trait of `shared/src/ports.rs` with its supertraits (`trait SeatStore: Outboxes + ..`).
+fn port_supertraits() -> BTreeMap<String, Vec<String>> {
+    let ports = Source::read("shared/src/ports.rs");
+    let code = ports.code.as_str();
+    let mut out = BTreeMap::new();
+    for at in words(code, "trait") {
+        let name_at = skip_ws(code, at + "trait".len());
+        let name = ident_at(code, name_at);
+        let colon = skip_ws(code, name_at + name.len());
+        if name.is_empty() || code.as_bytes().get(colon) != Some(&b':') {
+            continue;
+        }
+        let rest = &code[colon + 1..];
+        let bounds = &rest[..rest.find('{').expect("a trait body")];
+        let bounds = bounds.split(" where").next().unwrap_or_default();
+        let extended = bounds
+            .split('+')
+            .map(|b| last_segment(b.trim()))
+            .filter(|b| !b.is_empty() && !b.starts_with('?'))
+            .collect();
+        out.insert(name.to_owned(), extended);
+    }
+    out
 }
 
 /// Variables `main` reads: its own literals, and those of the `kiro::config` readers it calls.
@@ -1441,6 +1483,20 @@ fn the_scan_sees_the_calls_we_know_about() {
     ] {
         assert!(console.contains(&pair(a, r)), "console: {a} on {r}, for {why}");
     }
+    // SeatStore extends Outboxes: whoever writes seats may settle the outboxes it publishes.
+    assert!(port_supertraits()["SeatStore"].contains(&"Outboxes".to_owned()));
+    // The stream's publisher: the outboxes by id, settled; the bus. Nothing else.
+    let publisher = function_code("publish-events", &adapters).needs;
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:BatchGetItem", "table"),
+        ("dynamodb:DeleteItem", "table"),
+        ("dynamodb:PutItem", "table"),
+        ("events:PutEvents", "bus"),
+    ]
+    .into_iter()
+    .map(|(a, r)| pair(a, r))
+    .collect();
+    assert_eq!(publisher, expected, "publish-events");
     if SCANNED.contains(&"ingest-activity") {
         let ingest = function_code("ingest-activity", &adapters).needs;
         for (a, r) in
@@ -1595,6 +1651,102 @@ fn sync_group_hears_the_three_channels_the_schedule_and_audit_requests_with_retr
     }
     // The console's routes are in the API's DefinitionBody (see the route test): no events at all.
     assert!(t.function("console")["Properties"]["Events"].is_null(), "console: no events");
+}
+
+/// The stream records of `events/dynamodb`, and whether the publisher's filter must deliver each.
+const STREAM_SAMPLES: &[(&str, bool)] = &[
+    ("outbox-inserted.json", true),
+    ("outbox-modified.json", false),
+    ("outbox-removed.json", false),
+    ("seat-inserted.json", false),
+];
+
+/// Contract "Deployment shape": seat events may be published by `publish-events`, fed by the
+/// table's DynamoDB stream, declared in `template.yaml` as its event source. The table streams
+/// its changes; the function takes new outbox items only (its filter, tried on the samples of
+/// `events/dynamodb`, agrees with what the handler reads as a new outbox), answers partial batch
+/// failures, bisects a failed batch, retries a bounded number of times (a record retried for ever
+/// would hold its shard), then describes the batch to a queue an alarm watches; and it touches
+/// only the outbox's partition of the table.
+#[test]
+fn seat_events_go_out_from_the_tables_stream_through_publish_events() {
+    let t = Template::load();
+    let table = t.table_id();
+    let view = t.resource(&table)["Properties"]["StreamSpecification"]["StreamViewType"].as_str();
+    // Every view type carries the keys, all the filter and the publisher read.
+    assert!(
+        matches!(view, Some("KEYS_ONLY" | "NEW_IMAGE" | "NEW_AND_OLD_IMAGES")),
+        "the table streams its changes: {view:?}"
+    );
+
+    let fid = t.function_id("publish-events");
+    let events = t.function("publish-events")["Properties"]["Events"].as_mapping().expect("an event source");
+    assert_eq!(events.len(), 1, "publish-events: one event source, the table's stream");
+    let (name, e) = events.iter().next().expect("one");
+    assert_eq!(e["Type"], "DynamoDB", "{name:?}");
+    let p = &e["Properties"];
+    assert_eq!(get_att(&p["Stream"]), Some((table.clone(), "StreamArn".to_owned())));
+    assert_eq!(p["StartingPosition"], "TRIM_HORIZON", "from the oldest record the stream keeps");
+    let batch = p["BatchSize"].as_u64().expect("a BatchSize");
+    assert!((1..=100).contains(&batch), "one BatchGetItem reads a batch's outboxes: {batch}");
+    let window = p["MaximumBatchingWindowInSeconds"].as_u64().unwrap_or(0);
+    assert!(window <= 1, "events go out within about a second: {window}");
+    assert_eq!(p["BisectBatchOnFunctionError"], true);
+    assert_eq!(strs(&p["FunctionResponseTypes"]), BTreeSet::from(["ReportBatchItemFailures".to_owned()]));
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("MaximumRetryAttempts");
+    assert!((0..=100).contains(&retries), "a bounded number of retries, not -1: {retries}");
+
+    let on_failure = &p["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"], "SQS", "SAM grants SendMessage to the queue");
+    let (queue, attr) = get_att(&on_failure["Destination"]).expect("a queue of the stack");
+    assert_eq!((t.resource(&queue)["Type"].as_str(), attr.as_str()), (Some("AWS::SQS::Queue"), "Arn"));
+    let alarmed = t.of_type("AWS::CloudWatch::Alarm").iter().any(|(_, a)| {
+        let watches = list(&a["Properties"]["Dimensions"])
+            .iter()
+            .any(|d| get_att(&d["Value"]).is_some_and(|(id, attr)| id == queue && attr == "QueueName"));
+        let tells: Vec<&str> = list(&a["Properties"]["AlarmActions"]).into_iter().filter_map(ref_of).collect();
+        watches && tells == ["AlarmTopic"]
+    });
+    assert!(alarmed, "an alarm watches {queue} and tells the alarm topic");
+
+    // The filter, as Lambda applies it (EventBridge's pattern syntax), on the sample records.
+    let filters = list(&p["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1, "{name:?}: one filter");
+    let pattern: Json =
+        serde_json::from_str(filters[0]["Pattern"].as_str().expect("a pattern")).expect("the pattern is JSON");
+    let dir = repo_root().join("events/dynamodb");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("events/dynamodb")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = STREAM_SAMPLES.iter().map(|(f, _)| (*f).to_owned()).collect();
+    assert_eq!(files, listed, "events/dynamodb holds exactly the samples of STREAM_SAMPLES");
+    for (file, delivered) in STREAM_SAMPLES {
+        let text = std::fs::read_to_string(dir.join(file)).expect("a sample");
+        let raw: Json = serde_json::from_str(&text).expect("JSON");
+        let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&text).expect("a stream event");
+        for (record, typed) in raw["Records"].as_array().expect("Records").iter().zip(&event.records) {
+            assert_eq!(pattern_matches(&pattern, record), *delivered, "{file}: the filter");
+            let read = matches!(publish_events::classify(typed), publish_events::Record::NewOutbox(_));
+            assert_eq!(read, *delivered, "{file}: what the handler reads as a new outbox");
+        }
+    }
+
+    // Only the outbox's partition (as create-profile only its profile's).
+    let table_statements: Vec<&Value> = list(&t.function("publish-events")["Properties"]["Policies"][0]["Statement"])
+        .into_iter()
+        .filter(|s| get_att(&s["Resource"]).is_some_and(|(id, _)| id == table))
+        .collect();
+    assert!(!table_statements.is_empty());
+    for s in table_statements {
+        assert_eq!(
+            strs(&s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]),
+            BTreeSet::from([publish_events::OUTBOX_PARTITION.to_owned()]),
+            "{fid}: {s:?}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! Seats, commits and the outbox: [`SeatStore`] on the in-memory table.
 
-use kiro::ports::{SeatNames, SeatStore};
+use kiro::ports::{Outboxes, SeatNames, SeatStore};
 
 use super::*;
 
@@ -81,12 +81,40 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// One Query of up to `limit` (clamped to 1..=1000) outboxes, oldest first.
-    fn pending_outboxes_now(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+    /// One Query of up to `limit` (clamped to 1..=1000) outboxes whose id sorts before the time
+    /// `committed_before` (`sk < :before`), oldest first.
+    fn pending_outboxes_now(&self, committed_before: DateTime<Utc>, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         let mut table = self.table();
         table.request("Query(outbox)")?;
-        let outboxes = table.outboxes.iter().take(limit.clamp(1, 1000));
+        let before = kiro::time::format(&committed_before);
+        let outboxes = table.outboxes.range::<str, _>((Bound::Unbounded, Bound::Excluded(before.as_str())));
+        let outboxes = outboxes.take(limit.clamp(1, 1000));
         Ok(outboxes.map(|(id, events)| Outbox { id: id.clone(), events: events.clone() }).collect())
+    }
+
+    /// One `BatchGetItem` per 100 ids; duplicates refused as DynamoDB refuses them.
+    fn get_outboxes_now(&self, ids: &[String]) -> Result<Vec<Outbox>, StoreError> {
+        const OPERATION: &str = "BatchGetItem(outbox)";
+        let mut table = self.table();
+        let mut found = Vec::new();
+        for (i, chunk) in ids.chunks(QUERY_LIMIT).enumerate() {
+            if i == 0 {
+                table.request(OPERATION)?;
+            } else {
+                table.more_requests(OPERATION, 1);
+            }
+            let keys: BTreeSet<&str> = chunk.iter().map(String::as_str).collect();
+            if keys.len() < chunk.len() {
+                return Err(StoreError::Refused {
+                    operation: OPERATION,
+                    source: "ValidationException: Provided list of item keys contains duplicates".into(),
+                });
+            }
+            found.extend(keys.into_iter().filter_map(|id| {
+                table.outboxes.get(id).map(|events| Outbox { id: id.to_owned(), events: events.clone() })
+            }));
+        }
+        Ok(found)
     }
 
     /// Deletes the outbox, or puts it back with only `remaining` (unconditionally, as DynamoStore).
@@ -164,9 +192,16 @@ impl SeatStore for MemoryStore {
         MemoryStore::commit_now(self, commit)
     }
 
-    async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+    async fn pending_outboxes(&self, committed_before: DateTime<Utc>, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         MemoryStore::pause(self).await;
-        MemoryStore::pending_outboxes_now(self, limit)
+        MemoryStore::pending_outboxes_now(self, committed_before, limit)
+    }
+}
+
+impl Outboxes for MemoryStore {
+    async fn get_outboxes(&self, ids: &[String]) -> Result<Vec<Outbox>, StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::get_outboxes_now(self, ids)
     }
 
     async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {

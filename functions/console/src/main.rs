@@ -19,7 +19,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Deps::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         IdentityStoreDirectory::new(aws_sdk_identitystore::Client::new(&sdk)),
-        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        // Seat events go out from the table's stream (publish-events), not from here.
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name).seat_events_from_stream(),
         SsoAdminInstances::new(aws_sdk_ssoadmin::Client::new(&sdk)),
         Https::new()?,
         console,

@@ -12,7 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = load_sdk_config().await;
     let deps = Deps {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
-        events: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        // Seat events go out from the table's stream (publish-events), not from here.
+        events: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name)
+            .seat_events_from_stream(),
         objects: S3Objects::new(aws_sdk_s3::Client::new(&sdk)),
     };
     // Built once and kept for the life of the process; each invocation borrows it.

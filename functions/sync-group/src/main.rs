@@ -16,7 +16,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         // Its share of Identity Store's 20 requests a second: concurrent invocations pace apart.
         IdentityStoreDirectory::with_rate(aws_sdk_identitystore::Client::new(&sdk), identity_store_rate),
-        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        // Seat events go out from the table's stream (publish-events), not from here.
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name).seat_events_from_stream(),
         revoke_limit,
     );
     // Built once and kept for the life of the process; each invocation borrows it.

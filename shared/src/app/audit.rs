@@ -351,14 +351,16 @@ where
 
 /// Publishes what the outbox kept: events of changes whose publish failed or whose writer
 /// crashed after committing, this audit's own invocations included (a crashed invocation's retry
-/// resumes past the change it committed, so only a sweep at the end sees its events). A failure
+/// resumes past the change it committed, so only a sweep at the end sees its events). Where the
+/// table's stream publishes them, only outboxes older than [`seats::OUTBOX_GRACE`] by the wall
+/// clock: the net under the stream's publisher, not a second publisher racing it. A failure
 /// leaves them for the next repair and does not fail this one: the seats are repaired either way.
 async fn sweep_outbox<S, D, E>(deps: &Audit<'_, S, D, E>)
 where
     S: SeatStore + SubscriptionStore,
     E: EventSink,
 {
-    match seats::flush_outbox(&deps.store, &deps.events).await {
+    match seats::flush_outbox(&deps.store, &deps.events, Utc::now()).await {
         Ok(0) => {}
         Ok(sent) => tracing::info!(sent, "published events left in the outbox"),
         Err(e) => {

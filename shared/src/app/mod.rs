@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod membership;
 pub mod names;
 pub mod profile;
+pub mod publish;
 pub mod queries;
 pub mod seats;
 pub mod subscriptions;

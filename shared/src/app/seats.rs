@@ -1,12 +1,14 @@
 //! Applying seat changes: the one path by which the API, membership events and the audit change
 //! seats. It reads the seats, computes each next seat with [`domain::transition`], writes seats,
 //! grant rows and the outbox in one transaction per chunk (guarded by seat versions and by the
-//! subscriptions the sources come from), then publishes the outbox.
+//! subscriptions the sources come from). The deployed stack publishes the outbox from the
+//! table's stream (`publish-events`, [`crate::app::publish`]); without a stream publisher the
+//! writer publishes it itself after the commit ([`EventSink::publishes_seat_events_inline`]).
 //!
 //! A lost race re-reads and re-applies the same relative change, re-resolving the tier of every
 //! source from its subscription, so neither writer's source is lost. Events are committed with the
 //! seats they describe, so a retried request that finds nothing to change emits nothing, and an
-//! event whose publish failed stays in the outbox for [`flush_outbox`].
+//! event that was not published stays in the outbox for [`flush_outbox`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,7 +33,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
-    /// Deferred work (a continuation) could not be put on the bus.
+    /// Events could not be put on the bus: deferred work (a continuation), or the outbox's in
+    /// the audit's sweep.
     #[error("{0}")]
     Bus(String, #[source] Option<crate::ports::SinkError>),
 }
@@ -190,8 +193,12 @@ fn plan(
     Some((write, conditions, event, applied))
 }
 
-fn outbox_id(now: DateTime<Utc>) -> String {
-    format!("{}#{}", crate::time::format(&now), uuid::Uuid::new_v4())
+/// A new outbox's id: the wall-clock time of its commit, then a UUID. The time is the commit's,
+/// not the change's clock (an audit's is the time it started, however long it runs), because
+/// [`flush_outbox`] compares it with its own wall clock to leave young outboxes to the stream's
+/// publisher.
+fn outbox_id() -> String {
+    format!("{}#{}", crate::time::format(&Utc::now()), uuid::Uuid::new_v4())
 }
 
 /// Applies the changes (one per user; later changes for the same user are merged into the first)
@@ -353,7 +360,7 @@ where
     }
     (commit.guards, commit.absent) = (conditions.guards, conditions.absent);
     if !events.is_empty() {
-        commit.outbox = Some(Outbox { id: outbox_id(now), events });
+        commit.outbox = Some(Outbox { id: outbox_id(), events });
     }
     if commit.item_count() <= MAX_TRANSACTION_ITEMS {
         match store.commit(&commit).await {
@@ -387,7 +394,7 @@ where
         let Some((write, conditions, event, applied)) = plan(seat.as_ref(), recorded, &uc, now) else {
             return Ok(Applied { unchanged: 1, ..Applied::default() });
         };
-        let outbox = (!event.is_empty()).then(|| Outbox { id: outbox_id(now), events: event });
+        let outbox = (!event.is_empty()).then(|| Outbox { id: outbox_id(), events: event });
         let commit = Commit { seats: vec![write], guards: conditions.guards, absent: conditions.absent, outbox };
         match store.commit(&commit).await {
             Ok(()) => {
@@ -423,57 +430,49 @@ async fn resolve_sources<S: SubscriptionStore>(store: &S, uc: &UserChange) -> Re
     Ok(ops)
 }
 
-/// Publishes a committed outbox and settles it; a failure leaves it for [`flush_outbox`], since
-/// the seat change itself has happened.
+/// After a commit: publishes its outbox and settles it when this writer publishes its own
+/// ([`EventSink::publishes_seat_events_inline`]), or leaves it to the stream's publisher. A
+/// failure leaves it for the stream's retry or for [`flush_outbox`]: the seat change itself has
+/// happened.
 async fn publish<S: SeatStore, E: EventSink>(store: &S, sink: &E, outbox: Option<&Outbox>) {
     let Some(outbox) = outbox else { return };
-    let remaining: Vec<OutEvent> = match sink.publish(&outbox.events).await {
-        Ok(failed) => failed.into_iter().filter_map(|i| outbox.events.get(i).cloned()).collect(),
-        Err(e) => {
-            tracing::error!(outbox = %outbox.id, cause = %crate::error::cause_chain(&e), "publishing events failed; left in the outbox");
-            return;
-        }
-    };
-    if !remaining.is_empty() {
-        tracing::warn!(outbox = %outbox.id, failed = remaining.len(), "some events were not accepted; left in the outbox");
-    }
-    // The events are out: failing to settle now would publish them again from the outbox, so
-    // settling gets a few more tries than the SDK's own retries.
-    for attempt in 1..=SETTLE_ATTEMPTS {
-        match store.settle_outbox(&outbox.id, &remaining).await {
-            Ok(()) => return,
-            Err(e) if attempt == SETTLE_ATTEMPTS => {
-                tracing::error!(outbox = %outbox.id, cause = %crate::error::cause_chain(&e), "settling the outbox failed; its events may be published again");
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await,
-        }
+    if sink.publishes_seat_events_inline() {
+        crate::app::publish::publish_and_settle(store, sink, std::slice::from_ref(outbox)).await;
     }
 }
 
-/// Tries at marking a published outbox settled.
-const SETTLE_ATTEMPTS: u32 = 3;
+/// How long an outbox is left to the stream's publisher before the audit's sweep takes it: the
+/// stream hands a new item to `publish-events` within seconds, and retries a failed batch for a
+/// few minutes; a sweep reading the same outbox meanwhile would publish its events twice.
+pub const OUTBOX_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// Publishes outboxes left behind by crashes or failed publishes. Answers how many events went out.
-pub async fn flush_outbox<S: SeatStore, E: EventSink>(store: &S, sink: &E) -> Result<u64, ServiceError> {
+/// Publishes outboxes left behind by crashes or failed publishes: those committed before `now`
+/// less [`OUTBOX_GRACE`] when the stream publishes them, all of them when writers publish their
+/// own (nobody else will). Answers how many events went out; an error when outboxes were left and
+/// none of their events could go out.
+pub async fn flush_outbox<S: SeatStore, E: EventSink>(
+    store: &S,
+    sink: &E,
+    now: DateTime<Utc>,
+) -> Result<u64, ServiceError> {
+    let grace = if sink.publishes_seat_events_inline() { chrono::TimeDelta::zero() } else { OUTBOX_GRACE };
+    // Committed at or before `now - grace`: ids carry milliseconds.
+    let bound = now - grace + chrono::TimeDelta::milliseconds(1);
     let mut sent = 0u64;
     loop {
-        let pending = store.pending_outboxes(25).await?;
+        let pending = store.pending_outboxes(bound, 25).await?;
         if pending.is_empty() {
             return Ok(sent);
         }
-        let mut progressed = false;
-        for outbox in &pending {
-            let failed = sink
-                .publish(&outbox.events)
-                .await
-                .map_err(|e| ServiceError::Store(StoreError::Aws { operation: "PutEvents", source: e.into() }))?;
-            let remaining: Vec<OutEvent> = failed.iter().filter_map(|&i| outbox.events.get(i).cloned()).collect();
-            sent += (outbox.events.len() - remaining.len()) as u64;
-            progressed |= remaining.len() < outbox.events.len();
-            store.settle_outbox(&outbox.id, &remaining).await?;
-        }
-        if !progressed {
-            return Ok(sent);
+        let published = crate::app::publish::publish_and_settle(store, sink, &pending).await;
+        sent += published.events;
+        if !published.failed.is_empty() {
+            // The bus refused events, or an outbox could not be settled: the next sweep retries.
+            if sent > 0 {
+                return Ok(sent);
+            }
+            let left = published.failed.len();
+            return Err(ServiceError::Bus(format!("{left} outboxes could not be published"), None));
         }
     }
 }
@@ -658,7 +657,7 @@ where
                 break;
             }
             if !events.is_empty() {
-                commit.outbox = Some(Outbox { id: outbox_id(now), events });
+                commit.outbox = Some(Outbox { id: outbox_id(), events });
             }
             match store.commit(&commit).await {
                 Ok(()) => {

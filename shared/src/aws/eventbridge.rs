@@ -13,11 +13,23 @@ const MAX_ENTRIES: usize = 10;
 pub struct EventBridgeSink {
     client: Client,
     bus: String,
+    /// See [`EventSink::publishes_seat_events_inline`].
+    seat_events_inline: bool,
 }
 
 impl EventBridgeSink {
+    /// A sink that publishes whatever it is given, seat events included, as soon as they are
+    /// committed (the writer publishes its own outbox).
     pub fn new(client: Client, bus: impl Into<String>) -> Self {
-        Self { client, bus: bus.into() }
+        Self { client, bus: bus.into(), seat_events_inline: true }
+    }
+
+    /// The deployed stack's mode: the seat events a writer commits are put on the bus by
+    /// `publish-events`, from the table's stream, so the writer leaves its outbox to it (two
+    /// requests fewer per change: `PutEvents` and the outbox's `DeleteItem`). Everything else
+    /// this sink is given still goes out at once.
+    pub fn seat_events_from_stream(self) -> Self {
+        Self { seat_events_inline: false, ..self }
     }
 }
 
@@ -65,6 +77,10 @@ impl EventSink for EventBridgeSink {
             }
         }
         Ok(failed)
+    }
+
+    fn publishes_seat_events_inline(&self) -> bool {
+        self.seat_events_inline
     }
 }
 
@@ -148,6 +164,20 @@ mod tests {
         let report = OutEvent { detail_type: "Audit Completed".into(), detail: json!({"auditId": "a"}) };
         assert!(EventBridgeSink::new(client, "bus").publish(&[seat, report]).await.unwrap().is_empty());
         assert_eq!(timed.num_calls(), 1, "the entries carried the expected times");
+    }
+
+    /// The functions' sink leaves seat events to the stream's publisher; a plain one publishes them.
+    #[test]
+    fn the_stream_mode_is_chosen_where_the_sink_is_built() {
+        let client = || {
+            let conf = aws_sdk_eventbridge::Config::builder()
+                .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+                .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+                .build();
+            Client::from_conf(conf)
+        };
+        assert!(EventBridgeSink::new(client(), "bus").publishes_seat_events_inline());
+        assert!(!EventBridgeSink::new(client(), "bus").seat_events_from_stream().publishes_seat_events_inline());
     }
 
     #[tokio::test]

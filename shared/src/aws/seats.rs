@@ -10,7 +10,7 @@ use super::records::{
     seat_key, sub_key,
 };
 use crate::domain::{Seat, UserId};
-use crate::ports::{Commit, OutEvent, Outbox, Page, SeatFilter, SeatNames, SeatStore, StoreError};
+use crate::ports::{Commit, OutEvent, Outbox, Outboxes, Page, SeatFilter, SeatNames, SeatStore, StoreError};
 
 /// Rounds of `UnprocessedKeys` retried before a batch read gives up (about 3 s of backoff).
 const MAX_UNPROCESSED_ROUNDS: u32 = 6;
@@ -171,19 +171,38 @@ impl SeatStore for DynamoStore {
         }
     }
 
-    async fn pending_outboxes(&self, limit: usize) -> Result<Vec<Outbox>, StoreError> {
+    async fn pending_outboxes(
+        &self,
+        committed_before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Outbox>, StoreError> {
+        // Sort keys are `<time>#<uuid>`, times of one width: `sk < <time>` is "committed before".
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
+            .key_condition_expression("pk = :pk AND sk < :before")
             .expression_attribute_values(":pk", s(OUTBOX))
+            .expression_attribute_values(":before", s(crate::time::format(&committed_before)))
             .consistent_read(true)
             .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(100))
             .send()
             .await
             .map_err(|e| store_error("Query(outbox)", e))?;
         out.items().iter().map(Outbox::from_item).collect()
+    }
+}
+
+impl Outboxes for DynamoStore {
+    async fn get_outboxes(&self, ids: &[String]) -> Result<Vec<Outbox>, StoreError> {
+        let mut outboxes = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Item> = chunk.iter().map(|id| key(OUTBOX, id)).collect();
+            for item in self.batch_get(keys).await? {
+                outboxes.push(Outbox::from_item(&item)?);
+            }
+        }
+        Ok(outboxes)
     }
 
     async fn settle_outbox(&self, id: &str, remaining: &[OutEvent]) -> Result<(), StoreError> {
