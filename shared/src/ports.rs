@@ -493,6 +493,15 @@ pub trait SeatStore: Outboxes + Send + Sync {
         users: &[UserId],
     ) -> impl Future<Output = Result<SeatsWithActivity, StoreError>> + Send;
 
+    /// `principal`'s subscription with [`get_seats_with_activity`](Self::get_seats_with_activity)
+    /// of `users`, read together, consistently: one `BatchGetItem` for up to
+    /// [`SEATS_WITH_ACTIVITY`]` - 1` users (a membership event reads its group and its user at once).
+    fn get_subscription_and_seats(
+        &self,
+        principal: &Principal,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<(Option<Subscription>, SeatsWithActivity), StoreError>> + Send;
+
     fn list_seats(
         &self,
         filter: SeatFilter,
@@ -987,6 +996,14 @@ where
         users: &[UserId],
     ) -> impl Future<Output = Result<SeatsWithActivity, StoreError>> + Send {
         (**self).get_seats_with_activity(users)
+    }
+
+    fn get_subscription_and_seats(
+        &self,
+        principal: &Principal,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<(Option<Subscription>, SeatsWithActivity), StoreError>> + Send {
+        (**self).get_subscription_and_seats(principal, users)
     }
 
     fn list_seats(

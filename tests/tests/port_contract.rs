@@ -74,6 +74,7 @@ contract!(
     sessions_live_until_ended_and_a_sign_in_is_taken_once,
     activity_recorded_while_seatless_is_read_with_the_seats,
     a_days_first_import_is_answered_once,
+    a_subscription_and_seats_are_read_together,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -717,4 +718,26 @@ async fn a_days_first_import_is_answered_once<S: kiro::ports::ActivityStore>(sto
     assert_eq!(store.first_imports_of(&again).await.unwrap(), [day(2, "KIRO_IDE")], "only the day not seen before");
     assert!(store.first_imports_of(&first).await.unwrap().is_empty());
     assert!(store.first_imports_of(&[]).await.unwrap().is_empty());
+}
+
+async fn a_subscription_and_seats_are_read_together<S: SeatStore + SubscriptionStore + kiro::ports::ActivityStore>(
+    store: &S,
+) {
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let team = Principal::Group(group(1));
+    store.create_subscription(&subscription(team.clone(), Tier::ProPlus)).await.unwrap();
+    seed(store, vec![seat(&user(1), Tier::Pro, 1)]).await;
+    store.record_unseated_activity(&[(user(2), day)]).await.unwrap();
+
+    let (sub, (seats, recorded)) = store.get_subscription_and_seats(&team, &[user(1), user(2), user(3)]).await.unwrap();
+    assert_eq!(sub.map(|s| (s.principal, s.tier)), Some((team.clone(), Tier::ProPlus)));
+    assert_eq!(seats.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [user(1)]);
+    assert_eq!(recorded, [(user(2), day)]);
+
+    let (none, (seats, _)) = store.get_subscription_and_seats(&Principal::Group(group(2)), &[user(1)]).await.unwrap();
+    assert!(none.is_none() && seats.len() == 1, "no subscription, the seat still read");
+    // 1 + 2 × 60 keys: two requests of at most 100 (counted alike on both sides).
+    let users: Vec<UserId> = (1..=60).map(user).collect();
+    let (sub, (seats, _)) = store.get_subscription_and_seats(&team, &users).await.unwrap();
+    assert!(sub.is_some() && seats.len() == 1);
 }

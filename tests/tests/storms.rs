@@ -97,3 +97,45 @@ async fn a_burst_of_patch_group_events_re_syncs_the_group_twice_not_twenty_times
     println!("20 PatchGroup events at once: {reads} ListGroupMemberships");
     assert!((1..=2).contains(&reads), "{reads} group reads for one burst");
 }
+
+/// Issue 17's budgets on the request path (seat events leave from the table's stream, so the
+/// outbox's settle is not the request path's): a join that grants a seat reads the group's
+/// subscription and the user's seat in one `BatchGetItem`, asks the Identity Store twice (before
+/// and after writing) and commits once; a group's fan-out reads each page's seats once.
+#[tokio::test]
+async fn a_granting_join_costs_four_requests_and_a_fan_out_reads_each_page_once() {
+    let stack = MemoryStack::new(25).await;
+    let group = stack.directory.add_group("team", None);
+    let members: Vec<_> = (0..1_000).map(|i| stack.directory.add_user(format!("m{i}"), "M", None)).collect();
+    for u in &members {
+        stack.directory.add_member(&group, u);
+    }
+    stack.store.reset_requests();
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    let by_op = stack.store.requests_by_operation();
+    let reads = by_op.get("BatchGetItem(seats)").copied().unwrap_or_default();
+    let commits = by_op.get("TransactWriteItems").copied().unwrap_or_default();
+    assert_eq!(reads, 20, "two reads a page of 100 members, not one a transaction: {by_op:?}");
+    assert!((reads + commits) as f64 / 1_000.0 <= 0.06, "{by_op:?}");
+
+    let joiner = stack.directory.add_user("joiner", "J", None);
+    let m = stack.directory.add_member(&group, &joiner);
+    let store_id = kiro_tests::memory_profile().identity_store_id.to_string();
+    let params =
+        json!({"identityStoreId": store_id, "groupId": group.as_str(), "memberId": {"userId": joiner.as_str()}});
+    let add = cloudtrail("identitystore.amazonaws.com", "CreateGroupMembership", params, json!({"membershipId": m}));
+    // A warm execution environment: the profile is cached by an earlier event.
+    let params = json!({"identityStoreId": store_id, "membershipId": "c0ffee00-1071-70f6-1c5e-000000000001"});
+    let unknown = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+    sync_group::handle(&stack.sync, unknown).await.unwrap();
+    stack.store.reset_requests();
+    let directory_before = stack.directory.requests();
+    let answer = sync_group::handle(&stack.sync, add).await.unwrap();
+    assert_eq!(answer["applied"]["granted"], 1, "{answer}");
+    let mut by_op = stack.store.requests_by_operation();
+    by_op.remove("DeleteItem(outbox)"); // the stream's publisher settles it when deployed
+    let table: u64 = by_op.values().sum();
+    let directory = stack.directory.requests() - directory_before;
+    assert_eq!((table, directory), (2, 2), "{by_op:?}");
+}

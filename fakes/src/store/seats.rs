@@ -177,6 +177,34 @@ impl SeatStore for MemoryStore {
         Ok((seats, recorded))
     }
 
+    async fn get_subscription_and_seats(
+        &self,
+        principal: &Principal,
+        users: &[UserId],
+    ) -> Result<(Option<kiro::domain::Subscription>, kiro::ports::SeatsWithActivity), StoreError> {
+        const OPERATION: &str = "BatchGetItem(seats)";
+        MemoryStore::pause(self).await;
+        let mut table = self.table();
+        // The subscription's key and two a user, 100 keys a request.
+        table.request(OPERATION)?;
+        table.more_requests(OPERATION, (1 + 2 * users.len()).div_ceil(2 * kiro::ports::SEATS_WITH_ACTIVITY) - 1);
+        if users.iter().collect::<BTreeSet<_>>().len() < users.len() {
+            return Err(StoreError::Refused {
+                operation: OPERATION,
+                source: "ValidationException: Provided list of item keys contains duplicates".into(),
+            });
+        }
+        let sub = table.subscriptions.get(&sub_key(principal)).cloned();
+        let (mut seats, mut recorded) = (Vec::new(), Vec::new());
+        for user in users {
+            match table.seats.get(user.as_str()) {
+                Some(seat) => seats.push(seat.clone()),
+                None => recorded.extend(table.latest_activity.get(user).map(|d| (user.clone(), *d))),
+            }
+        }
+        Ok((sub, (seats, recorded)))
+    }
+
     async fn list_seats(
         &self,
         filter: SeatFilter,

@@ -38,9 +38,14 @@ where
     E: EventSink,
 {
     let principal = Principal::Group(group.clone());
-    let Some(sub) = ports.store.get_subscription(&principal).await? else {
+    // The group's subscription and the user's seat in one read: the seat is what the first round
+    // changes (its version guards the write, so a change meanwhile is caught and read again).
+    let users = std::slice::from_ref(user);
+    let (sub, seat) = ports.store.get_subscription_and_seats(&principal, users).await?;
+    let Some(sub) = sub else {
         return Ok(Applied::default());
     };
+    let mut read = Some(seats::SeatsRead::new(users, seat));
     let store_id = &profile.identity_store_id;
     // A user the directory no longer has was deleted (its DeleteUser event may come later).
     let Some(mut membership) = gone_is_none(member_of(ports, profile, group, user).await)? else {
@@ -63,7 +68,7 @@ where
                 SeatChange::one(SourceOp::Remove(SourceKey::Group(group.clone())), CancelReason::LeftGroup),
             ),
         };
-        let applied = seats::apply_changes(ports.store, ports.sink, vec![change], now).await?;
+        let applied = seats::apply_changes_read(ports.store, ports.sink, vec![change], read.take(), now).await?;
         total.add(applied);
         if applied.unchanged == 1 {
             // Already held: keep the membership map current (a member removed and added again

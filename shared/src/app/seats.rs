@@ -201,12 +201,54 @@ fn outbox_id() -> String {
     format!("{}#{}", crate::time::format(&Utc::now()), uuid::Uuid::new_v4())
 }
 
+/// What the seats of some users hold, read once for all the transactions that change them.
+#[derive(Debug, Default)]
+pub struct SeatsRead {
+    seats: HashMap<UserId, domain::Seat>,
+    /// Activity recorded while seatless, of users without a seat.
+    recorded: HashMap<UserId, chrono::NaiveDate>,
+    users: std::collections::HashSet<UserId>,
+}
+
+impl SeatsRead {
+    /// What [`SeatStore::get_seats_with_activity`] answered for `users`.
+    pub fn new(users: &[UserId], (seats, recorded): crate::ports::SeatsWithActivity) -> Self {
+        Self {
+            seats: seats.into_iter().map(|s| (s.user_id.clone(), s)).collect(),
+            recorded: recorded.into_iter().collect(),
+            users: users.iter().cloned().collect(),
+        }
+    }
+
+    fn covers(&self, changes: &[UserChange]) -> bool {
+        changes.iter().all(|uc| self.users.contains(&uc.user))
+    }
+}
+
 /// Applies the changes (one per user; later changes for the same user are merged into the first)
 /// and publishes the events they imply.
 pub async fn apply_changes<S, E>(
     store: &S,
     sink: &E,
     changes: Vec<UserChange>,
+    now: DateTime<Utc>,
+) -> Result<Applied, ServiceError>
+where
+    S: SeatStore + SubscriptionStore,
+    E: EventSink,
+{
+    apply_changes_read(store, sink, changes, None, now).await
+}
+
+/// [`apply_changes`], the seats read once for every transaction (a `BatchGetItem` per
+/// [`SEATS_WITH_ACTIVITY`] users, not per transaction), or taken from `read` when the caller
+/// read them already (with what it read beside them). A seat that changed since is caught by its
+/// version, as always, and applied again from a fresh read.
+pub async fn apply_changes_read<S, E>(
+    store: &S,
+    sink: &E,
+    changes: Vec<UserChange>,
+    read: Option<SeatsRead>,
     now: DateTime<Utc>,
 ) -> Result<Applied, ServiceError>
 where
@@ -234,10 +276,18 @@ where
     // A user with more sources than one transaction holds is changed in rounds, each its own
     // commit (and its own event, when the seat's tier or status moves in that round).
     let mut round = merged;
+    let mut read = read;
     while !round.is_empty() {
         let (now_round, rest) = split_oversized(store, round).await?;
+        let read = match read.take().filter(|r| r.covers(&now_round)) {
+            Some(read) => read,
+            None => {
+                let users: Vec<UserId> = now_round.iter().map(|uc| uc.user.clone()).collect();
+                SeatsRead::new(&users, store.get_seats_with_activity(&users).await?)
+            }
+        };
         for chunk in transaction_chunks(&now_round) {
-            total.add(apply_chunk(store, sink, chunk, now).await?);
+            total.add(apply_chunk(store, sink, chunk, &read, now).await?);
         }
         round = rest;
     }
@@ -330,16 +380,14 @@ async fn apply_chunk<S, E>(
     store: &S,
     sink: &E,
     chunk: &[UserChange],
+    read: &SeatsRead,
     now: DateTime<Utc>,
 ) -> Result<Applied, ServiceError>
 where
     S: SeatStore + SubscriptionStore,
     E: EventSink,
 {
-    let users: Vec<UserId> = chunk.iter().map(|c| c.user.clone()).collect();
-    let (seats, recorded) = store.get_seats_with_activity(&users).await?;
-    let seats: HashMap<UserId, domain::Seat> = seats.into_iter().map(|s| (s.user_id.clone(), s)).collect();
-    let recorded: HashMap<UserId, chrono::NaiveDate> = recorded.into_iter().collect();
+    let (seats, recorded) = (&read.seats, &read.recorded);
     let mut commit = Commit::default();
     let mut events = Vec::new();
     let mut applied = Applied::default();

@@ -9,8 +9,10 @@ use super::records::{
     Grant, OUTBOX, Record, SEATS, grant_count_key, grant_key, is_seat_key, latest_activity_from, latest_activity_key,
     seat_key, sub_key,
 };
-use crate::domain::{Seat, UserId};
-use crate::ports::{Commit, OutEvent, Outbox, Outboxes, Page, SeatFilter, SeatNames, SeatStore, StoreError};
+use crate::domain::{Principal, Seat, Subscription, UserId};
+use crate::ports::{
+    Commit, OutEvent, Outbox, Outboxes, Page, SeatFilter, SeatNames, SeatStore, SeatsWithActivity, StoreError,
+};
 
 /// Rounds of `UnprocessedKeys` retried before a batch read gives up (about 3 s of backoff).
 const MAX_UNPROCESSED_ROUNDS: u32 = 6;
@@ -44,6 +46,27 @@ impl SeatStore for DynamoStore {
         // Activity recorded while seatless only matters to users who still have no seat.
         recorded.retain(|(u, _)| !seats.iter().any(|s| &s.user_id == u));
         Ok((seats, recorded))
+    }
+
+    async fn get_subscription_and_seats(
+        &self,
+        principal: &Principal,
+        users: &[UserId],
+    ) -> Result<(Option<Subscription>, SeatsWithActivity), StoreError> {
+        let mut keys = vec![sub_key(principal)];
+        keys.extend(users.iter().flat_map(|u| [seat_key(u), latest_activity_key(u)]));
+        let (mut sub, mut seats, mut recorded) = (None, Vec::with_capacity(users.len()), Vec::new());
+        for chunk in keys.chunks(2 * crate::ports::SEATS_WITH_ACTIVITY) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                    Some("LATEST") => recorded.push(latest_activity_from(&item)?),
+                    Some("SUB") => sub = Some(Subscription::from_item(&item)?),
+                    _ => seats.push(Seat::from_item(&item)?),
+                }
+            }
+        }
+        recorded.retain(|(u, _): &(UserId, chrono::NaiveDate)| !seats.iter().any(|s| &s.user_id == u));
+        Ok((sub, (seats, recorded)))
     }
 
     async fn list_seats(
