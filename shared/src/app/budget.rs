@@ -44,8 +44,20 @@ impl Budget {
 
     /// Records one unit of work that took `took`.
     pub fn spent(&mut self, took: Duration) {
-        self.done += 1;
+        self.spent_units(1, took);
+    }
+
+    /// Records `units` units of work done together in `took` (the longest step is what the
+    /// reserve must cover).
+    pub fn spent_units(&mut self, units: u32, took: Duration) {
+        self.done = self.done.saturating_add(units);
         self.longest = self.longest.max(took);
+    }
+
+    /// Whether `more` units begun since the last [`spent_units`](Self::spent_units) use up a
+    /// budget of units (a deadline is checked between steps, by [`exhausted`](Self::exhausted)).
+    pub fn exhausted_after(&self, more: u32) -> bool {
+        self.units.is_some_and(|units| self.done.saturating_add(more) >= units)
     }
 
     /// Whether the invocation must save and stop before another unit.
