@@ -10,6 +10,7 @@ pub struct Target {
 }
 
 pub const REQUESTS_PER_MEMBERSHIP_EVENT: Target = Target { limit: 4.0, label: "≤ 4 requests" };
+pub const REQUESTS_PER_SEAT_READ: Target = Target { limit: 2.0, label: "≤ 2 requests" };
 pub const REQUESTS_PER_SEAT: Target = Target { limit: 0.06, label: "≤ 0.06 requests/seat" };
 /// Issue 16: DynamoDB requests per row of an activity report ("batch the writes").
 pub const REQUESTS_PER_ACTIVITY_ROW: Target = Target { limit: 0.05, label: "≤ 0.05 requests/row" };
