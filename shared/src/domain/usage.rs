@@ -798,6 +798,20 @@ mod tests {
         p.price(top) + overage * (p.overage / 1000)
     }
 
+    /// A seat's history from `offset` seconds into `first`: each step after its gap.
+    fn replay(first: YearMonth, offset: i64, history: Vec<(Gap, Step)>) -> (Sim, DateTime<Utc>) {
+        let mut now = first.first_instant() + Duration::seconds(offset);
+        let mut sim = Sim::default();
+        for (gap, step) in history {
+            now = match gap {
+                Gap::Seconds(s) => now + Duration::seconds(s),
+                Gap::NextMonth => start_of_next_month(now),
+            };
+            sim.step(now, step);
+        }
+        (sim, now)
+    }
+
     fn arb_tier() -> impl Strategy<Value = Tier> {
         prop::sample::select(Tier::ALL.to_vec())
     }
@@ -840,15 +854,7 @@ mod tests {
             p in arb_pricing(),
         ) {
             let first = month("2026-01");
-            let mut now = first.first_instant() + Duration::seconds(offset);
-            let mut sim = Sim::default();
-            for (gap, step) in history {
-                now = match gap {
-                    Gap::Seconds(s) => now + Duration::seconds(s),
-                    Gap::NextMonth => start_of_next_month(now),
-                };
-                sim.step(now, step);
-            }
+            let (mut sim, now) = replay(first, offset, history);
             let last = YearMonth::of(now).next().next();
             sim.apply_due(last.first_instant());
 
@@ -881,15 +887,7 @@ mod tests {
             p in arb_pricing(),
         ) {
             let first = month("2026-01");
-            let mut now = first.first_instant() + Duration::seconds(offset);
-            let mut sim = Sim::default();
-            for (gap, step) in history {
-                now = match gap {
-                    Gap::Seconds(s) => now + Duration::seconds(s),
-                    Gap::NextMonth => start_of_next_month(now),
-                };
-                sim.step(now, step);
-            }
+            let (mut sim, now) = replay(first, offset, history);
             let last = YearMonth::of(now).next();
             sim.apply_due(last.first_instant());
 
