@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -995,16 +995,24 @@ class BusRule:
 def load_bus_rules(template: dict[str, Any]) -> list[BusRule]:
     """The functions' EventBridgeRule events on the stack's own bus (those with an EventBusName):
     the deferred work the stack sends itself (audits, their continuations, seat names)."""
-    rules = []
+    return [
+        BusRule(f"{logical_id}{name}", binary, props["Pattern"])
+        for logical_id, binary, name, kind, props in function_events(template)
+        if kind == "EventBridgeRule" and props.get("EventBusName")
+    ]
+
+
+def function_events(template: dict[str, Any]) -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:
+    """Each event of each function the template builds: (logical id, binary, event name, event
+    type, event properties)."""
     for logical_id, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        if not binary:
+            continue
         for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            props = event.get("Properties") or {}
-            if event.get("Type") == "EventBridgeRule" and props.get("EventBusName") and binary:
-                rules.append(BusRule(f"{logical_id}{name}", binary, props["Pattern"]))
-    return rules
+            yield logical_id, binary, name, event.get("Type", ""), event.get("Properties") or {}
 
 
 def cmd_activity_report(args: argparse.Namespace) -> None:
@@ -1116,27 +1124,22 @@ class StreamSource:
 def load_stream_sources(template: dict[str, Any]) -> list[StreamSource]:
     """The functions' `DynamoDB` events on the table's stream (publish-events')."""
     sources = []
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::Serverless::Function":
+    for logical_id, binary, name, kind, props in function_events(template):
+        if kind != "DynamoDB":
             continue
-        binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
-        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            props = event.get("Properties") or {}
-            if event.get("Type") != "DynamoDB" or not binary:
-                continue
-            stream = props.get("Stream")
-            if stream != {"Fn::GetAtt": ["Table", "StreamArn"]}:
-                sys.exit(f"{logical_id}.{name}: only the stream of Resources.Table runs locally, not {stream}")
-            filters = (props.get("FilterCriteria") or {}).get("Filters") or []
-            sources.append(
-                StreamSource(
-                    f"{logical_id}{name}",
-                    binary,
-                    [json.loads(f["Pattern"]) for f in filters],
-                    int(props.get("BatchSize", 100)),
-                    props.get("StartingPosition", "LATEST"),
-                )
+        stream = props.get("Stream")
+        if stream != {"Fn::GetAtt": ["Table", "StreamArn"]}:
+            sys.exit(f"{logical_id}.{name}: only the stream of Resources.Table runs locally, not {stream}")
+        filters = (props.get("FilterCriteria") or {}).get("Filters") or []
+        sources.append(
+            StreamSource(
+                f"{logical_id}{name}",
+                binary,
+                [json.loads(f["Pattern"]) for f in filters],
+                int(props.get("BatchSize", 100)),
+                props.get("StartingPosition", "LATEST"),
             )
+        )
     return sources
 
 
