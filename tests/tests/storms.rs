@@ -140,4 +140,61 @@ async fn a_granting_join_costs_four_requests_and_a_fan_out_reads_and_writes_in_f
     let table: u64 = by_op.values().sum();
     let directory = stack.directory.requests() - directory_before;
     assert_eq!((table, directory), (2, 2), "{by_op:?}");
+
+    // The API's leave names only the membership: resolved with one `Query`, written, verified.
+    stack.directory.remove_member(&m);
+    let params = json!({"identityStoreId": store_id, "membershipId": m});
+    let leave = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+    stack.store.reset_requests();
+    let directory_before = stack.directory.requests();
+    let answer = sync_group::handle(&stack.sync, leave).await.unwrap();
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
+    let mut by_op = stack.store.requests_by_operation();
+    by_op.remove("DeleteItem(outbox)");
+    let table: u64 = by_op.values().sum();
+    let directory = stack.directory.requests() - directory_before;
+    assert_eq!((table, directory), (3, 1), "a leave costs four requests: {by_op:?}");
+}
+
+/// A removal whose event comes after the member was added back (a new membership id, its event
+/// not yet here): the leave, written before asking the directory, is verified after it, and the
+/// seat given back in the same invocation; the late join then changes nothing.
+#[tokio::test]
+async fn a_removal_arriving_after_the_member_was_added_back_keeps_the_seat() {
+    let stack = MemoryStack::new(25).await;
+    let user = stack.directory.add_user("back", "B", None);
+    let group = stack.directory.add_group("team", None);
+    let first = stack.directory.add_member(&group, &user);
+    let body = json!({"principalType": "GROUP", "principalId": group.as_str(), "tier": "PRO"});
+    assert_eq!(call_api(&stack.api, "POST", "/subscriptions", Some(body)).await.0, 201);
+    let store_id = kiro_tests::memory_profile().identity_store_id.to_string();
+
+    stack.directory.remove_member(&first);
+    let again = stack.directory.add_member(&group, &user);
+    let params = json!({"identityStoreId": store_id, "membershipId": first});
+    let remove = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+    let answer = sync_group::handle(&stack.sync, remove).await.unwrap();
+    assert_eq!(
+        (answer["applied"]["canceled"].clone(), answer["applied"]["granted"].clone()),
+        (json!(1), json!(1)),
+        "{answer}"
+    );
+    let (status, seat) = call_api(&stack.api, "GET", &format!("/seats/{user}"), None).await;
+    assert_eq!(
+        (status, seat["status"].clone(), seat["sources"][0]["groupId"].clone()),
+        (200, json!("PENDING"), json!(group.as_str())),
+        "held: {seat}"
+    );
+
+    let params = json!({"identityStoreId": store_id, "groupId": group.as_str(), "memberId": {"userId": user.as_str()}});
+    let add =
+        cloudtrail("identitystore.amazonaws.com", "CreateGroupMembership", params, json!({"membershipId": again}));
+    let answer = sync_group::handle(&stack.sync, add).await.unwrap();
+    assert_eq!(answer["applied"]["unchanged"], 1, "{answer}");
+    // The map recorded the new id: its removal resolves.
+    stack.directory.remove_member(&again);
+    let params = json!({"identityStoreId": store_id, "membershipId": again});
+    let remove = cloudtrail("identitystore.amazonaws.com", "DeleteGroupMembership", params, Value::Null);
+    let answer = sync_group::handle(&stack.sync, remove).await.unwrap();
+    assert_eq!(answer["applied"]["canceled"], 1, "{answer}");
 }

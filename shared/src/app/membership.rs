@@ -37,6 +37,31 @@ where
     D: Directory + MemberGroups,
     E: EventSink,
 {
+    converge_from(ports, profile, group, user, Start::Read, now).await
+}
+
+/// Where [`converge_from`] starts.
+enum Start {
+    /// From the directory's answer now (a join, or a leave whose event names the pair).
+    Read,
+    /// From a removal the directory itself reported, the membership it named being the very one
+    /// the grant recorded: written first, verified after (one directory read fewer).
+    Removed,
+}
+
+async fn converge_from<S, D, E>(
+    ports: &Ports<'_, S, D, E>,
+    profile: &Profile,
+    group: &GroupId,
+    user: &UserId,
+    start: Start,
+    now: DateTime<Utc>,
+) -> Result<Applied, AppError>
+where
+    S: SubscriptionStore + SeatStore + MembershipMap,
+    D: Directory + MemberGroups,
+    E: EventSink,
+{
     let principal = Principal::Group(group.clone());
     // The group's subscription and the user's seat in one read: the seat is what the first round
     // changes (its version guards the write, so a change meanwhile is caught and read again).
@@ -47,9 +72,13 @@ where
     };
     let mut read = Some(seats::SeatsRead::new(users, seat));
     let store_id = &profile.identity_store_id;
-    // A user the directory no longer has was deleted (its DeleteUser event may come later).
-    let Some(mut membership) = gone_is_none(member_of(ports, profile, group, user).await)? else {
-        return user_deleted(ports, user, now).await;
+    let mut membership = match start {
+        // A user the directory no longer has was deleted (its DeleteUser event may come later).
+        Start::Read => match gone_is_none(member_of(ports, profile, group, user).await)? {
+            Some(membership) => membership,
+            None => return user_deleted(ports, user, now).await,
+        },
+        Start::Removed => None,
     };
     let mut total = Applied::default();
     for _ in 0..MAX_CONVERGE_ROUNDS {
@@ -112,7 +141,11 @@ pub(crate) fn gone_is_none<T>(read: Result<T, DirectoryError>) -> Result<Option<
 }
 
 /// `DeleteGroupMembership` names only the membership: resolve it through the map recorded when
-/// the seat was granted (one `Query`).
+/// the seat was granted (one `Query`). The grant still recording that very id, the removal is
+/// written without asking the directory first, and verified after like any other round: a
+/// member added back meanwhile (a new membership id, its event not yet here) gets the seat back
+/// in the same invocation — a cancel and a grant, never a seat lost. Four requests: the `Query`,
+/// the read, the commit, the directory's answer after.
 pub async fn membership_deleted<S, D, E>(
     ports: &Ports<'_, S, D, E>,
     profile: &Profile,
@@ -125,7 +158,7 @@ where
     E: EventSink,
 {
     if let Some((group, user)) = ports.store.membership(membership).await? {
-        return converge(ports, profile, &group, &user, now).await;
+        return converge_from(ports, profile, &group, &user, Start::Removed, now).await;
     }
     // Every path that grants a group source records the membership id (the fan-out, joins, the
     // audit and re-syncs refresh it), so an id no grant recorded is a removal from a group nobody
