@@ -1145,16 +1145,22 @@ def load_stream_sources(template: dict[str, Any]) -> list[StreamSource]:
 
 def filter_matches(pattern: dict[str, Any], record: Any) -> bool:
     """Lambda's event filtering (EventBridge's pattern syntax) for what the template uses: nested
-    objects and lists of exact values. Anything else stops the poller: extend this, not bypass it."""
+    objects, lists of exact values and `{"prefix": ...}`. Anything else stops the poller: extend
+    this, not bypass it."""
     for key, want in pattern.items():
         value = record.get(key) if isinstance(record, dict) else None
         if isinstance(want, dict):
             if not isinstance(value, dict) or not filter_matches(want, value):
                 return False
         elif isinstance(want, list):
-            if any(isinstance(alt, dict) for alt in want):
-                sys.exit(f"filter operator in {want} is not supported locally: extend filter_matches")
-            if value not in want:
+            def one(alt: Any) -> bool:
+                if not isinstance(alt, dict):
+                    return value == alt
+                if list(alt) == ["prefix"] and isinstance(alt["prefix"], str):
+                    return isinstance(value, str) and value.startswith(alt["prefix"])
+                sys.exit(f"filter operator {alt} is not supported locally: extend filter_matches")
+
+            if not any(one(alt) for alt in want):
                 return False
         else:
             sys.exit(f"a filter pattern's values are objects or lists, not {want!r}")

@@ -502,6 +502,8 @@ pub trait SeatStore: Outboxes + Send + Sync {
         users: &[UserId],
     ) -> impl Future<Output = Result<(Option<Subscription>, SeatsWithActivity), StoreError>> + Send;
 
+    /// Seats a page at a time, in list order ([`seat_position`]: shard by shard, a shard's by
+    /// user id), so that no index partition takes every seat's write.
     fn list_seats(
         &self,
         filter: SeatFilter,
@@ -1180,4 +1182,28 @@ where
             return Ok(());
         }
     }
+}
+
+/// The index partitions seats are listed over: a fan-out or an audit writing 100,000 seats
+/// spreads them over this many partition keys, each taking about 1/16 of the writes.
+pub const SEAT_SHARDS: usize = 16;
+
+/// The shard of `user`'s seat: FNV-1a (64 bits, folded) of the user id, stable across builds
+/// and platforms, unlike `std`'s hasher. Part of the stored layout: another hash would lose
+/// every seat's index row.
+pub fn seat_shard(user: &str) -> usize {
+    shard_of(user, SEAT_SHARDS)
+}
+
+/// `key`'s shard among `shards`.
+pub fn shard_of(key: &str, shards: usize) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    ((hash ^ (hash >> 32)) % shards as u64) as usize
+}
+
+/// Where `user`'s seat comes in [`SeatStore::list_seats`]: its shard, then its user id. A walk
+/// over every seat that merges something keyed by user id (the audit's plan, usage's pages)
+/// compares positions with this.
+pub fn seat_position(user: &str) -> (usize, &str) {
+    (seat_shard(user), user)
 }

@@ -48,16 +48,22 @@ impl EventSource {
 }
 
 /// Lambda's event filtering (EventBridge's pattern syntax) for what the template uses: nested
-/// objects and lists of exact values. Anything else panics, so this is extended, not bypassed.
+/// objects, lists of exact values and `{"prefix": ...}`. Anything else panics, so this is
+/// extended, not bypassed.
 pub fn matches(pattern: &Value, record: &Value) -> bool {
     let pattern = pattern.as_object().expect("a filter pattern is an object");
     pattern.iter().all(|(key, p)| {
         let value = record.get(key);
         match p {
             Value::Object(_) => value.is_some_and(|v| v.is_object() && matches(p, v)),
-            Value::Array(alternatives) => alternatives.iter().any(|alt| {
-                assert!(!alt.is_object(), "filter operator {alt} is not supported here: extend the matcher");
-                value == Some(alt)
+            Value::Array(alternatives) => alternatives.iter().any(|alt| match alt {
+                Value::Object(op) => match (op.len(), op.get("prefix")) {
+                    (1, Some(Value::String(prefix))) => {
+                        value.and_then(Value::as_str).is_some_and(|v| v.starts_with(prefix.as_str()))
+                    }
+                    _ => panic!("filter operator {alt} is not supported here: extend the matcher"),
+                },
+                exact => value == Some(exact),
             }),
             other => panic!("a filter pattern's values are objects or lists, not {other}"),
         }

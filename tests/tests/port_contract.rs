@@ -17,7 +17,8 @@ use kiro::domain::{
 };
 use kiro::ports::{
     AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, ProfileAdmin, ProfileStore,
-    SeatFilter, SeatNames, SeatStore, SeatWrite, SessionStore, StoreError, SubscriptionGuard, SubscriptionStore,
+    SEAT_SHARDS, SeatFilter, SeatNames, SeatStore, SeatWrite, SessionStore, StoreError, SubscriptionGuard,
+    SubscriptionStore, seat_position, seat_shard,
 };
 use kiro_fakes::fixtures::{at, event, group, membership, now, outbox, seat, subscription, user, write};
 
@@ -56,6 +57,7 @@ contract!(
     seats_page_without_duplicates_or_gaps_and_a_last_full_page_has_a_token,
     a_filtered_page_holds_up_to_limit_seats,
     a_filtered_page_reads_at_most_1000_seats_and_hands_back_a_token,
+    seats_of_every_shard_page_as_one_list_and_forged_positions_are_refused,
     subscriptions_list_groups_before_users_and_filter_by_type,
     tokens_not_handed_out_are_refused,
     subscriptions_are_created_once_and_updated_only_from_the_expected_tier,
@@ -203,9 +205,9 @@ async fn seats_page_without_duplicates_or_gaps_and_a_last_full_page_has_a_token<
     // Given 60 seats stored in an order that is not their id order
     let mut users: Vec<UserId> = (0..60).map(|i| user((i * 7919) % 1000)).collect();
     seed(store, users.iter().map(|u| seat(u, Tier::Pro, 1)).collect()).await;
-    users.sort();
+    users.sort_by(|a, b| seat_position(a.as_str()).cmp(&seat_position(b.as_str())));
 
-    // When the caller follows the tokens 7 at a time: 8 full pages and one of 4, in id order
+    // When the caller follows the tokens 7 at a time: 8 full pages and one of 4, in list order
     let pages = seat_pages(store, SeatFilter::default(), 7).await;
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 7, 7, 7, 7, 7, 7, 4]);
     assert_eq!(pages.concat(), users);
@@ -227,29 +229,77 @@ async fn a_filtered_page_holds_up_to_limit_seats<S: SeatStore>(store: &S) {
     let filter = SeatFilter { status: Some(SeatStatus::Canceled), ..SeatFilter::default() };
     let pages = seat_pages(store, filter, 20).await;
     assert!(pages.iter().rev().skip(1).all(|p| p.len() == 20), "{:?}", pages.iter().map(Vec::len).collect::<Vec<_>>());
-    let expected: Vec<UserId> = (0..150).filter(|i| i % 3 == 0).map(user).collect();
-    assert_eq!(pages.concat(), expected);
+    let listed = |keep: fn(&u32) -> bool| {
+        let mut users: Vec<UserId> = (0..150).filter(keep).map(user).collect();
+        users.sort_by(|a, b| seat_position(a.as_str()).cmp(&seat_position(b.as_str())));
+        users
+    };
+    assert_eq!(pages.concat(), listed(|i| i % 3 == 0));
 
     // And tier and status together keep exactly their own
     let filter = SeatFilter { tier: Some(Tier::ProPlus), status: Some(SeatStatus::Active) };
-    let expected: Vec<UserId> = (0..150).filter(|i| i % 3 == 1).map(user).collect();
+    let expected = listed(|i| i % 3 == 1);
     assert_eq!(seat_pages(store, filter, 100).await.concat(), expected);
 }
 
 async fn a_filtered_page_reads_at_most_1000_seats_and_hands_back_a_token<S: SeatStore>(store: &S) {
-    // Given 1,010 active seats and one canceled seat after them
-    let mut seats: Vec<Seat> = (0..1_010).map(|i| seat(&user(i), Tier::Pro, 1)).collect();
-    seats.push(canceled(&user(1_010), Tier::Pro, 1));
+    // Given 2,000 active seats (about 125 a shard) and one canceled seat in the last shard
+    let mut seats: Vec<Seat> = (0..2_000).map(|i| seat(&user(i), Tier::Pro, 1)).collect();
+    let last = (2_000..).map(user).find(|u| seat_shard(u.as_str()) == SEAT_SHARDS - 1).unwrap();
+    seats.push(canceled(&last, Tier::Pro, 1));
     seed(store, seats).await;
 
-    // When the canceled ones are listed: a first page that read its 1,000 seats and found none
+    // When the canceled ones are listed: a first page that read at most its 1,000 seats (10
+    // Queries) and found none
     let filter = SeatFilter { status: Some(SeatStatus::Canceled), ..SeatFilter::default() };
     let first = store.list_seats(filter, 50, None).await.unwrap();
     assert!(first.items.is_empty() && first.next_token.is_some(), "bounded work: {:?}", first.next_token);
-    // Then the rest, from its token
-    let second = store.list_seats(filter, 50, first.next_token).await.unwrap();
-    assert_eq!(second.items.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [user(1_010)]);
-    assert_eq!(second.next_token, None);
+    // Then the rest, from its token: the canceled seat, once
+    let mut pages = vec![first.items];
+    let mut token = first.next_token;
+    while let Some(t) = token.take() {
+        let page = store.list_seats(filter, 50, Some(t)).await.unwrap();
+        pages.push(page.items);
+        token = page.next_token;
+        assert!(pages.len() < 10, "each page makes progress");
+    }
+    assert_eq!(pages.concat().iter().map(|s| s.user_id.clone()).collect::<Vec<_>>(), [last]);
+}
+
+async fn seats_of_every_shard_page_as_one_list_and_forged_positions_are_refused<S: SeatStore + SubscriptionStore>(
+    store: &S,
+) {
+    // Given 300 seats, their index rows over every shard
+    let mut users: Vec<UserId> = (0..300).map(|i| user((i * 7919) % 5000)).collect();
+    let shards: std::collections::BTreeSet<usize> = users.iter().map(|u| kiro::ports::seat_shard(u.as_str())).collect();
+    assert_eq!(shards.len(), kiro::ports::SEAT_SHARDS, "the seats cover every shard");
+    seed(store, users.iter().map(|u| seat(u, Tier::Pro, 1)).collect()).await;
+    users.sort_by(|a, b| seat_position(a.as_str()).cmp(&seat_position(b.as_str())));
+
+    // When the caller follows the tokens, whatever the page size: every seat once, in list order
+    // (shard by shard, a shard's by user id), every page full but the last
+    for limit in [13, 64, 300] {
+        let pages = seat_pages(store, SeatFilter::default(), limit).await;
+        assert_eq!(pages.concat(), users, "limit {limit}");
+        assert!(pages.iter().rev().skip(1).all(|p| p.len() == limit), "limit {limit}");
+    }
+
+    // A filter nothing matches reads every shard, ending with no token (never a token that
+    // would read the same shards again)
+    let pages = seat_pages(store, SeatFilter { tier: Some(Tier::Power), status: None }, 10).await;
+    assert!(pages.concat().is_empty() && pages.len() <= 4, "{} pages", pages.len());
+
+    // A token is a user id this list could answer: a shard's partition, a position inside a
+    // key, or another list's token is refused
+    store.create_subscription(&subscription(Principal::User(user(1)), Tier::Pro)).await.unwrap();
+    let other = store.list_subscriptions(None, 1, None).await.unwrap().next_token;
+    assert!(other.is_some());
+    let forged = ["SEATS#03", "SEATS", &format!("03#{}", users[0]), &format!("{}#x", users[0]), ""];
+    let forged = forged.iter().map(|raw| Some(kiro::aws::encode_token(raw))).chain([other]);
+    for token in forged.filter(Option::is_some) {
+        let answer = store.list_seats(SeatFilter::default(), 10, token.clone()).await;
+        assert!(matches!(answer, Err(StoreError::InvalidToken)), "{token:?}: {answer:?}");
+    }
 }
 
 async fn one_resync_of_a_group_at_a_time_and_requests_meanwhile_run_it_once_more<S: MembershipMap>(store: &S) {

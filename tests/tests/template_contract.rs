@@ -1742,8 +1742,8 @@ fn seat_events_go_out_from_the_tables_stream_through_publish_events() {
     assert!(!table_statements.is_empty());
     for s in table_statements {
         assert_eq!(
-            strs(&s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]),
-            BTreeSet::from([publish_events::OUTBOX_PARTITION.to_owned()]),
+            strs(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+            BTreeSet::from([publish_events::OUTBOX_PARTITIONS.to_owned()]),
             "{fid}: {s:?}"
         );
     }
@@ -1768,9 +1768,10 @@ fn pattern_matches(pattern: &Json, event: &Json) -> bool {
         match p {
             Json::Object(_) => value.is_some_and(|v| v.is_object() && pattern_matches(p, v)),
             Json::Array(alternatives) => alternatives.iter().any(|alt| match alt {
-                Json::Object(op) => match (op.len(), op.get("exists"), op.get("wildcard")) {
-                    (1, Some(Json::Bool(exists)), _) => value.is_some() == *exists,
-                    (1, _, Some(Json::String(w))) => strings.iter().any(|s| wildcard_matches(w, s)),
+                Json::Object(op) => match (op.len(), op.get("exists"), op.get("wildcard"), op.get("prefix")) {
+                    (1, Some(Json::Bool(exists)), _, _) => value.is_some() == *exists,
+                    (1, _, Some(Json::String(w)), _) => strings.iter().any(|s| wildcard_matches(w, s)),
+                    (1, _, _, Some(Json::String(p))) => strings.iter().any(|s| s.starts_with(p.as_str())),
                     _ => panic!("pattern operator {alt} is not supported by this matcher: extend it"),
                 },
                 exact => match value {

@@ -1,6 +1,6 @@
 //! Seats, commits and the outbox: [`SeatStore`] on the in-memory table.
 
-use kiro::ports::{Outboxes, SeatNames, SeatStore};
+use kiro::ports::{Outboxes, SEAT_SHARDS, SeatNames, SeatStore, seat_shard};
 
 use super::*;
 
@@ -37,13 +37,17 @@ impl MemoryStore {
     ) -> Result<Page<Seat>, StoreError> {
         const OPERATION: &str = "Query(gsi1)";
         let start = next_token.map(decode_token).transpose()?;
+        // DynamoStore's check: a token is a user id (`is_seat_key`).
+        if start.as_deref().is_some_and(|u| UserId::parse("token", u).map_or(true, |p| p.as_str() != u)) {
+            return Err(StoreError::InvalidToken);
+        }
         let mut table = self.table();
         table.request(OPERATION)?;
         // The filters apply to the rows read, as DynamoStore applies them after each Query.
-        let (page, queries) = gsi1_page(table.seats.range(after(start)), limit, |seat| {
-            let keep = filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status);
-            keep.then(|| seat.clone())
-        });
+        let keep = |seat: &Seat| {
+            filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status)
+        };
+        let (page, queries) = sharded_page(&table.seats, start, limit, keep);
         table.more_requests(OPERATION, queries - 1);
         Ok(page)
     }
@@ -81,11 +85,13 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// One Query of up to `limit` (clamped to 1..=1000) outboxes whose id sorts before the time
+    /// Up to `limit` (clamped to 1..=1000) outboxes whose id sorts before the time
     /// `committed_before` (`sk < :before`), oldest first.
     fn pending_outboxes_now(&self, committed_before: DateTime<Utc>, limit: usize) -> Result<Vec<Outbox>, StoreError> {
         let mut table = self.table();
+        // One Query per `OUTBOX#<shard>` partition, each of the shard's oldest `limit`.
         table.request("Query(outbox)")?;
+        table.more_requests("Query(outbox)", kiro::aws::OUTBOX_SHARDS - 1);
         let before = kiro::time::format(&committed_before);
         let outboxes = table.outboxes.range::<str, _>((Bound::Unbounded, Bound::Excluded(before.as_str())));
         let outboxes = outboxes.take(limit.clamp(1, 1000));
@@ -243,4 +249,47 @@ impl SeatNames for MemoryStore {
         MemoryStore::pause(self).await;
         MemoryStore::set_user_name_now(self, user, user_name)
     }
+}
+
+/// DynamoStore's `gsi1_page` over the `SEATS#<shard>` partitions, Query by Query (100 rows of one
+/// shard each, a last key whenever one fills): the page, in list order, and how many Queries it
+/// took.
+fn sharded_page(
+    seats: &BTreeMap<String, Seat>,
+    mut start: Option<String>,
+    limit: usize,
+    keep: impl Fn(&Seat) -> bool,
+) -> (Page<Seat>, usize) {
+    let in_shard = |sk: &str, shard: usize| seat_shard(sk) == shard;
+    let (first, mut read) = (start.clone(), 0);
+    let mut shard = start.as_deref().map_or(0, seat_shard);
+    let mut items = Vec::new();
+    for queries in 1.. {
+        let from = start.clone().filter(|sk| in_shard(sk, shard));
+        let rows: Vec<(&String, &Seat)> =
+            seats.range(after(from)).filter(|(user, _)| in_shard(user, shard)).take(QUERY_LIMIT).collect();
+        let full = rows.len() == QUERY_LIMIT;
+        for (user, seat) in rows {
+            read += 1;
+            if keep(seat) {
+                items.push(seat.clone());
+                if items.len() == limit {
+                    return (Page { items, next_token: Some(encode_token(user)) }, queries);
+                }
+            }
+            start = Some(user.clone());
+        }
+        if !full {
+            shard += 1;
+            if shard == SEAT_SHARDS {
+                return (Page { items, next_token: None }, queries);
+            }
+        }
+        if read >= QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE && start != first {
+            if let Some(sk) = &start {
+                return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+            }
+        }
+    }
+    unreachable!("the loop returns")
 }

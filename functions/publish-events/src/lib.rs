@@ -1,9 +1,10 @@
 //! `publish-events`: puts the seat events committed in the table's outbox on the bus (contract:
 //! "Deployment shape", "Events out"), off the request path.
 //!
-//! Every seat change commits its events with the seats, as one outbox item (`pk` `OUTBOX`), in
-//! the same transaction. The table's DynamoDB stream hands each new outbox item to this function
-//! (`template.yaml`: the stream's event source filters on `INSERT`s of `OUTBOX` items); it reads
+//! Every seat change commits its events with the seats, as one outbox item (`pk`
+//! `OUTBOX#<shard>`), in the same transaction. The table's DynamoDB stream hands each new outbox
+//! item to this function (`template.yaml`: the stream's event source filters on `INSERT`s of
+//! items whose `pk` starts with `OUTBOX#`); it reads
 //! what the outbox holds now, puts those events on the bus (`PutEvents`, 10 a request) and
 //! settles the outbox (`DeleteItem`; `PutItem` of what the bus refused), see
 //! [`kiro::app::publish`].
@@ -33,8 +34,11 @@ use kiro::ports::{EventSink, Outboxes};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_dynamo::AttributeValue;
 
-/// The partition of the outbox items (`shared/src/aws/records.rs`).
-pub const OUTBOX_PARTITION: &str = "OUTBOX";
+/// What the partitions of the outbox items start with (`OUTBOX#<shard>`,
+/// `shared/src/aws/records.rs`): the stream filter's prefix.
+pub const OUTBOX_PREFIX: &str = "OUTBOX#";
+/// Those partitions as the IAM policy names them (`ForAllValues:StringLike`).
+pub const OUTBOX_PARTITIONS: &str = "OUTBOX#*";
 
 /// What the handler needs; built once in `main`.
 pub struct Deps<S, E> {
@@ -63,13 +67,14 @@ pub enum Record<'a> {
     Malformed,
 }
 
-/// Reads a record as the template's filter does: an `INSERT` whose key `pk` is `OUTBOX`.
+/// Reads a record as the template's filter does: an `INSERT` whose key `pk` starts with
+/// `OUTBOX#`.
 pub fn classify(record: &EventRecord) -> Record<'_> {
     let key = |name: &str| match record.change.keys.get(name) {
         Some(AttributeValue::S(s)) => Some(s.as_str()),
         _ => None,
     };
-    if record.event_name != "INSERT" || key("pk") != Some(OUTBOX_PARTITION) {
+    if record.event_name != "INSERT" || !key("pk").is_some_and(|pk| pk.starts_with(OUTBOX_PREFIX)) {
         return Record::Other;
     }
     match key("sk") {

@@ -43,6 +43,11 @@ async fn change(f: &Fakes, users: &[u32], tier: Tier) -> Vec<String> {
     f.store.outboxes_snapshot().into_iter().map(|o| o.id).filter(|id| !before.contains(id)).collect()
 }
 
+/// The partition the table keeps outbox `id` in.
+fn outbox_pk(id: &str) -> String {
+    format!("OUTBOX#{:02}", kiro::aws::outbox_shard(id))
+}
+
 /// A stream record of the table, as Lambda delivers it.
 fn record(event_name: &str, pk: &str, sk: Option<&str>, sequence: u64) -> Value {
     let mut keys = json!({"pk": {"S": pk}});
@@ -68,7 +73,7 @@ fn record(event_name: &str, pk: &str, sk: Option<&str>, sequence: u64) -> Value 
 
 /// The `INSERT` records of these outboxes, numbered from `first`.
 fn inserts(ids: &[String], first: u64) -> Vec<Value> {
-    ids.iter().enumerate().map(|(i, id)| record("INSERT", "OUTBOX", Some(id), first + i as u64)).collect()
+    ids.iter().enumerate().map(|(i, id)| record("INSERT", &outbox_pk(id), Some(id), first + i as u64)).collect()
 }
 
 fn batch(records: &[Value]) -> LambdaEvent<Event> {
@@ -268,12 +273,14 @@ async fn records_that_are_not_new_outboxes_are_ignored() {
     let ids = change(&f, &[1], Tier::Pro).await;
     let id = Some(ids[0].as_str());
     let others = [
-        record("MODIFY", "OUTBOX", id, 1),
-        record("REMOVE", "OUTBOX", id, 2),
+        record("MODIFY", &outbox_pk(ids[0].as_str()), id, 1),
+        record("REMOVE", &outbox_pk(ids[0].as_str()), id, 2),
         record("INSERT", "SEAT#u", Some("SEAT"), 3),
         // Malformed: an outbox insert without a sort key, or with an empty one.
-        record("INSERT", "OUTBOX", None, 4),
-        record("INSERT", "OUTBOX", Some(""), 5),
+        record("INSERT", "OUTBOX#00", None, 4),
+        record("INSERT", "OUTBOX#00", Some(""), 5),
+        // The partition of the layout before outboxes were sharded: not an outbox.
+        record("INSERT", "OUTBOX", id, 6),
     ];
     f.store.reset_requests();
     let response = handle(&f, batch(&others)).await.unwrap();
@@ -283,7 +290,7 @@ async fn records_that_are_not_new_outboxes_are_ignored() {
 
     // Among them, the new outbox alone is published.
     let mut mixed = others.to_vec();
-    mixed.insert(2, record("INSERT", "OUTBOX", id, 9));
+    mixed.insert(2, record("INSERT", &outbox_pk(ids[0].as_str()), id, 9));
     assert!(failures(&handle(&f, batch(&mixed)).await.unwrap()).is_empty());
     assert_eq!(f.events.events().len(), 1);
 }

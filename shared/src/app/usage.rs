@@ -20,7 +20,7 @@ use crate::domain::tier::Pricing;
 use crate::domain::usage::{BillMonth, Held, MilliCredits, UsageSummary, UserMonth, YearMonth, suggested_tier};
 use crate::domain::{PrincipalType, Seat, SeatStatus, Tier, UserId};
 use crate::error::AppError;
-use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore};
+use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore, seat_position};
 
 /// One user's activity in a month.
 #[derive(Debug, Clone, Copy, Default)]
@@ -181,8 +181,8 @@ pub struct UsersFilter {
     pub inactive_days: Option<u32>,
 }
 
-/// `GET /usage/users`: every user holding a seat now or during the month, by user id, a page
-/// at a time (`next_token` = the last user id answered).
+/// `GET /usage/users`: every user holding a seat now or during the month, in the seats' list
+/// order ([`seat_position`]), a page at a time (`next_token` = the last user id answered).
 pub async fn users<S>(
     store: &S,
     month: YearMonth,
@@ -200,7 +200,7 @@ where
     let mut items = Vec::new();
     let mut last = None;
     for seat in all_seats(store).await? {
-        if after.as_deref().is_some_and(|a| seat.user_id.as_str() <= a) {
+        if after.as_deref().is_some_and(|a| seat_position(seat.user_id.as_str()) <= seat_position(a)) {
             continue;
         }
         let (bill, _) = held(&seat, month, now);

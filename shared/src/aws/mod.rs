@@ -33,6 +33,8 @@ pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
 pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token};
+/// Where an outbox is written, for a fake that must read them as the table does.
+pub use records::{OUTBOX_SHARDS, outbox_shard};
 
 /// One attempt of any call: DynamoDB and Identity Store answer in milliseconds; a connection
 /// that hangs is abandoned and the attempt retried, not waited on until the Lambda timeout.

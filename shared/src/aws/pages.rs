@@ -32,16 +32,26 @@ pub(crate) fn decode_token_of(token: &str, is_key: impl Fn(&str) -> bool) -> Res
 /// instead of reading the whole index in one request.
 pub const MAX_QUERIES_PER_PAGE: usize = 10;
 
+/// The `gsi1` partitions a list is kept over, read one after the other.
+pub(crate) struct Partitions<'a> {
+    /// In list order.
+    pub names: &'a [String],
+    /// The partition of an item, from its `gsi1sk` (what a token holds).
+    pub of: fn(&str) -> usize,
+}
+
 impl DynamoStore {
-    /// Runs a query on `gsi1` for one partition, from `start` (a gsi1sk value) on, and keeps the
-    /// items `keep` accepts until `limit`. The token is the gsi1sk of the last item answered, so a
-    /// page is never cut between the items a filter skipped and the next page. The work is
-    /// bounded: after [`MAX_QUERIES_PER_PAGE`] queries the page ends with what matched so far
-    /// (perhaps nothing) and the token of the last item read.
+    /// Runs queries on `gsi1` over `partitions`, one after the other, from `start` (a gsi1sk value,
+    /// whose partition it resumes) on, and keeps the items `keep` accepts until `limit`. The token
+    /// is the gsi1sk of the last item answered, so a page is never cut between the items a filter
+    /// skipped and the next page. The work is bounded: after [`MAX_QUERIES_PER_PAGE`] queries'
+    /// worth of items (1,000) the page ends with what matched so far (perhaps nothing) and the
+    /// token of the last item read; a page crossing partitions takes a Query more for each (16 at
+    /// most), and always moves past its own token.
     #[allow(clippy::too_many_arguments)] // one private helper serving both list routes
     pub(crate) async fn gsi1_page<T>(
         &self,
-        partition: &str,
+        partitions: Partitions<'_>,
         prefix: Option<&str>,
         limit: usize,
         next_token: Option<String>,
@@ -60,8 +70,11 @@ impl DynamoStore {
             }
             None => None,
         };
+        let (first, mut read) = (start.clone(), 0);
+        let mut part = start.as_deref().map_or(0, partitions.of);
         let mut items = Vec::new();
-        for queries in 1.. {
+        loop {
+            let partition = partitions.names[part].as_str();
             let mut q = self
                 .client
                 .query()
@@ -75,14 +88,15 @@ impl DynamoStore {
                     .expression_attribute_values(":prefix", s(p)),
                 None => q.key_condition_expression("gsi1pk = :pk"),
             };
-            if let Some(sk) = &start {
+            if let Some(sk) = start.as_deref().filter(|sk| (partitions.of)(sk) == part) {
                 let mut esk = key(table_pk(sk), table_sk);
                 esk.insert("gsi1pk".to_owned(), s(partition));
-                esk.insert("gsi1sk".to_owned(), s(sk.as_str()));
+                esk.insert("gsi1sk".to_owned(), s(sk));
                 q = q.set_exclusive_start_key(Some(esk));
             }
             let out = q.send().await.map_err(|e| store_error("Query(gsi1)", e))?;
             for item in out.items() {
+                read += 1;
                 let sk = Reader::new(item, "index").str("gsi1sk")?.to_owned();
                 if let Some(v) = convert(item)? {
                     items.push(v);
@@ -93,15 +107,17 @@ impl DynamoStore {
                 start = Some(sk);
             }
             if out.last_evaluated_key().is_none() {
-                return Ok(Page { items, next_token: None });
+                part += 1;
+                if part == partitions.names.len() {
+                    return Ok(Page { items, next_token: None });
+                }
             }
-            if queries == MAX_QUERIES_PER_PAGE {
+            if read >= 100 * MAX_QUERIES_PER_PAGE && start != first {
                 if let Some(sk) = &start {
                     return Ok(Page { items, next_token: Some(encode_token(sk)) });
                 }
             }
         }
-        unreachable!("the loop returns")
     }
 }
 

@@ -6,10 +6,10 @@
 //! |---|---|---|---|---|
 //! | profile | `PROFILE` | `PROFILE` | | |
 //! | subscription | `SUB#<TYPE>#<id>` | `SUB` | `SUBS` | `<TYPE>#<id>` |
-//! | seat | `SEAT#<userId>` | `SEAT` | `SEATS` | `<userId>` |
+//! | seat | `SEAT#<userId>` | `SEAT` | `SEATS#<shard>` ([`seat_shard`], `00`..`15`) | `<userId>` |
 //! | group grant (a seat holding the group as source) | `GROUP#<groupId>` | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
 //! | a group's grant counter (`grants`: the seats holding it) | `GROUP#<groupId>` | `COUNT` | | |
-//! | outbox (events committed, not yet published) | `OUTBOX` | `<time>#<uuid>` | | |
+//! | outbox (events committed, not yet published) | `OUTBOX#<shard>` ([`outbox_shard`] of the id) | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
 //! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>` | `<userId>#<date>#<clientType>` |
@@ -21,6 +21,15 @@
 //! | a console sign-in at the issuer (TTL `expiresAt`) | `SIGNIN#<state>` | `SIGNIN` | | |
 //!
 //! Audit checkpoints have their own layout, in `checkpoints.rs`.
+//!
+//! No index partition takes every write of a fan-out or an audit: seats are spread over
+//! [`SEAT_SHARDS`] `SEATS#<shard>` partitions (DynamoDB serves about 1,000 writes a second per
+//! partition key), and `list_seats` reads them one after the other, a shard's seats by user id
+//! ([`crate::ports::seat_position`]), so a page costs one Query as before; outboxes over
+//! [`OUTBOX_SHARDS`] `OUTBOX#<shard>` partitions, the sweep reading each. A group's grant rows
+//! stay in its own `GROUP#<groupId>` partition (README "Capacity": what a 100,000-member group's
+//! fan-out takes there, and why). The layout changed from one `SEATS` and one `OUTBOX` before
+//! any deployment; items written under those are not read.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -40,7 +49,10 @@ use crate::ports::{OutEvent, Outbox, StoreError};
 pub(crate) const PROFILE: &str = "PROFILE";
 pub(crate) const SUBS: &str = "SUBS";
 pub(crate) const SEATS: &str = "SEATS";
+pub use crate::ports::{SEAT_SHARDS, seat_shard};
 pub(crate) const OUTBOX: &str = "OUTBOX";
+/// The `OUTBOX#<shard>` partitions outboxes are written over.
+pub const OUTBOX_SHARDS: usize = 16;
 pub(crate) const AUDITS: &str = "AUDITS";
 pub(crate) const GSI1: &str = "gsi1";
 pub(crate) const AUDIT_RETENTION_DAYS: i64 = 90;
@@ -269,6 +281,25 @@ pub(crate) fn seat_pk(u: &UserId) -> String {
     format!("SEAT#{u}")
 }
 
+/// The shard of an outbox: [`seat_shard`]'s hash, of its id (`<time>#<uuid>`).
+pub fn outbox_shard(id: &str) -> usize {
+    crate::ports::shard_of(id, OUTBOX_SHARDS)
+}
+
+/// `OUTBOX#<shard>`, two digits.
+pub(crate) fn outbox_partition(shard: usize) -> String {
+    format!("{OUTBOX}#{shard:02}")
+}
+
+pub(crate) fn outbox_key(id: &str) -> Item {
+    key(outbox_partition(outbox_shard(id)), id)
+}
+
+/// `SEATS#<shard>`, two digits.
+pub(crate) fn seats_partition(shard: usize) -> String {
+    format!("{SEATS}#{shard:02}")
+}
+
 pub(crate) fn seat_key(u: &UserId) -> Item {
     key(seat_pk(u), "SEAT")
 }
@@ -454,7 +485,7 @@ impl Record for Seat {
         let mut item = seat_key(&self.user_id);
         item.extend([
             ("entity".to_owned(), s("Seat")),
-            ("gsi1pk".to_owned(), s(SEATS)),
+            ("gsi1pk".to_owned(), s(seats_partition(seat_shard(self.user_id.as_str())))),
             ("gsi1sk".to_owned(), s(self.user_id.as_str())),
             ("userId".to_owned(), s(self.user_id.as_str())),
             ("sources".to_owned(), sources_item(&self.sources)),
@@ -590,7 +621,7 @@ impl Record for Grant {
 impl Record for Outbox {
     fn to_item(&self) -> Result<Item, StoreError> {
         let json = serde_json::to_string(&self.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut item = key(OUTBOX, &self.id);
+        let mut item = outbox_key(&self.id);
         item.extend([("entity".to_owned(), s("Outbox")), ("events".to_owned(), s(json))]);
         Ok(item)
     }
@@ -782,6 +813,44 @@ mod tests {
             item.insert("bills".to_owned(), s(bad));
             assert!(matches!(Seat::from_item(&item), Err(StoreError::Corrupt(_))), "{bad:?}");
         }
+    }
+
+    /// A fan-out or an audit writing 10,000 seats spreads their index rows over every
+    /// `SEATS#<shard>` partition, none taking more than twice its share, whether the user ids
+    /// differ only in their last digits (as one Identity Store's tend to) or throughout.
+    #[test]
+    fn seat_index_rows_spread_over_the_shards_with_a_bounded_share() {
+        let sequential = |i: u32| format!("94482488-3041-7026-18f3-{i:012x}");
+        let scattered = |i: u32| {
+            let h = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!("{:08x}-{:04x}-4000-8000-{:012x}", h >> 32, (h >> 16) & 0xffff, h & 0xffff_ffff_ffff)
+        };
+        for id in [&sequential as &dyn Fn(u32) -> String, &scattered] {
+            let mut rows: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+            for i in 0..10_000 {
+                let seat = Seat { user_id: UserId::parse("u", &id(i)).unwrap(), ..seat(true, false) };
+                let item = seat.to_item().unwrap();
+                *rows.entry(item["gsi1pk"].as_s().unwrap().clone()).or_default() += 1;
+            }
+            let partitions: Vec<String> = (0..SEAT_SHARDS).map(seats_partition).collect();
+            assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), partitions, "every shard, and only them");
+            let mean = 10_000 / SEAT_SHARDS;
+            assert!(rows.values().all(|&n| n <= 2 * mean), "a shard over twice its share: {rows:?}");
+        }
+        // Outboxes too: 10,000 commits of one second (ids of one time, uuids apart).
+        let mut outboxes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for i in 0..10_000 {
+            let id = format!("2026-12-01T00:00:00.000Z#{}", scattered(i));
+            let item = Outbox { id, events: vec![] }.to_item().unwrap();
+            *outboxes.entry(item["pk"].as_s().unwrap().clone()).or_default() += 1;
+        }
+        let partitions: Vec<String> = (0..OUTBOX_SHARDS).map(outbox_partition).collect();
+        assert_eq!(outboxes.keys().cloned().collect::<Vec<_>>(), partitions, "every outbox shard, and only them");
+        assert!(outboxes.values().all(|&n| n <= 2 * 10_000 / OUTBOX_SHARDS), "{outboxes:?}");
+        // The shard is part of the stored layout: a different hash would lose every seat's row.
+        assert_eq!(seats_partition(seat_shard("94482488-3041-7026-18f3-000000000001")), "SEATS#11");
+        let sample = "2026-11-26T10:00:00.250Z#6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"; // events/dynamodb
+        assert_eq!(outbox_key(sample)["pk"].as_s().unwrap(), "OUTBOX#05");
     }
 
     /// A page token is an item's list key; each list accepts exactly the keys its items get.

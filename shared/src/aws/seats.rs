@@ -4,10 +4,11 @@
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 
 use super::dynamo::{DynamoStore, store_error};
-use super::item::{Item, key, n, s};
+use super::item::{Item, n, s};
+use super::pages::Partitions;
 use super::records::{
-    Grant, OUTBOX, Record, SEATS, grant_count_key, grant_key, is_seat_key, latest_activity_from, latest_activity_key,
-    seat_key, sub_key,
+    Grant, OUTBOX_SHARDS, Record, SEAT_SHARDS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
+    latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, seats_partition, sub_key,
 };
 use crate::domain::{Principal, Seat, Subscription, UserId};
 use crate::ports::{
@@ -75,8 +76,9 @@ impl SeatStore for DynamoStore {
         limit: usize,
         next_token: Option<String>,
     ) -> Result<Page<Seat>, StoreError> {
+        let partitions: Vec<String> = (0..SEAT_SHARDS).map(seats_partition).collect();
         self.gsi1_page(
-            SEATS,
+            Partitions { names: &partitions, of: seat_shard },
             None,
             limit,
             next_token,
@@ -200,19 +202,28 @@ impl SeatStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<Outbox>, StoreError> {
         // Sort keys are `<time>#<uuid>`, times of one width: `sk < <time>` is "committed before".
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk < :before")
-            .expression_attribute_values(":pk", s(OUTBOX))
-            .expression_attribute_values(":before", s(crate::time::format(&committed_before)))
-            .consistent_read(true)
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(100))
-            .send()
+        // Each shard's oldest `limit`, together: the oldest `limit` of all.
+        let limit = limit.clamp(1, 1000);
+        let before = crate::time::format(&committed_before);
+        let query = |shard: usize| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":pk", s(outbox_partition(shard)))
+                .expression_attribute_values(":before", s(&before))
+                .consistent_read(true)
+                .limit(i32::try_from(limit).unwrap_or(100))
+                .send()
+        };
+        let answers = futures_util::future::try_join_all((0..OUTBOX_SHARDS).map(query))
             .await
             .map_err(|e| store_error("Query(outbox)", e))?;
-        out.items().iter().map(Outbox::from_item).collect()
+        let mut outboxes =
+            (answers.iter().flat_map(|out| out.items())).map(Outbox::from_item).collect::<Result<Vec<_>, _>>()?;
+        outboxes.sort_by(|a, b| a.id.cmp(&b.id));
+        outboxes.truncate(limit);
+        Ok(outboxes)
     }
 }
 
@@ -220,7 +231,7 @@ impl Outboxes for DynamoStore {
     async fn get_outboxes(&self, ids: &[String]) -> Result<Vec<Outbox>, StoreError> {
         let mut outboxes = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|id| key(OUTBOX, id)).collect();
+            let keys: Vec<Item> = chunk.iter().map(|id| outbox_key(id)).collect();
             for item in self.batch_get(keys).await? {
                 outboxes.push(Outbox::from_item(&item)?);
             }
@@ -233,7 +244,7 @@ impl Outboxes for DynamoStore {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(key(OUTBOX, id)))
+                .set_key(Some(outbox_key(id)))
                 .send()
                 .await
                 .map_err(|e| store_error("DeleteItem(outbox)", e))?;

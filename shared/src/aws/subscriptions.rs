@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::Select;
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::{key, n, s, t};
-use super::pages::{decode_token_of, encode_token};
+use super::pages::{Partitions, decode_token_of, encode_token};
 use super::records::{
     FAN_OUT_GRANTED, FAN_OUT_STATE, GRANT_SK_PREFIX, GSI1, Grant, Record, SUBS, grant_count_key, grant_pk,
     is_grant_key, is_subscription_key, membership_gsi_pk, sub_key,
@@ -33,8 +33,9 @@ impl SubscriptionStore for DynamoStore {
         next_token: Option<String>,
     ) -> Result<Page<Subscription>, StoreError> {
         let prefix = principal_type.map(|t| format!("{}#", t.as_str()));
+        let partitions = [SUBS.to_owned()];
         self.gsi1_page(
-            SUBS,
+            Partitions { names: &partitions, of: |_| 0 },
             prefix.as_deref(),
             limit,
             next_token,
