@@ -97,11 +97,11 @@ fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
-/// One cold start of `binary`, with `extra` variables beside the function's.
-async fn cold_start(binary: &Path, name: &str, endpoint: &str, extra: &[(&str, &str)]) -> Result<Duration, String> {
+/// One cold start of `binary`.
+async fn cold_start(binary: &Path, name: &str, endpoint: &str) -> Result<Duration, String> {
     let api = RuntimeApi::start().await;
     let mut cmd = lambda_command(binary, binary, name, &api.address);
-    cmd.env("TABLE_NAME", "kiro-bench").env("AWS_ENDPOINT_URL", endpoint).envs(extra.iter().copied());
+    cmd.env("TABLE_NAME", "kiro-bench").env("AWS_ENDPOINT_URL", endpoint);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("spawning {}: {e}", binary.display()))?;
     let polled = first_poll(&api, &mut child).await;
@@ -109,22 +109,15 @@ async fn cold_start(binary: &Path, name: &str, endpoint: &str, extra: &[(&str, &
     polled.map(|at| at - started).ok_or_else(|| format!("{name} never polled the Runtime API"))
 }
 
-/// Where the SDK's HTTPS client looks for more root certificates after the bundle
-/// (rustls-native-certs, through openssl-probe): on this host, a file per certificate.
-const CERT_DIR: &str = "/etc/ssl/certs";
-
 /// Cold starts of every binary and the echo, round robin so that the machine's noise spreads
-/// over all of them; and sync-group once more with `SSL_CERT_DIR` on a missing directory, to
-/// show what reading [`CERT_DIR`] costs its start.
+/// over all of them.
 pub async fn cold_starts() -> Result<Section, String> {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
-    let without_cert_dir: &[(&str, &str)] = &[("SSL_CERT_DIR", "/nonexistent")];
-    let mut runs: Vec<(&str, &[(&str, &str)])> = measured().map(|name| (name, &[][..])).collect();
-    runs.push(("sync-group", without_cert_dir));
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runs.len()];
+    let names: Vec<&str> = measured().collect();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for round in 0..=COLD_STARTS {
-        for (i, (name, extra)) in runs.iter().enumerate() {
-            let d = cold_start(&release_binary(name), name, &endpoint, extra).await?;
+        for (i, name) in names.iter().enumerate() {
+            let d = cold_start(&release_binary(name), name, &endpoint).await?;
             if round > 0 {
                 samples[i].push(d);
             }
@@ -137,8 +130,8 @@ pub async fn cold_starts() -> Result<Section, String> {
          on a closed port ({endpoint}). Each function's ratio is its median over the echo's median (issue 17: \
          within 2×)."
     ));
-    // `measured()` ends with the echo; the run without the certificate directory comes after it.
-    let (echo_samples, without_samples) = (&samples[runs.len() - 2], &samples[runs.len() - 1]);
+    // `measured()` ends with the echo.
+    let echo_samples = &samples[names.len() - 1];
     let (echo, echo_min) = (percentile(echo_samples, 50.0), percentile(echo_samples, 0.0));
     for (name, d) in measured().zip(&samples) {
         let (p50, p90) = (percentile(d, 50.0), percentile(d, 90.0));
@@ -166,20 +159,6 @@ pub async fn cold_starts() -> Result<Section, String> {
                 )),
         );
     }
-    let p50 = percentile(without_samples, 50.0);
-    let files = std::fs::read_dir(CERT_DIR).map_or(0, |dir| dir.count());
-    s.push(
-        Row::new(
-            "sync-group, `SSL_CERT_DIR` on a missing directory: median / p90",
-            format!("{} / {}", ms(p50), ms(percentile(without_samples, 90.0))),
-        )
-        .detail(format!(
-            "{:.2}× the echo's median; the same binary, its root certificates read from the bundle only: by \
-             default it also reads the {files} entries of this host's {CERT_DIR} (a file per certificate, and a \
-             link to each by its hash)",
-            p50.as_secs_f64() / echo.as_secs_f64()
-        )),
-    );
     Ok(s)
 }
 

@@ -1,7 +1,8 @@
 //! The HTTPS client the OpenID Connect relying party talks to its issuer with: discovery, keys
-//! and the token endpoint. The same hyper + rustls (aws-lc) stack the SDK links, so it adds no
-//! TLS library; the operating system's roots, as the SDK uses them. Plain `http://` is accepted
-//! too, for a local issuer on 127.0.0.1.
+//! and the token endpoint. Its connections use the process's one TLS configuration, the SDK
+//! clients' too ([`kiro::aws::https`]: Mozilla's roots compiled in, and `SSL_CERT_FILE`'s if
+//! set), so it adds no TLS library and no second root store. Plain `http://` is accepted too, for
+//! a local issuer on 127.0.0.1.
 
 use std::future::Future;
 use std::time::Duration;
@@ -47,10 +48,9 @@ pub struct Https {
 }
 
 impl Https {
+    /// Reads nothing: the roots are the process's, built once.
     pub fn new() -> Result<Self, std::io::Error> {
-        let connector =
-            hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
-        Ok(Self { client: Client::builder(TokioExecutor::new()).build(connector) })
+        Ok(Self { client: Client::builder(TokioExecutor::new()).build(kiro::aws::https::connector()) })
     }
 
     async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, FetchError> {

@@ -6,6 +6,7 @@ mod audits;
 mod checkpoints;
 pub mod dynamo;
 pub mod eventbridge;
+pub mod https;
 pub mod identitystore;
 mod item;
 mod membership_map;
@@ -44,9 +45,11 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries,
-/// timeouts).
+/// timeouts), over the process's one HTTPS client ([`https`]: roots compiled in, not read from
+/// the file system).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https::sdk_http_client())
         // Throttling is retried with exponential backoff; what survives becomes `Throttled`.
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(timeouts())
