@@ -308,7 +308,7 @@ pub async fn first_invocations() -> Result<Section, String> {
     let mut s = Section::new("First invocation against moto, and peak RSS (host release build)").note(format!(
         "{FIRST_INVOCATIONS} fresh processes per binary against moto ({}), table made from template.yaml, \
          profile present. create-profile: `GET /profile` (1 `GetItem`); assign-tier: `GET /seats?tier=PRO&limit=10` \
-         (`GetItem` profile, `Query`); sync-group: `CreateGroupMembership` for a group nobody subscribed \
+         (`GetItem` profile, a `Query` of each of the 16 seat partitions of the empty list, one after the other); sync-group: `CreateGroupMembership` for a group nobody subscribed \
          (`GetItem` profile, `GetItem` subscription); console: `GET /console` with an unknown session cookie \
          (`GetItem` session, then the Sign in page); ingest-activity: an Object Created event for a \
          missing bucket (`GetItem` marker, `GetObject` 404, `TransactWriteItems` of the rejected report); \

@@ -47,10 +47,16 @@ pub struct Https {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
+impl Default for Https {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Https {
     /// Reads nothing: the roots are the process's, built once.
-    pub fn new() -> Result<Self, std::io::Error> {
-        Ok(Self { client: Client::builder(TokioExecutor::new()).build(kiro::aws::https::connector()) })
+    pub fn new() -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build(kiro::aws::https::connector()) }
     }
 
     async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, FetchError> {

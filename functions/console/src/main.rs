@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Seat events go out from the table's stream (publish-events), not from here.
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name).seat_events_from_stream(),
         SsoAdminInstances::new(aws_sdk_ssoadmin::Client::new(&sdk)),
-        Https::new()?,
+        Https::new(),
         console,
         pricing,
         region,

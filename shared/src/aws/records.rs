@@ -300,6 +300,10 @@ pub(crate) fn seats_partition(shard: usize) -> String {
     format!("{SEATS}#{shard:02}")
 }
 
+/// Every `SEATS#<shard>` partition, in list order: built once, read by every `list_seats`.
+pub(crate) static SEATS_PARTITIONS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (0..SEAT_SHARDS).map(seats_partition).collect());
+
 pub(crate) fn seat_key(u: &UserId) -> Item {
     key(seat_pk(u), "SEAT")
 }
@@ -832,7 +836,7 @@ mod tests {
                 let item = seat.to_item().unwrap();
                 *rows.entry(item["gsi1pk"].as_s().unwrap().clone()).or_default() += 1;
             }
-            let partitions: Vec<String> = (0..SEAT_SHARDS).map(seats_partition).collect();
+            let partitions = SEATS_PARTITIONS.clone();
             assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), partitions, "every shard, and only them");
             let mean = 10_000 / SEAT_SHARDS;
             assert!(rows.values().all(|&n| n <= 2 * mean), "a shard over twice its share: {rows:?}");

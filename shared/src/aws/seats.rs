@@ -7,8 +7,8 @@ use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, n, s};
 use super::pages::Partitions;
 use super::records::{
-    Grant, OUTBOX_SHARDS, Record, SEAT_SHARDS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
-    latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, seats_partition, sub_key,
+    Grant, OUTBOX_SHARDS, Record, SEATS_PARTITIONS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
+    latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, sub_key,
 };
 use crate::domain::{Principal, Seat, Subscription, UserId};
 use crate::ports::{
@@ -76,9 +76,8 @@ impl SeatStore for DynamoStore {
         limit: usize,
         next_token: Option<String>,
     ) -> Result<Page<Seat>, StoreError> {
-        let partitions: Vec<String> = (0..SEAT_SHARDS).map(seats_partition).collect();
         self.gsi1_page(
-            Partitions { names: &partitions, of: seat_shard },
+            Partitions { names: &SEATS_PARTITIONS, of: seat_shard },
             None,
             limit,
             next_token,
