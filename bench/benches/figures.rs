@@ -58,6 +58,8 @@ fn main() -> ExitCode {
         show(rt.block_on(requests::fan_out(10_000)), &mut sections);
         show(rt.block_on(requests::audit(50, 200)), &mut sections);
         show(rt.block_on(requests::audit(100, 1_000)), &mut sections);
+        // Groups large enough to have their grant rows spread over 16 partitions.
+        show(rt.block_on(requests::audit(20, 5_000)), &mut sections);
     }
 
     if wants("console") {

@@ -306,9 +306,11 @@ pub async fn audit(groups: usize, per_group: usize) -> Section {
         )),
     );
 
+    let spread = members.iter().filter(|(_, group, _)| f.store.is_spread(group)).count();
     s.note = format!(
-        "Seeded with {groups} group subscriptions in {}. Each drift: {} members leave and {} join without an event \
-         ({:.1}%). The first repair names up to {} seats granted through groups (`DescribeUser` + `UpdateItem`); \
+        "Seeded with {groups} group subscriptions in {}; {spread} of them with their grant rows spread over 16 \
+         partitions (a group of more than 2,000 members: listing one reads the counter's partition and each shard). \
+         Each drift: {} members leave and {} join without an event ({:.1}%). The first repair names up to {} seats granted through groups (`DescribeUser` + `UpdateItem`); \
          {naming_runs} more repairs named the rest before the daily one. The repairs' seat events go out from the \
          table's stream (publish-events), not counted here.",
         ms(seeded),

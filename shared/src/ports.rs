@@ -396,6 +396,12 @@ pub trait SubscriptionStore: Send + Sync {
     /// read), or, for a group granted before counters were kept, a count of its grant rows.
     fn count_granted(&self, group: &GroupId) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Asks that `group`'s grant rows be spread over partitions before they are written: a
+    /// group whose fan-out will write more of them than one partition key takes a second. Done
+    /// only while the group has none (a group with rows keeps them where they are); a store
+    /// without partitions has nothing to do.
+    fn spread_grants(&self, group: &GroupId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// A page of the users holding `group` as a source, with the membership id recorded for each.
     fn granted_users(
         &self,
@@ -460,9 +466,9 @@ impl Commit {
         rows + self.guards.len() + self.absent.len() + self.grant_deltas().len() + usize::from(self.outbox.is_some())
     }
 
-    /// How the number of seats holding each group moves with this commit (groups it leaves
-    /// unchanged left out): the grant counters are kept in the same transaction, so a
-    /// subscription's `seats` is read, never recounted.
+    /// How the number of seats holding each group moves with this commit, for every group whose
+    /// grant rows it writes (0 when as many come as go): the grant counters are kept in the same
+    /// transaction, so a subscription's `seats` is read, never recounted.
     pub fn grant_deltas(&self) -> std::collections::BTreeMap<GroupId, i64> {
         let mut deltas = std::collections::BTreeMap::<GroupId, i64>::new();
         for w in &self.seats {
@@ -473,7 +479,6 @@ impl Commit {
                 *deltas.entry(group.clone()).or_default() -= 1;
             }
         }
-        deltas.retain(|_, d| *d != 0);
         deltas
     }
 }
@@ -495,7 +500,8 @@ pub trait SeatStore: Outboxes + Send + Sync {
 
     /// `principal`'s subscription with [`get_seats_with_activity`](Self::get_seats_with_activity)
     /// of `users`, read together, consistently: one `BatchGetItem` for up to
-    /// [`SEATS_WITH_ACTIVITY`]` - 1` users (a membership event reads its group and its user at once).
+    /// [`SEATS_WITH_ACTIVITY`]` - 1` users (a membership event reads its group and its user at
+    /// once; a table store reads the group's grant counter in it too, where its rows are).
     fn get_subscription_and_seats(
         &self,
         principal: &Principal,
@@ -966,6 +972,10 @@ where
 
     fn count_granted(&self, group: &GroupId) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).count_granted(group)
+    }
+
+    fn spread_grants(&self, group: &GroupId) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).spread_grants(group)
     }
 
     fn granted_users(

@@ -65,6 +65,8 @@ contract!(
     reads_answer_what_the_table_keeps,
     the_profile_is_created_once_and_patched,
     grant_rows_follow_commits_and_page,
+    a_spread_groups_rows_page_as_one_list_and_follow_commits,
+    a_group_is_spread_only_while_it_has_no_rows,
     a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed,
     get_seats_answers_the_seats_that_exist,
     outboxes_are_pending_oldest_first_until_settled,
@@ -489,6 +491,106 @@ async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(st
     assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n - 10));
 }
 
+async fn a_spread_groups_rows_page_as_one_list_and_follow_commits<S: SeatStore + SubscriptionStore + MembershipMap>(
+    store: &S,
+) {
+    // Given a group spread before its first row, and more seats holding it than a page of grants
+    store.spread_grants(&group(1)).await.unwrap();
+    let n = u32::try_from(GRANTS_PAGE).unwrap() + 30;
+    let writes: Vec<SeatWrite> = (0..n)
+        .map(|i| SeatWrite {
+            grants_added: vec![(group(1), Some(membership(i)))],
+            ..write(seat(&user(i), Tier::Pro, 1), None)
+        })
+        .collect();
+    for chunk in writes.chunks(49) {
+        store.commit(&Commit { seats: chunk.to_vec(), ..Commit::default() }).await.unwrap();
+    }
+
+    // Then they are counted, and listed once each, shard by shard (a shard's by user id), with
+    // the membership recorded for each
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n));
+    let first = store.granted_users(&group(1), None).await.unwrap();
+    assert_eq!(first.items.len(), GRANTS_PAGE);
+    let second = store.granted_users(&group(1), first.next_token.clone()).await.unwrap();
+    assert_eq!(second.next_token, None);
+    let mut expected: Vec<_> = (0..n).map(|i| (user(i), Some(membership(i)))).collect();
+    expected.sort_by(|a, b| seat_position(a.0.as_str()).cmp(&seat_position(b.0.as_str())));
+    assert_eq!([first.items, second.items].concat(), expected);
+    // And a spread page's token is refused by another group's list only as a position it holds
+    // not: a forged position inside a shard's key is refused
+    let forged = kiro::aws::encode_token(&format!("S/MEMBER#{}#x", user(1)));
+    assert!(matches!(store.granted_users(&group(1), Some(forged)).await, Err(StoreError::InvalidToken)));
+
+    // And a membership id finds its spread row, which a refresh keeps current
+    assert_eq!(store.membership(&membership(7)).await.unwrap(), Some((group(1), user(7))));
+    store.refresh_membership(&group(1), &user(7), &membership(5000)).await.unwrap();
+    assert_eq!(store.membership(&membership(5000)).await.unwrap(), Some((group(1), user(7))));
+    assert_eq!(store.membership(&membership(7)).await.unwrap(), None);
+
+    // And rows go with their seats' sources, the count with them, even when a commit adds as
+    // many rows of the group as it removes
+    let mut swap = vec![SeatWrite { grants_removed: vec![group(1)], ..write(seat(&user(0), Tier::Pro, 2), Some(1)) }];
+    swap.push(SeatWrite {
+        grants_added: vec![(group(1), Some(membership(n)))],
+        ..write(seat(&user(n), Tier::Pro, 1), None)
+    });
+    store.commit(&Commit { seats: swap, ..Commit::default() }).await.unwrap();
+    let removals: Vec<SeatWrite> = (1..10)
+        .map(|i| SeatWrite { grants_removed: vec![group(1)], ..write(seat(&user(i), Tier::Pro, 2), Some(1)) })
+        .collect();
+    store.commit(&Commit { seats: removals, ..Commit::default() }).await.unwrap();
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n - 9));
+    let listed: Vec<UserId> = all_grants(store, &group(1)).await.into_iter().map(|(u, _)| u).collect();
+    let mut kept: Vec<UserId> = (10..=n).map(user).collect();
+    kept.sort_by(|a, b| seat_position(a.as_str()).cmp(&seat_position(b.as_str())));
+    assert_eq!(listed, kept);
+}
+
+async fn a_group_is_spread_only_while_it_has_no_rows<S: SeatStore + SubscriptionStore>(store: &S) {
+    // Given a group with a row
+    let mut first = write(seat(&user(1), Tier::Pro, 1), None);
+    first.grants_added = vec![(group(1), Some(membership(1)))];
+    store.commit(&Commit { seats: vec![first], ..Commit::default() }).await.unwrap();
+
+    // When it is asked to spread, it stays as it is: its next rows are listed with the first
+    store.spread_grants(&group(1)).await.unwrap();
+    let mut second = write(seat(&user(2), Tier::Pro, 1), None);
+    second.grants_added = vec![(group(1), Some(membership(2)))];
+    store.commit(&Commit { seats: vec![second], ..Commit::default() }).await.unwrap();
+    let users: Vec<UserId> = all_grants(store, &group(1)).await.into_iter().map(|(u, _)| u).collect();
+    assert_eq!(users, [user(1), user(2)]);
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 2);
+
+    // Once its rows are gone it may be spread (as a re-subscribed large group is), and it lists
+    // what it gets after
+    let leave = |u: u32| SeatWrite { grants_removed: vec![group(1)], ..write(seat(&user(u), Tier::Pro, 2), Some(1)) };
+    store.commit(&Commit { seats: vec![leave(1), leave(2)], ..Commit::default() }).await.unwrap();
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 0);
+    store.spread_grants(&group(1)).await.unwrap();
+    let mut third = write(seat(&user(3), Tier::Pro, 1), None);
+    third.grants_added = vec![(group(1), Some(membership(3)))];
+    store.commit(&Commit { seats: vec![third], ..Commit::default() }).await.unwrap();
+    assert_eq!(all_grants(store, &group(1)).await, [(user(3), Some(membership(3)))]);
+    assert_eq!(store.count_granted(&group(1)).await.unwrap(), 1);
+}
+
+/// Every page of `granted_users`, following the tokens.
+async fn all_grants<S: SubscriptionStore>(
+    store: &S,
+    group: &kiro::domain::GroupId,
+) -> Vec<(UserId, Option<kiro::domain::MembershipId>)> {
+    let (mut rows, mut token) = (Vec::new(), None);
+    loop {
+        let page = store.granted_users(group, token).await.unwrap();
+        rows.extend(page.items);
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => return rows,
+        }
+    }
+}
+
 async fn a_membership_id_finds_its_grant_until_the_row_is_replaced_or_removed<
     S: SeatStore + SubscriptionStore + MembershipMap,
 >(
@@ -790,4 +892,47 @@ async fn a_subscription_and_seats_are_read_together<S: SeatStore + SubscriptionS
     let users: Vec<UserId> = (1..=60).map(user).collect();
     let (sub, (seats, _)) = store.get_subscription_and_seats(&team, &users).await.unwrap();
     assert!(sub.is_some() && seats.len() == 1);
+}
+
+/// A group spread by another process after this one read it: the commit that wrote its row where
+/// it used to be fails on the counter's condition, reads the counter and is sent again, once,
+/// the row where the spread group's list finds it. (DynamoStore alone: the fake has no
+/// partitions.)
+#[tokio::test]
+async fn a_store_that_read_a_group_before_it_was_spread_writes_its_rows_where_they_are_now() {
+    use kiro::aws::DynamoStore;
+    let world = kiro_tests::World::new().await;
+    let counter = kiro_tests::counting::RequestCounter::default();
+    let (dynamo, _, _) = counter.clients(&world.sdk);
+    let (spreads, writes) = (DynamoStore::new(dynamo.clone(), &world.table), DynamoStore::new(dynamo, &world.table));
+    // The writer read the group while it was in one partition
+    assert_eq!(writes.count_granted(&group(1)).await.unwrap(), 0);
+    spreads.spread_grants(&group(1)).await.unwrap();
+
+    counter.reset();
+    let mut joined = write(seat(&user(1), Tier::Pro, 1), None);
+    joined.grants_added = vec![(group(1), Some(membership(1)))];
+    writes.commit(&Commit { seats: vec![joined], ..Commit::default() }).await.unwrap();
+    let sent = counter.snapshot();
+    assert_eq!(sent.get("DynamoDB.TransactWriteItems"), Some(&2), "{sent:?}");
+    assert_eq!(sent.get("DynamoDB.GetItem"), Some(&1), "{sent:?}");
+
+    assert_eq!(spreads.granted_users(&group(1), None).await.unwrap().items, [(user(1), Some(membership(1)))]);
+    let shard = format!("GROUP#{}#{:02}", group(1), seat_shard(user(1).as_str()));
+    let row = world
+        .dynamo
+        .get_item()
+        .table_name(&world.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(shard))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("MEMBER#{}", user(1))))
+        .send()
+        .await
+        .unwrap();
+    assert!(row.item.is_some(), "the row is in its user's shard");
+    // And the writer now knows: its next row costs one transaction
+    counter.reset();
+    let mut second = write(seat(&user(2), Tier::Pro, 1), None);
+    second.grants_added = vec![(group(1), Some(membership(2)))];
+    writes.commit(&Commit { seats: vec![second], ..Commit::default() }).await.unwrap();
+    assert_eq!(counter.total(), 1, "{:?}", counter.snapshot());
 }

@@ -176,6 +176,27 @@ async fn a_30000_member_group_answers_202_continues_through_the_bus_and_ends_don
     assert_eq!(seats.iter().filter(|s| s.holds()).count(), 30_000);
     assert_one_event_each(&stack, "Seat Granted", &users);
     assert_eq!(stack.store.committed_events().len(), 30_000, "one event per seat, nothing else");
+    assert!(stack.store.is_spread(&group), "its grant rows spread over partitions");
+}
+
+#[tokio::test]
+async fn a_group_larger_than_the_first_step_is_spread_before_its_first_row_and_a_smaller_one_is_not() {
+    for (members, spread) in [(2_000, false), (2_001, true)] {
+        let (stack, group, users) = group_of(members).await;
+        let (status, body) = call_api(&stack.api, "POST", "/subscriptions", Some(subscribe_body(&group, "PRO"))).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(stack.store.is_spread(&group), spread, "{members} members");
+        assert_eq!(body["seats"], members, "{body}");
+        assert_one_event_each(&stack, "Seat Granted", &users);
+
+        // And its rows are where the audit and the unsubscribe read them
+        let report = audit(&stack, "repair").await;
+        assert_eq!((report["granted"].as_u64(), report["canceled"].as_u64()), (Some(0), Some(0)), "{report}");
+        let (status, _) = call_api(&stack.api, "DELETE", &format!("/subscriptions/GROUP/{group}"), None).await;
+        assert_eq!(status, 204);
+        assert!(stack.store.seats_snapshot().iter().all(|s| s.status == SeatStatus::Canceled), "{members} members");
+        assert_one_event_each(&stack, "Seat Canceled", &users);
+    }
 }
 
 /// Runs an audit to its end through sync-group, continuations included: the report.

@@ -93,6 +93,9 @@ struct Table {
     resyncs: HashMap<GroupId, (String, i64, bool)>,
     /// Grant counters (`GROUP#<id>`/`COUNT`), kept by the commits as DynamoStore keeps them.
     grant_counts: HashMap<GroupId, i64>,
+    /// Groups whose grant rows `DynamoStore` would keep over 16 partitions (`spread_grants`):
+    /// the rows are kept as any other group's here, their reads counted as that store's.
+    spread: HashSet<GroupId>,
     /// Console sessions by token hash, and sign-ins by state.
     sessions: HashMap<String, kiro::domain::session::Session>,
     sign_ins: HashMap<String, kiro::domain::session::SignIn>,
@@ -161,7 +164,8 @@ impl Table {
                 self.delete_grant(group, user);
             }
         }
-        for (group, delta) in commit.grant_deltas() {
+        // A group whose rows come and go in equal numbers has its counter checked, not written.
+        for (group, delta) in commit.grant_deltas().into_iter().filter(|(_, d)| *d != 0) {
             *self.grant_counts.entry(group).or_default() += delta;
         }
         if let Some(outbox) = &commit.outbox {
@@ -355,6 +359,11 @@ impl MemoryStore {
     /// Every seat, by user id.
     pub fn seats_snapshot(&self) -> Vec<Seat> {
         self.table().seats.values().cloned().collect()
+    }
+
+    /// Whether `group`'s grant rows were spread (`spread_grants` while it had none).
+    pub fn is_spread(&self, group: &GroupId) -> bool {
+        self.table().spread.contains(group)
     }
 
     /// Every subscription, groups then users, each by id.

@@ -1,7 +1,7 @@
 //! Subscriptions and the group grants index: [`SubscriptionStore`] on the in-memory table.
 
 use kiro::domain::FanOut;
-use kiro::ports::SubscriptionStore;
+use kiro::ports::{SEAT_SHARDS, SubscriptionStore, seat_shard};
 
 use super::*;
 
@@ -102,6 +102,16 @@ impl MemoryStore {
         Ok(count as u64)
     }
 
+    fn spread_grants_now(&self, group: &GroupId) -> Result<(), StoreError> {
+        let mut table = self.table();
+        table.request("UpdateItem(spread grants)")?;
+        // DynamoStore's condition: no rows counted, or spread already.
+        if table.grant_counts.get(group).is_none_or(|n| *n == 0) {
+            table.spread.insert(group.clone());
+        }
+        Ok(())
+    }
+
     fn granted_users_now(
         &self,
         group: &GroupId,
@@ -114,6 +124,9 @@ impl MemoryStore {
         }
         let mut table = self.table();
         table.request("Query(grants)")?;
+        if table.spread.contains(group) {
+            return Ok(spread_page(&mut table, group, start));
+        }
         let Some(rows) = table.grants.get(group) else {
             return Ok(Page { items: Vec::new(), next_token: None });
         };
@@ -172,6 +185,11 @@ impl SubscriptionStore for MemoryStore {
         MemoryStore::count_granted_now(self, group)
     }
 
+    async fn spread_grants(&self, group: &GroupId) -> Result<(), StoreError> {
+        MemoryStore::pause(self).await;
+        MemoryStore::spread_grants_now(self, group)
+    }
+
     async fn granted_users(
         &self,
         group: &GroupId,
@@ -185,4 +203,33 @@ impl SubscriptionStore for MemoryStore {
         MemoryStore::pause(self).await;
         MemoryStore::membership_now(self, membership_id)
     }
+}
+
+/// A page of a spread group's rows, in `DynamoStore`'s order (by shard, then user) and with its
+/// requests: the first page reads the group's own partition (its counter) and then each shard
+/// it reaches; a page that stops inside a shard resumes there. The first Query is counted by the
+/// caller.
+fn spread_page(table: &mut Table, group: &GroupId, start: Option<String>) -> Page<(UserId, Option<MembershipId>)> {
+    let mut rows: Vec<(usize, &String, &Grant)> = table
+        .grants
+        .get(group)
+        .map(|rows| rows.iter().map(|(sk, row)| (seat_shard(row.user.as_str()), sk, row)).collect())
+        .unwrap_or_default();
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let from = start.as_ref().map_or(0, |sk| {
+        let shard = seat_shard(&sk[MEMBER.len()..]);
+        rows.partition_point(|(s, k, _)| (*s, k.as_str()) <= (shard, sk.as_str()))
+    });
+    let read = &rows[from..(from + kiro::ports::GRANTS_PAGE).min(rows.len())];
+    let full = read.len() == kiro::ports::GRANTS_PAGE;
+    // Shards from where the page starts to where it stops (the last one when it ends the list).
+    let first_shard = start.as_ref().map_or(0, |sk| seat_shard(&sk[MEMBER.len()..]));
+    let last_shard = if full { read.last().map_or(first_shard, |r| r.0) } else { SEAT_SHARDS - 1 };
+    let queries = (last_shard + 1 - first_shard) + usize::from(start.is_none());
+    let page = Page {
+        items: read.iter().map(|(_, _, row)| (row.user.clone(), row.membership.clone())).collect(),
+        next_token: read.last().filter(|_| full).map(|(_, sk, _)| encode_token(sk)),
+    };
+    table.more_requests("Query(grants)", queries - 1);
+    page
 }

@@ -38,6 +38,12 @@ pub struct Outcome {
 /// transactions of 48 seats and one of 16, where a page alone fills three.
 const PAGES_PER_STEP: u32 = 4;
 
+/// Pages the first step reads before it writes anything: a group with more members than these
+/// (2,000) has its grant rows spread over partitions first (`SubscriptionStore::spread_grants`),
+/// so its fan-out does not write them all to one partition key, faster than DynamoDB takes
+/// (README "Capacity"). A smaller group keeps them in one, read with one `Query`.
+const FIRST_STEP_PAGES: u32 = 20;
+
 /// Runs `group`'s fan-out at `tier` from `from` until it is done or `budget` runs out; records
 /// the progress on the subscription and, when it stops early, requests its continuation.
 #[allow(clippy::too_many_arguments)] // the ports, the group and where to start: one use case
@@ -62,10 +68,12 @@ where
     let mut applied = Applied::default();
     'steps: loop {
         let started = Instant::now();
+        let first = token.is_none() && granted == 0;
+        let step = if first { FIRST_STEP_PAGES } else { PAGES_PER_STEP };
         // A few pages a step: their seats are read and written together, so the transactions
         // are full (48 seats) rather than three a page of 100.
         let (mut members, mut pages) = (Vec::new(), 0u32);
-        while pages == 0 || (pages < PAGES_PER_STEP && !budget.exhausted_after(pages)) {
+        while pages == 0 || (pages < step && !budget.exhausted_after(pages)) {
             pages += 1;
             let page = match directory.group_memberships(identity_store, group, token.clone()).await {
                 Ok(page) => page,
@@ -91,6 +99,9 @@ where
             if token.is_none() {
                 break;
             }
+        }
+        if first && pages == FIRST_STEP_PAGES && token.is_some() {
+            store.spread_grants(group).await?;
         }
         let count = members.len() as u64;
         let batch = crate::app::seats::grant_page(store, sink, group, tier, members, now).await?;

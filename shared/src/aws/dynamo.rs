@@ -1,10 +1,13 @@
 //! The table: one DynamoDB table, keys `pk`/`sk`, one overloaded index `gsi1`. Its item kinds
 //! and their keys are in `records.rs`; each port's store is in its own file.
 
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::grants::Layouts;
 use super::{error_code, is_throttling};
 use crate::ports::StoreError;
 
@@ -13,11 +16,13 @@ use crate::ports::StoreError;
 pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// Where the grant rows of the groups read so far are ([`super::grants`]).
+    pub(crate) layouts: Arc<Layouts>,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), layouts: Arc::default() }
     }
 }
 

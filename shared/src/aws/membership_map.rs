@@ -16,11 +16,14 @@ impl MembershipMap for DynamoStore {
         user: &UserId,
         membership_id: &MembershipId,
     ) -> Result<(), StoreError> {
+        // Its callers have just read the group's rows (or its counter), so the store knows where
+        // they are; a row not where it looks is taken for one gone, as below.
+        let layout = self.layouts.assumed(group);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(grant_key(group, user)))
+            .set_key(Some(grant_key(group, user, layout)))
             .update_expression("SET membershipId = :m, gsi1pk = :g, gsi1sk = :s")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":m", s(membership_id.as_str()))

@@ -6,6 +6,7 @@ mod audits;
 mod checkpoints;
 pub mod dynamo;
 pub mod eventbridge;
+mod grants;
 pub mod https;
 pub mod identitystore;
 mod item;

@@ -7,8 +7,8 @@
 //! | profile | `PROFILE` | `PROFILE` | | |
 //! | subscription | `SUB#<TYPE>#<id>` | `SUB` | `SUBS` | `<TYPE>#<id>` |
 //! | seat | `SEAT#<userId>` | `SEAT` | `SEATS#<shard>` ([`seat_shard`], `00`..`15`) | `<userId>` |
-//! | group grant (a seat holding the group as source) | `GROUP#<groupId>` | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
-//! | a group's grant counter (`grants`: the seats holding it) | `GROUP#<groupId>` | `COUNT` | | |
+//! | group grant (a seat holding the group as source) | `GROUP#<groupId>`, or `GROUP#<groupId>#<shard>` once spread ([`super::grants`]) | `MEMBER#<userId>` | `MSHIP#<membershipId>` | `MSHIP` |
+//! | a group's grant counter (`grants`: the seats holding it; `shards`: 16 once spread) | `GROUP#<groupId>` | `COUNT` | | |
 //! | outbox (events committed, not yet published) | `OUTBOX#<shard>` ([`outbox_shard`] of the id) | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
@@ -26,13 +26,14 @@
 //! [`SEAT_SHARDS`] `SEATS#<shard>` partitions (DynamoDB serves about 1,000 writes a second per
 //! partition key), and `list_seats` reads them one after the other, a shard's seats by user id
 //! ([`crate::ports::seat_position`]), so a page costs one Query as before; outboxes over
-//! [`OUTBOX_SHARDS`] `OUTBOX#<shard>` partitions, the sweep reading each. A group's grant rows
-//! stay in its own `GROUP#<groupId>` partition (README "Capacity": what a 100,000-member group's
-//! fan-out takes there, and why). The layout changed from one `SEATS` and one `OUTBOX` before
-//! any deployment; items written under those are not read.
+//! [`OUTBOX_SHARDS`] `OUTBOX#<shard>` partitions, the sweep reading each; a large group's grant
+//! rows over 16 `GROUP#<groupId>#<shard>` partitions ([`super::grants`]), a small group's in
+//! one. The layout changed from one `SEATS` and one `OUTBOX` before any deployment; items
+//! written under those are not read.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::grants::GrantLayout;
 use super::item::{Item, Reader, key, n, s, t};
 use crate::domain::activity::{ActivityKey, Amount, ClientType, Figures};
 use crate::domain::audit::AuditReport;
@@ -314,8 +315,13 @@ pub(crate) fn grant_pk(g: &GroupId) -> String {
 
 pub(crate) const GRANT_SK_PREFIX: &str = "MEMBER#";
 
-pub(crate) fn grant_key(g: &GroupId, u: &UserId) -> Item {
-    key(grant_pk(g), format!("{GRANT_SK_PREFIX}{u}"))
+/// `user`'s grant row of `group`, in the partition `layout` puts it.
+pub(crate) fn grant_key(g: &GroupId, u: &UserId, layout: GrantLayout) -> Item {
+    key(layout.pk(g, u), grant_sk(u))
+}
+
+pub(crate) fn grant_sk(u: &UserId) -> String {
+    format!("{GRANT_SK_PREFIX}{u}")
 }
 
 /// The counter of a group's grant rows, beside them (outside `begins_with(sk, "MEMBER#")`).
@@ -591,11 +597,13 @@ pub(crate) struct Grant {
     pub group: GroupId,
     pub user: UserId,
     pub membership: Option<MembershipId>,
+    /// Which partition the row is in.
+    pub layout: GrantLayout,
 }
 
 impl Record for Grant {
     fn to_item(&self) -> Result<Item, StoreError> {
-        let mut item = grant_key(&self.group, &self.user);
+        let mut item = grant_key(&self.group, &self.user, self.layout);
         item.extend([
             ("entity".to_owned(), s("GroupGrant")),
             ("groupId".to_owned(), s(self.group.as_str())),
@@ -614,10 +622,13 @@ impl Record for Grant {
     /// A membership id that does not parse is read as unknown (the audit maps it again).
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let r = Reader::new(item, "grant");
+        let group = r.parsed("groupId", |v| GroupId::parse("groupId", v))?;
+        let layout = if r.str("pk")? == grant_pk(&group) { GrantLayout::One } else { GrantLayout::Spread };
         Ok(Grant {
-            group: r.parsed("groupId", |v| GroupId::parse("groupId", v))?,
             user: r.parsed("userId", |v| UserId::parse("userId", v))?,
             membership: r.opt_str("membershipId")?.and_then(|m| MembershipId::parse("membershipId", m).ok()),
+            group,
+            layout,
         })
     }
 }
@@ -798,7 +809,9 @@ mod tests {
             round_trips(&seat(name, canceled));
         }
         for membership in [None, Some(MembershipId::parse("m", "b2c3d4e5-0000-4000-8000-000000000000").unwrap())] {
-            round_trips(&Grant { group: group(1), user: user(1), membership });
+            for layout in [GrantLayout::One, GrantLayout::Spread] {
+                round_trips(&Grant { group: group(1), user: user(1), membership: membership.clone(), layout });
+            }
         }
         round_trips(&Outbox {
             id: "2026-12-01T00:00:00.000Z#1".into(),
@@ -863,7 +876,8 @@ mod tests {
         let str_of = |item: &Item, attr: &str| item[attr].as_s().unwrap().clone();
         let sub = subscription(Principal::Group(group(1)), false).to_item().unwrap();
         let seat = seat(true, false).to_item().unwrap();
-        let grant = Grant { group: group(1), user: user(1), membership: None }.to_item().unwrap();
+        let grant =
+            Grant { group: group(1), user: user(1), membership: None, layout: GrantLayout::One }.to_item().unwrap();
         let audit = audit_report().to_item().unwrap();
         assert!(is_subscription_key(&str_of(&sub, "gsi1sk")));
         assert!(is_seat_key(&str_of(&seat, "gsi1sk")));

@@ -4,13 +4,16 @@
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 
 use super::dynamo::{DynamoStore, store_error};
+use std::collections::BTreeMap;
+
+use super::grants::GrantLayout;
 use super::item::{Item, n, s};
 use super::pages::Partitions;
 use super::records::{
     Grant, OUTBOX_SHARDS, Record, SEATS_PARTITIONS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
     latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, sub_key,
 };
-use crate::domain::{Principal, Seat, Subscription, UserId};
+use crate::domain::{GroupId, Principal, Seat, Subscription, UserId};
 use crate::ports::{
     Commit, OutEvent, Outbox, Outboxes, Page, SeatFilter, SeatNames, SeatStore, SeatsWithActivity, StoreError,
 };
@@ -55,16 +58,26 @@ impl SeatStore for DynamoStore {
         users: &[UserId],
     ) -> Result<(Option<Subscription>, SeatsWithActivity), StoreError> {
         let mut keys = vec![sub_key(principal)];
+        // A group's counter too: where its grant rows are, for the commit that follows.
+        let group = match principal {
+            Principal::Group(g) => Some(g),
+            Principal::User(_) => None,
+        };
+        keys.extend(group.map(grant_count_key));
         keys.extend(users.iter().flat_map(|u| [seat_key(u), latest_activity_key(u)]));
-        let (mut sub, mut seats, mut recorded) = (None, Vec::with_capacity(users.len()), Vec::new());
+        let (mut sub, mut seats, mut recorded, mut counter) = (None, Vec::with_capacity(users.len()), Vec::new(), None);
         for chunk in keys.chunks(2 * crate::ports::SEATS_WITH_ACTIVITY) {
             for item in self.batch_get(chunk.to_vec()).await? {
                 match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
                     Some("LATEST") => recorded.push(latest_activity_from(&item)?),
                     Some("SUB") => sub = Some(Subscription::from_item(&item)?),
+                    Some("COUNT") => counter = Some(item),
                     _ => seats.push(Seat::from_item(&item)?),
                 }
             }
+        }
+        if let Some(g) = group {
+            self.layouts.learn(g, GrantLayout::of_counter(counter.as_ref())?);
         }
         recorded.retain(|(u, _): &(UserId, chrono::NaiveDate)| !seats.iter().any(|s| &s.user_id == u));
         Ok((sub, (seats, recorded)))
@@ -95,102 +108,33 @@ impl SeatStore for DynamoStore {
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
-        let mut items = Vec::with_capacity(commit.item_count());
-        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Aws {
-            operation: "TransactWriteItems",
-            source: e.into(),
-        };
-        for w in &commit.seats {
-            let mut put = Put::builder().table_name(&self.table).set_item(Some(w.seat.to_item()?));
-            put = match w.expected_version {
-                None => put.condition_expression("attribute_not_exists(pk)"),
-                Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
-            };
-            items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
-            for (group, membership) in &w.grants_added {
-                let grant =
-                    Grant { group: group.clone(), user: w.seat.user_id.clone(), membership: membership.clone() };
-                let put =
-                    Put::builder().table_name(&self.table).set_item(Some(grant.to_item()?)).build().map_err(build)?;
-                items.push(TransactWriteItem::builder().put(put).build());
-            }
-            for group in &w.grants_removed {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(grant_key(group, &w.seat.user_id)))
-                    .build()
-                    .map_err(build)?;
-                items.push(TransactWriteItem::builder().delete(delete).build());
-            }
-        }
-        for g in &commit.guards {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(sub_key(&g.principal)))
-                .condition_expression("attribute_exists(pk) AND tier = :t")
-                .expression_attribute_values(":t", s(g.tier.as_str()))
-                .build()
-                .map_err(build)?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
-        for p in &commit.absent {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(sub_key(p)))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(build)?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
-        for (group, delta) in commit.grant_deltas() {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(grant_count_key(&group)))
-                .update_expression("SET entity = :entity ADD grants :delta")
-                .expression_attribute_values(":entity", s("GrantCount"))
-                .expression_attribute_values(":delta", n(delta))
-                .build()
-                .map_err(build)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        }
-        if let Some(outbox) = &commit.outbox {
-            let put =
-                Put::builder().table_name(&self.table).set_item(Some(outbox.to_item()?)).build().map_err(build)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        if items.is_empty() {
-            return Ok(());
-        }
-        // The token makes the SDK's own retries of this request idempotent: a retry of a commit
-        // whose answer was lost succeeds instead of failing its conditions (10 minutes).
-        let token = uuid::Uuid::new_v4().to_string();
-        let request = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token);
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let code = super::error_code(&e);
-                if matches!(code, Some("TransactionCanceledException") | Some("TransactionConflictException")) {
-                    let reasons: Vec<String> = e
-                        .as_service_error()
-                        .and_then(|se| match se {
-                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                                Some(c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect())
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or_default();
-                    let throttled =
-                        reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded");
-                    if throttled {
-                        return Err(StoreError::Throttled { operation: "TransactWriteItems", source: Box::new(e) });
+        // Every group whose rows this commit writes, with the layout it is written with.
+        let mut layouts: BTreeMap<GroupId, GrantLayout> = commit
+            .grant_deltas()
+            .into_keys()
+            .map(|g| {
+                let layout = self.layouts.assumed(&g);
+                (g, layout)
+            })
+            .collect();
+        let mut learnt = false;
+        loop {
+            match self.transact(commit, &layouts).await? {
+                Sent::Done => return Ok(()),
+                // A layout taken without reading it was wrong (the group was spread meanwhile):
+                // read it and send the commit again, once; anything else lost a race.
+                Sent::Lost { counters } if !learnt && !counters.is_empty() => {
+                    learnt = true;
+                    let mut moved = false;
+                    for group in counters {
+                        let now = self.read_layout(&group).await?;
+                        moved |= layouts.insert(group, now) != Some(now);
                     }
-                    // An item the table refuses (too large, a malformed key): not a race.
-                    if reasons.iter().any(|r| r == "ValidationError") {
-                        return Err(StoreError::Refused { operation: "TransactWriteItems", source: Box::new(e) });
+                    if !moved {
+                        return Err(StoreError::Conflict("TransactWriteItems"));
                     }
-                    return Err(StoreError::Conflict("TransactWriteItems"));
                 }
-                Err(store_error("TransactWriteItems", e))
+                Sent::Lost { .. } => return Err(StoreError::Conflict("TransactWriteItems")),
             }
         }
     }
@@ -317,5 +261,157 @@ impl DynamoStore {
             }
         }
         Ok(found)
+    }
+}
+
+/// How a transaction ended, short of an error.
+enum Sent {
+    Done,
+    /// Its conditions failed; `counters` are the groups whose counter's layout condition did.
+    Lost {
+        counters: Vec<GroupId>,
+    },
+}
+
+impl DynamoStore {
+    /// One `TransactWriteItems` of the commit, the grant rows of each group where `layouts` says.
+    async fn transact(&self, commit: &Commit, layouts: &BTreeMap<GroupId, GrantLayout>) -> Result<Sent, StoreError> {
+        let mut items = Vec::with_capacity(commit.item_count());
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Aws {
+            operation: "TransactWriteItems",
+            source: e.into(),
+        };
+        let layout_of = |g: &GroupId| layouts.get(g).copied().unwrap_or(GrantLayout::One);
+        for w in &commit.seats {
+            let mut put = Put::builder().table_name(&self.table).set_item(Some(w.seat.to_item()?));
+            put = match w.expected_version {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+            };
+            items.push(TransactWriteItem::builder().put(put.build().map_err(build)?).build());
+            for (group, membership) in &w.grants_added {
+                let grant = Grant {
+                    group: group.clone(),
+                    user: w.seat.user_id.clone(),
+                    membership: membership.clone(),
+                    layout: layout_of(group),
+                };
+                let put =
+                    Put::builder().table_name(&self.table).set_item(Some(grant.to_item()?)).build().map_err(build)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            for group in &w.grants_removed {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(grant_key(group, &w.seat.user_id, layout_of(group))))
+                    .build()
+                    .map_err(build)?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        for g in &commit.guards {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(sub_key(&g.principal)))
+                .condition_expression("attribute_exists(pk) AND tier = :t")
+                .expression_attribute_values(":t", s(g.tier.as_str()))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        for p in &commit.absent {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(sub_key(p)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        // Each group's counter: moved by the rows' count, and asserting the layout they are
+        // written with (checked only, when as many rows come as go).
+        let mut counters = Vec::new();
+        for (group, delta) in commit.grant_deltas() {
+            let (condition, shards) = layout_of(&group).condition();
+            counters.push((items.len(), group.clone()));
+            let item = if delta == 0 {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(grant_count_key(&group)))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(shards.map(|v| [(":shards".to_owned(), v)].into()))
+                    .build()
+                    .map_err(build)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            } else {
+                let mut update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(grant_count_key(&group)))
+                    .update_expression("SET entity = :entity ADD grants :delta")
+                    .condition_expression(condition)
+                    .expression_attribute_values(":entity", s("GrantCount"))
+                    .expression_attribute_values(":delta", n(delta));
+                if let Some(v) = shards {
+                    update = update.expression_attribute_values(":shards", v);
+                }
+                TransactWriteItem::builder().update(update.build().map_err(build)?).build()
+            };
+            items.push(item);
+        }
+        if let Some(outbox) = &commit.outbox {
+            let put =
+                Put::builder().table_name(&self.table).set_item(Some(outbox.to_item()?)).build().map_err(build)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        if items.is_empty() {
+            return Ok(Sent::Done);
+        }
+        // The token makes the SDK's own retries of this request idempotent: a retry of a commit
+        // whose answer was lost succeeds instead of failing its conditions (10 minutes).
+        let token = uuid::Uuid::new_v4().to_string();
+        let request = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token);
+        let e = match request.send().await {
+            Ok(_) => return Ok(Sent::Done),
+            Err(e) => e,
+        };
+        let code = super::error_code(&e);
+        if !matches!(code, Some("TransactionCanceledException") | Some("TransactionConflictException")) {
+            return Err(store_error("TransactWriteItems", e));
+        }
+        // One reason per item, in the order sent.
+        let reasons: Vec<String> = e
+            .as_service_error()
+            .and_then(|se| match se {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                    Some(c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        if reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded") {
+            return Err(StoreError::Throttled { operation: "TransactWriteItems", source: Box::new(e) });
+        }
+        // An item the table refuses (too large, a malformed key): not a race.
+        if reasons.iter().any(|r| r == "ValidationError") {
+            return Err(StoreError::Refused { operation: "TransactWriteItems", source: Box::new(e) });
+        }
+        let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
+        Ok(Sent::Lost { counters: counters.into_iter().filter(|(i, _)| failed(*i)).map(|(_, g)| g).collect() })
+    }
+
+    /// The layout `group`'s counter records now (a consistent `GetItem`), remembered.
+    async fn read_layout(&self, group: &GroupId) -> Result<GrantLayout, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(grant_count_key(group)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem(grant count)", e))?;
+        let layout = GrantLayout::of_counter(out.item.as_ref())?;
+        self.layouts.learn(group, layout);
+        Ok(layout)
     }
 }

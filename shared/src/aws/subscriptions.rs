@@ -3,14 +3,15 @@
 use aws_sdk_dynamodb::types::Select;
 
 use super::dynamo::{DynamoStore, store_error};
+use super::grants::{GrantLayout, SHARDS, shard_pk};
 use super::item::{key, n, s, t};
-use super::pages::{Partitions, decode_token_of, encode_token};
+use super::pages::{Partitions, decode_token, encode_token};
 use super::records::{
     FAN_OUT_GRANTED, FAN_OUT_STATE, GRANT_SK_PREFIX, GSI1, Grant, Record, SUBS, grant_count_key, grant_pk,
     is_grant_key, is_subscription_key, membership_gsi_pk, sub_key,
 };
 use crate::domain::{FanOut, FanOutState, GroupId, MembershipId, Principal, PrincipalType, Subscription, Tier, UserId};
-use crate::ports::{Page, StoreError, SubscriptionStore};
+use crate::ports::{Page, SEAT_SHARDS, StoreError, SubscriptionStore, seat_shard};
 
 impl SubscriptionStore for DynamoStore {
     async fn get_subscription(&self, principal: &Principal) -> Result<Option<Subscription>, StoreError> {
@@ -126,12 +127,14 @@ impl SubscriptionStore for DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("GetItem(grant count)", e))?;
+        self.layouts.learn(group, GrantLayout::of_counter(kept.item.as_ref())?);
         if let Some(item) = kept.item {
             // ADD keeps a signed number; below zero it can only be a hand edit.
             let grants: i64 = item.get("grants").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
             return Ok(u64::try_from(grants).unwrap_or(0));
         }
-        // Granted before counters were kept (or never granted): count the rows.
+        // Granted before counters were kept (or never granted): count the rows, all in the
+        // group's one partition (a group is spread only through its counter).
         let mut count = 0u64;
         let mut start = None;
         loop {
@@ -156,34 +159,95 @@ impl SubscriptionStore for DynamoStore {
         }
     }
 
+    async fn spread_grants(&self, group: &GroupId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(grant_count_key(group)))
+            .update_expression("SET entity = :entity, #shards = :shards")
+            .condition_expression("attribute_not_exists(grants) OR grants = :none OR #shards = :shards")
+            .expression_attribute_names("#shards", SHARDS)
+            .expression_attribute_values(":entity", s("GrantCount"))
+            .expression_attribute_values(":shards", n(SEAT_SHARDS))
+            .expression_attribute_values(":none", n(0))
+            .send()
+            .await;
+        match result.map_err(|e| store_error("UpdateItem(spread grants)", e)) {
+            Ok(_) => self.layouts.learn(group, GrantLayout::Spread),
+            // It has rows, in its one partition: they stay there, and so do the next.
+            Err(StoreError::Conflict(_)) => self.layouts.learn(group, GrantLayout::One),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
     async fn granted_users(
         &self,
         group: &GroupId,
         next_token: Option<String>,
     ) -> Result<Page<(UserId, Option<MembershipId>)>, StoreError> {
-        let pk = grant_pk(group);
-        let start = next_token.map(|t| decode_token_of(&t, is_grant_key)).transpose()?.map(|sk| key(pk.clone(), sk));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :member)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":member", s(GRANT_SK_PREFIX))
-            .consistent_read(true)
-            .limit(i32::try_from(crate::ports::GRANTS_PAGE).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| store_error("Query(grants)", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(|item| Grant::from_item(item).map(|g| (g.user, g.membership)))
-            .collect::<Result<_, StoreError>>()?;
-        let next_token =
-            out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).map(|sk| encode_token(sk));
-        Ok(Page { items, next_token })
+        // Where the page starts: the group's own partition, whose counter comes first and says
+        // where the rows are (after it for a group in one partition; in its shards once spread),
+        // or a shard of a spread group, which a token names by its user.
+        let (mut part, mut start) = match next_token {
+            None => (Part::Own, None),
+            Some(token) => {
+                let raw = decode_token(&token)?;
+                match raw.strip_prefix(SPREAD_TOKEN) {
+                    Some(sk) if is_grant_key(sk) => {
+                        (Part::Shard(seat_shard(&sk[GRANT_SK_PREFIX.len()..])), Some(sk.to_owned()))
+                    }
+                    None if is_grant_key(&raw) => (Part::Own, Some(raw)),
+                    _ => return Err(StoreError::InvalidToken),
+                }
+            }
+        };
+        let mut layout = GrantLayout::One;
+        let mut items = Vec::new();
+        loop {
+            let pk = match part {
+                Part::Own => grant_pk(group),
+                Part::Shard(shard) => shard_pk(group, shard),
+            };
+            // The counter, read first in the group's own partition, takes a place of its own.
+            let counter = usize::from(matches!(part, Part::Own) && start.is_none());
+            let limit = crate::ports::GRANTS_PAGE - items.len() + counter;
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take().map(|sk| key(pk, sk)))
+                .send()
+                .await
+                .map_err(|e| store_error("Query(grants)", e))?;
+            for item in out.items() {
+                if item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == "COUNT") {
+                    layout = GrantLayout::of_counter(Some(item))?;
+                    self.layouts.learn(group, layout);
+                    continue;
+                }
+                let grant = Grant::from_item(item)?;
+                items.push((grant.user, grant.membership));
+            }
+            let last = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok());
+            if let Some(sk) = last.filter(|sk| is_grant_key(sk)) {
+                let raw = match part {
+                    Part::Own => sk.clone(),
+                    Part::Shard(_) => format!("{SPREAD_TOKEN}{sk}"),
+                };
+                return Ok(Page { items, next_token: Some(encode_token(&raw)) });
+            }
+            part = match part {
+                Part::Own if layout == GrantLayout::Spread => Part::Shard(0),
+                Part::Shard(shard) if shard + 1 < SEAT_SHARDS => Part::Shard(shard + 1),
+                _ => return Ok(Page { items, next_token: None }),
+            };
+        }
     }
 
     async fn membership(&self, membership_id: &MembershipId) -> Result<Option<(GroupId, UserId)>, StoreError> {
@@ -201,3 +265,15 @@ impl SubscriptionStore for DynamoStore {
         out.items().first().map(|item| Grant::from_item(item).map(|g| (g.group, g.user))).transpose()
     }
 }
+
+/// The partition a page of a group's grant rows is read from.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// `GROUP#<groupId>`: the counter, and the rows of a group in one partition.
+    Own,
+    /// `GROUP#<groupId>#<shard>` of a spread group.
+    Shard(usize),
+}
+
+/// Marks a token of a spread group's rows (whose shard is its user's).
+const SPREAD_TOKEN: &str = "S/";
