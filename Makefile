@@ -83,10 +83,11 @@ build-arm64: venv
 # requests per operation with the in-memory fakes, the audit of a million seats, then criterion's
 # CPU per event (short runs). The functions build on their own so their features resolve as
 # `cargo lambda build` resolves them, not unified with the bench's test harness; lambda-echo (a
-# bare lambda_runtime function, bench/echo) builds with them, the floor they are compared with.
+# bare lambda_runtime function, bench/echo) builds with them, the target they are compared with;
+# lambda-sdk-floor (bench/floor: one DynamoDB client and GetItem) what any function here starts from.
 .PHONY: bench
 bench: venv
-	cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity -p publish-events -p lambda-echo
+	cargo build --release -p create-profile -p assign-tier -p sync-group -p console -p ingest-activity -p publish-events -p lambda-echo -p lambda-sdk-floor
 	$(WITH_VENV) cargo bench -p kiro-bench --bench figures
 	cargo bench -p kiro-bench --bench cpu -- --warm-up-time 0.5 --measurement-time 1
 

@@ -10,7 +10,9 @@
 //!
 //! Beside the functions, in the same loops and as many times, [`ECHO`]: a bare `lambda_runtime`
 //! function built by the same `cargo build --release`. Issue 17 wants each function's cold start
-//! and peak RSS within 2× of it.
+//! and peak RSS within 2× of it. And [`FLOOR`]: the echo plus what every function must do (the SDK
+//! configuration and a DynamoDB client built as the functions build them, one `GetItem` an event),
+//! so that each function's distance from the echo splits into the SDK's share and its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,15 +31,26 @@ use crate::{ms, percentile};
 pub const BINARIES: [&str; 6] =
     ["create-profile", "assign-tier", "sync-group", "console", "ingest-activity", "publish-events"];
 /// `bench/echo`: `lambda_runtime::run` of a handler that answers the payload, on the same
-/// current-thread runtime and release profile as the functions: the floor they are compared with.
+/// current-thread runtime and release profile as the functions: what issue 17 compares them with.
 pub const ECHO: &str = "lambda-echo";
-/// Every binary started here: the functions, then the echo.
+/// `bench/floor`: the echo's runtime, plus `kiro::aws::load_sdk_config`, a DynamoDB client made
+/// from it, and one `GetItem` of the profile an event: the least a function of ours can cost.
+pub const FLOOR: &str = "lambda-sdk-floor";
+/// What the functions are compared with: not functions, so no target of their own.
+const REFERENCES: [&str; 2] = [ECHO, FLOOR];
+/// Every binary started here: the functions, then the echo and the floor.
 pub fn measured() -> impl Iterator<Item = &'static str> {
-    BINARIES.into_iter().chain([ECHO])
+    BINARIES.into_iter().chain(REFERENCES)
+}
+
+/// Where `name` is in [`measured`].
+fn position(name: &str) -> usize {
+    measured().position(|n| n == name).expect("a measured binary")
 }
 
 /// What builds them (`make bench` runs it, with any other function): the functions resolve their
-/// features as `cargo lambda build` does, the echo with them (it adds no feature of its own).
+/// features as `cargo lambda build` does, the echo and the floor with them (they add no feature
+/// of their own).
 pub fn build_command() -> String {
     let packages: Vec<String> = measured().map(|b| format!("-p {b}")).collect();
     format!("cargo build --release {}", packages.join(" "))
@@ -125,14 +138,19 @@ pub async fn cold_starts() -> Result<Section, String> {
     }
     let mut s = Section::new("Cold start (host release build)").note(format!(
         "Exec to the first `GET /runtime/invocation/next`; {COLD_STARTS} starts per binary after one unmeasured \
-         start, round robin over the functions and `{ECHO}` (a bare `lambda_runtime` function that answers each \
-         event with its payload, built by the same `cargo build --release`), `TABLE_NAME` set, `AWS_ENDPOINT_URL` \
-         on a closed port ({endpoint}). Each function's ratio is its median over the echo's median (issue 17: \
-         within 2×)."
+         start, round robin over the functions, `{ECHO}` (a bare `lambda_runtime` function that answers each \
+         event with its payload, built by the same `cargo build --release`) and `{FLOOR}` (the echo plus the \
+         functions' SDK configuration and a DynamoDB client, built at init as theirs are), `TABLE_NAME` set, \
+         `AWS_ENDPOINT_URL` on a closed port ({endpoint}). Each function's ratio is its median over the echo's median \
+         (issue 17: within 2×); its ratio over the floor's, and the floor's over the echo's, have no target: they \
+         say how much of the distance is the SDK's."
     ));
-    // `measured()` ends with the echo.
-    let echo_samples = &samples[names.len() - 1];
-    let (echo, echo_min) = (percentile(echo_samples, 50.0), percentile(echo_samples, 0.0));
+    let median_and_min = |name: &str| {
+        let d = &samples[position(name)];
+        (percentile(d, 50.0), percentile(d, 0.0))
+    };
+    let (echo, echo_min) = median_and_min(ECHO);
+    let (floor, floor_min) = median_and_min(FLOOR);
     for (name, d) in measured().zip(&samples) {
         let (p50, p90) = (percentile(d, 50.0), percentile(d, 90.0));
         let (min, max) = (percentile(d, 0.0), percentile(d, 100.0));
@@ -141,29 +159,37 @@ pub async fn cold_starts() -> Result<Section, String> {
             ms(min),
             ms(max)
         ));
-        if name == ECHO {
-            s.push(row);
-            continue;
+        let against = |what: &str, reference: &str, median: Duration, fastest: Duration| {
+            let ratio = p50.as_secs_f64() / median.as_secs_f64();
+            let row = Row::new(format!("{name}: median against the {what}'s"), format!("{ratio:.2}×")).detail(format!(
+                "{} / {} ({reference}, median of as many starts in the same rounds); fastest against fastest, which \
+                 load on the machine moves less: {:.2}×",
+                ms(p50),
+                ms(median),
+                min.as_secs_f64() / fastest.as_secs_f64()
+            ));
+            (row, ratio)
+        };
+        match name {
+            ECHO => s.push(row),
+            FLOOR => {
+                s.push(row);
+                s.push(against("echo", ECHO, echo, echo_min).0);
+            }
+            _ => {
+                s.push(row.against(COLD_START_MS, p50.as_secs_f64() * 1e3));
+                let (row, ratio) = against("echo", ECHO, echo, echo_min);
+                s.push(row.against(WITHIN_2X_ECHO, ratio));
+                s.push(against("floor", FLOOR, floor, floor_min).0);
+            }
         }
-        s.push(row.against(COLD_START_MS, p50.as_secs_f64() * 1e3));
-        let ratio = p50.as_secs_f64() / echo.as_secs_f64();
-        s.push(
-            Row::new(format!("{name}: median against the echo's"), format!("{ratio:.2}×"))
-                .against(WITHIN_2X_ECHO, ratio)
-                .detail(format!(
-                    "{} / {} ({ECHO}, median of as many starts in the same rounds); fastest against fastest, which \
-                     load on the machine moves less: {:.2}×",
-                    ms(p50),
-                    ms(echo),
-                    min.as_secs_f64() / echo_min.as_secs_f64()
-                )),
-        );
     }
     Ok(s)
 }
 
-/// The event each binary is invoked with: a read that reaches DynamoDB; for the echo, the
-/// CloudTrail envelope sync-group is given (2 KB), which it parses and answers.
+/// The event each binary is invoked with: a read that reaches DynamoDB; for the echo and the
+/// floor, the CloudTrail envelope sync-group is given (2 KB), which they parse and answer (the
+/// floor after its `GetItem`).
 fn first_event(name: &str) -> Value {
     match name {
         "create-profile" => fixture("http/get-profile.json"),
@@ -189,15 +215,15 @@ fn first_event(name: &str) -> Value {
     }
 }
 
-/// The status an answer carries: an HTTP status, or sync-group's `signal`; the echo's, whether it
-/// answered the payload it was given.
+/// The status an answer carries: an HTTP status, or sync-group's `signal`; the echo's and the
+/// floor's, whether they answered the payload they were given.
 fn answer_of(name: &str, outcome: &Outcome) -> Result<String, String> {
     match outcome {
-        Outcome::Response(v) if name == ECHO => {
-            if *v == first_event(ECHO) {
+        Outcome::Response(v) if REFERENCES.contains(&name) => {
+            if *v == first_event(name) {
                 Ok("the payload".to_owned())
             } else {
-                Err(format!("{ECHO} answered {v}"))
+                Err(format!("{name} answered {v}"))
             }
         }
         Outcome::Response(v) if v.get("statusCode").is_some() => Ok(v["statusCode"].to_string()),
@@ -243,7 +269,30 @@ struct Invocation {
     init_file_kib: Option<u64>,
     init_anon_kib: Option<u64>,
     hwm_kib: Option<u64>,
+    /// After the second invocation, just before it is stopped: resident set, its peak, and the
+    /// resident pages of mapped files and anonymous ones.
+    end: Resident,
     time_kib: Option<u64>,
+}
+
+/// A process's resident set as `/proc/<pid>/status` splits it (kB).
+#[derive(Debug, Clone, Copy, Default)]
+struct Resident {
+    rss_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+    file_kib: Option<u64>,
+    anon_kib: Option<u64>,
+}
+
+impl Resident {
+    fn of(pid: u32) -> Self {
+        Resident {
+            rss_kib: status_kib(pid, "VmRSS:"),
+            hwm_kib: vm_hwm_kib(pid),
+            file_kib: status_kib(pid, "RssFile:"),
+            anon_kib: status_kib(pid, "RssAnon:"),
+        }
+    }
 }
 
 async fn invoke(api: &RuntimeApi, id: &str, event: Value) -> Result<(Duration, Outcome), String> {
@@ -270,6 +319,7 @@ async fn first_invocation(name: &str, table: &str, endpoint: &str) -> Result<Inv
     let hwm_kib = vm_hwm_kib(pid);
     let (warm, outcome) = invoke(&api, "req-2", first_event(name)).await?;
     answer_of(name, &outcome)?;
+    let end = Resident::of(pid);
     let time_kib = if under_time {
         // SIGTERM to the bootstrap; `time` then reports on it and exits.
         let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
@@ -286,7 +336,7 @@ async fn first_invocation(name: &str, table: &str, endpoint: &str) -> Result<Inv
         let _ = child.kill().await;
         None
     };
-    Ok(Invocation { first, warm, answer, init_kib, init_file_kib, init_anon_kib, hwm_kib, time_kib })
+    Ok(Invocation { first, warm, answer, init_kib, init_file_kib, init_anon_kib, hwm_kib, end, time_kib })
 }
 
 /// First and warm invocation against moto, and peak RSS, per binary.
@@ -313,9 +363,13 @@ pub async fn first_invocations() -> Result<Section, String> {
          (`GetItem` session, then the Sign in page); ingest-activity: an Object Created event for a \
          missing bucket (`GetItem` marker, `GetObject` 404, `TransactWriteItems` of the rejected report); \
          publish-events: a stream batch with one new outbox no longer in the table (`BatchGetItem`). Latency is from queuing the event to the posted response, \
-         moto's own time included; `{ECHO}` answers the CloudTrail envelope sync-group is given, calling nothing. \
+         moto's own time included; `{ECHO}` answers the CloudTrail envelope sync-group is given, calling nothing; \
+         `{FLOOR}` answers it after one consistent `GetItem` of the profile. \
          RSS: `VmHWM` after the first invocation{}. Each function's ratio is its peak over the echo's (issue 17: \
-         within 2×).",
+         within 2×); over the floor's, and the floor's over the echo's, without a target. The split of the resident \
+         set is `/proc/<pid>/status` read after the second invocation, just before the process is stopped, in the \
+         process of the largest peak: `RssFile` (pages of mapped files: the binary's and the shared libraries') and \
+         `RssAnon` (heap, stacks), beside that moment's `VmRSS` and `VmHWM`.",
         moto.endpoint,
         if under_time {
             "; `/usr/bin/time -v` maximum resident set size after the second"
@@ -337,7 +391,8 @@ pub async fn first_invocations() -> Result<Section, String> {
         let max = |f: fn(&Invocation) -> Option<u64>| runs.iter().filter_map(f).max();
         max(|r| r.time_kib).or(max(|r| r.hwm_kib))
     };
-    let echo_peak = runs_of.last().and_then(|runs| peak_of(runs));
+    let echo_peak = peak_of(&runs_of[position(ECHO)]);
+    let floor_peak = peak_of(&runs_of[position(FLOOR)]);
     for (name, runs) in measured().zip(&runs_of) {
         let first: Vec<Duration> = runs.iter().map(|r| r.first).collect();
         let warm: Vec<Duration> = runs.iter().map(|r| r.warm).collect();
@@ -359,39 +414,85 @@ pub async fn first_invocations() -> Result<Section, String> {
             mib(max(|r| r.hwm_kib).unwrap_or(0)),
             max(|r| r.time_kib).map_or("n/a".to_owned(), |k| format!("{:.1} MiB", mib(k)))
         ));
-        if name == ECHO {
-            s.push(row);
-            continue;
+        let against = |what: &str, reference: &str, of: Option<u64>| {
+            let of = of?;
+            let ratio = peak as f64 / of as f64;
+            let row =
+                Row::new(format!("{name}: peak RSS against the {what}'s"), format!("{ratio:.2}×")).detail(format!(
+                    "{:.1} MiB / {:.1} MiB ({reference}, max of as many fresh processes, measured the same way)",
+                    mib(peak),
+                    mib(of)
+                ));
+            Some((row, ratio))
+        };
+        match name {
+            ECHO => s.push(row),
+            FLOOR => {
+                s.push(row);
+                if let Some((row, _)) = against("echo", ECHO, echo_peak) {
+                    s.push(row);
+                }
+            }
+            _ => {
+                s.push(row.against(PEAK_RSS_MIB, mib(peak)));
+                if let Some((row, ratio)) = against("echo", ECHO, echo_peak) {
+                    s.push(row.against(WITHIN_2X_ECHO, ratio));
+                }
+                if let Some((row, _)) = against("floor", FLOOR, floor_peak) {
+                    s.push(row);
+                }
+            }
         }
-        s.push(row.against(PEAK_RSS_MIB, mib(peak)));
-        if let Some(echo) = echo_peak {
-            let ratio = peak as f64 / echo as f64;
+        // The process whose peak is reported above.
+        let peaked = runs.iter().max_by_key(|r| r.time_kib.or(r.hwm_kib)).map(|r| r.end).unwrap_or_default();
+        if let (Some(file), Some(anon)) = (peaked.file_kib, peaked.anon_kib) {
+            let share = |part: u64| 100.0 * part as f64 / (file + anon) as f64;
             s.push(
-                Row::new(format!("{name}: peak RSS against the echo's"), format!("{ratio:.2}×"))
-                    .against(WITHIN_2X_ECHO, ratio)
-                    .detail(format!(
-                        "{:.1} MiB / {:.1} MiB ({ECHO}, max of as many fresh processes, measured the same way)",
-                        mib(peak),
-                        mib(echo)
-                    )),
+                Row::new(
+                    format!("{name}: resident, mapped files / anonymous"),
+                    format!("{:.1} MiB ({:.0}%) / {:.1} MiB", mib(file), share(file), mib(anon)),
+                )
+                .detail(format!(
+                    "after the second invocation: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+                    mib(peaked.rss_kib.unwrap_or(0)),
+                    mib(peaked.hwm_kib.unwrap_or(0))
+                )),
             );
         }
     }
     Ok(s)
 }
 
-/// Size of each binary: the Lambda artifact (`make build-arm64`) when present, and the host build.
+/// The sections the functions' binaries are mostly made of: code, the relocations the loader
+/// applies at start (position-independent executables), and the data they point into.
+const SECTIONS: [&str; 3] = [".text", ".rela.dyn", ".data.rel.ro"];
+
+/// Size of each binary: the Lambda artifact (`make build-arm64`) when present, and the host build,
+/// with its largest sections.
 pub fn artifact_sizes() -> Section {
-    let mut s = Section::new("Artifact size").note(
+    let mut s = Section::new("Artifact size").note(format!(
         "`target/lambda/<function>/bootstrap` is the arm64 artifact of `make build-arm64` (not rebuilt by \
-         `make bench`); the host build is the x86_64 release binary measured above.",
-    );
+         `make bench`); the host build is the x86_64 release binary measured above, with the sizes of its {} \
+         sections (from its ELF section headers).",
+        SECTIONS.map(|n| format!("`{n}`")).join(", ")
+    ));
     let size = |p: PathBuf| std::fs::metadata(&p).ok().map(|m| m.len());
     let mib = |b: u64| format!("{:.2} MiB ({b} bytes)", b as f64 / (1024.0 * 1024.0));
     for name in measured() {
-        if name == ECHO {
-            let host = size(release_binary(name)).map_or("missing".into(), mib);
-            s.push(Row::new(format!("{name}: host release binary"), host).detail("not a Lambda artifact"));
+        let binary = release_binary(name);
+        let sections = match std::fs::read(&binary).map(|elf| elf_sections(&elf)) {
+            Ok(Some(sections)) => SECTIONS
+                .map(|wanted| {
+                    let found = sections.iter().find(|(n, _)| n == wanted).map(|&(_, b)| b);
+                    format!("{wanted} {}", found.map_or("none".to_owned(), |b| format!("{:.0} KiB", b as f64 / 1024.0)))
+                })
+                .join(", "),
+            Ok(None) => "not an ELF64 little-endian file".to_owned(),
+            Err(e) => format!("unreadable: {e}"),
+        };
+        let host = Row::new(format!("{name}: host release binary"), size(binary).map_or("missing".into(), mib));
+        if REFERENCES.contains(&name) {
+            s.push(host.detail(format!("{sections}; not a Lambda artifact")));
             continue;
         }
         let arm = size(target_dir().join("lambda").join(name).join("bootstrap"));
@@ -399,10 +500,50 @@ pub fn artifact_sizes() -> Section {
             format!("{name}: arm64 artifact"),
             arm.map_or("not built (run `make build-arm64`)".to_owned(), mib),
         ));
-        s.push(Row::new(
-            format!("{name}: host release binary"),
-            size(release_binary(name)).map_or("missing".into(), mib),
-        ));
+        s.push(host.detail(sections));
     }
     s
+}
+
+/// The name and size of each section of an ELF64 little-endian file, from its section headers;
+/// `None` if it is not one or they do not fit in it.
+fn elf_sections(elf: &[u8]) -> Option<Vec<(String, u64)>> {
+    // Magic, ELFCLASS64, ELFDATA2LSB.
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let bytes = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
+    let u16_at = |at| Some(u16::from_le_bytes(bytes(at, 2)?.try_into().ok()?) as usize);
+    let u32_at = |at| Some(u32::from_le_bytes(bytes(at, 4)?.try_into().ok()?) as usize);
+    let u64_at = |at| Some(u64::from_le_bytes(bytes(at, 8)?.try_into().ok()?));
+    // e_shoff, e_shentsize, e_shnum, e_shstrndx.
+    let (table, entry, count, names) =
+        (usize::try_from(u64_at(0x28)?).ok()?, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
+    let header = |i: usize| table.checked_add(i.checked_mul(entry)?);
+    // sh_offset of the section of section names.
+    let strings = usize::try_from(u64_at(header(names)?.checked_add(0x18)?)?).ok()?;
+    (0..count)
+        .map(|i| {
+            let at = header(i)?;
+            // sh_name (an offset into the names), sh_size.
+            let name = elf.get(strings.checked_add(u32_at(at)?)?..)?.split(|&b| b == 0).next()?;
+            Some((String::from_utf8_lossy(name).into_owned(), u64_at(at.checked_add(0x20)?)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test's own executable is an ELF file too: its section headers name its code.
+    #[test]
+    fn the_section_headers_name_the_code_and_its_size() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let sections = elf_sections(&exe).expect("an ELF64 little-endian executable");
+        let text = sections.iter().find(|(n, _)| n == ".text").expect("a .text section").1;
+        assert!(text > 0 && text < exe.len() as u64, "{text} of {} bytes", exe.len());
+        assert!(elf_sections(b"\x7fELF\x02\x01 and then nothing").is_none());
+        assert!(elf_sections(b"#!/bin/sh").is_none());
+    }
 }
