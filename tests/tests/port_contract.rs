@@ -460,8 +460,9 @@ async fn the_profile_is_created_once_and_patched<S: ProfileStore + ProfileAdmin>
 
 // --- the grants index ---------------------------------------------------------------------------
 
-async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(store: &S) {
-    // Given more seats holding a group than one page of grants
+/// Users 0.. get new seats holding group 1 (membership `i` each), 30 more than a page of grants,
+/// 49 a commit: how many.
+async fn grant_more_than_a_page<S: SeatStore>(store: &S) -> u32 {
     let n = u32::try_from(GRANTS_PAGE).unwrap() + 30;
     let writes: Vec<SeatWrite> = (0..n)
         .map(|i| SeatWrite {
@@ -472,6 +473,12 @@ async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(st
     for chunk in writes.chunks(49) {
         store.commit(&Commit { seats: chunk.to_vec(), ..Commit::default() }).await.unwrap();
     }
+    n
+}
+
+async fn grant_rows_follow_commits_and_page<S: SeatStore + SubscriptionStore>(store: &S) {
+    // Given more seats holding a group than one page of grants
+    let n = grant_more_than_a_page(store).await;
 
     // Then they are counted, and listed by user id with the membership recorded for each
     assert_eq!(store.count_granted(&group(1)).await.unwrap(), u64::from(n));
@@ -496,16 +503,7 @@ async fn a_spread_groups_rows_page_as_one_list_and_follow_commits<S: SeatStore +
 ) {
     // Given a group spread before its first row, and more seats holding it than a page of grants
     store.spread_grants(&group(1)).await.unwrap();
-    let n = u32::try_from(GRANTS_PAGE).unwrap() + 30;
-    let writes: Vec<SeatWrite> = (0..n)
-        .map(|i| SeatWrite {
-            grants_added: vec![(group(1), Some(membership(i)))],
-            ..write(seat(&user(i), Tier::Pro, 1), None)
-        })
-        .collect();
-    for chunk in writes.chunks(49) {
-        store.commit(&Commit { seats: chunk.to_vec(), ..Commit::default() }).await.unwrap();
-    }
+    let n = grant_more_than_a_page(store).await;
 
     // Then they are counted, and listed once each, shard by shard (a shard's by user id), with
     // the membership recorded for each

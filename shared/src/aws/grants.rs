@@ -19,8 +19,9 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, n};
-use super::records::grant_pk;
+use super::records::{grant_count_key, grant_pk};
 use crate::domain::{GroupId, UserId};
 use crate::ports::{SEAT_SHARDS, StoreError, seat_shard};
 
@@ -93,6 +94,23 @@ impl Layouts {
     /// the write, see the module's doc).
     pub(crate) fn assumed(&self, group: &GroupId) -> GrantLayout {
         self.get(group).unwrap_or(GrantLayout::One)
+    }
+}
+
+impl DynamoStore {
+    /// `group`'s counter item as it is now (a consistent `GetItem`), its layout remembered.
+    pub(crate) async fn read_counter(&self, group: &GroupId) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(grant_count_key(group)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem(grant count)", e))?;
+        self.layouts.learn(group, GrantLayout::of_counter(out.item.as_ref())?);
+        Ok(out.item)
     }
 }
 

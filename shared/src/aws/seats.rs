@@ -127,7 +127,7 @@ impl SeatStore for DynamoStore {
                     learnt = true;
                     let mut moved = false;
                     for group in counters {
-                        let now = self.read_layout(&group).await?;
+                        let now = GrantLayout::of_counter(self.read_counter(&group).await?.as_ref())?;
                         moved |= layouts.insert(group, now) != Some(now);
                     }
                     if !moved {
@@ -397,21 +397,5 @@ impl DynamoStore {
         }
         let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
         Ok(Sent::Lost { counters: counters.into_iter().filter(|(i, _)| failed(*i)).map(|(_, g)| g).collect() })
-    }
-
-    /// The layout `group`'s counter records now (a consistent `GetItem`), remembered.
-    async fn read_layout(&self, group: &GroupId) -> Result<GrantLayout, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(grant_count_key(group)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem(grant count)", e))?;
-        let layout = GrantLayout::of_counter(out.item.as_ref())?;
-        self.layouts.learn(group, layout);
-        Ok(layout)
     }
 }

@@ -118,17 +118,7 @@ impl SubscriptionStore for DynamoStore {
     }
 
     async fn count_granted(&self, group: &GroupId) -> Result<u64, StoreError> {
-        let kept = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(grant_count_key(group)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem(grant count)", e))?;
-        self.layouts.learn(group, GrantLayout::of_counter(kept.item.as_ref())?);
-        if let Some(item) = kept.item {
+        if let Some(item) = self.read_counter(group).await? {
             // ADD keeps a signed number; below zero it can only be a hand edit.
             let grants: i64 = item.get("grants").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
             return Ok(u64::try_from(grants).unwrap_or(0));
