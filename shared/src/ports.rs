@@ -261,6 +261,16 @@ pub trait ActivityReads: Send + Sync {
         month: &str,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send;
+
+    /// The figures of `users` (distinct) dated in `month` (`YYYY-MM`): user by user in the order
+    /// given, a user's by date and client type. One `Query` per user (another for each 1 MB of a
+    /// user's month, which a month of daily rows does not reach), a few at a time: what a page
+    /// of `GET /usage/users` reads, instead of the whole month.
+    fn users_month_activity(
+        &self,
+        month: &str,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<Vec<(ActivityKey, Figures)>, StoreError>> + Send;
 }
 
 /// Seats, and the latest activity recorded for the users among them without one.
@@ -509,7 +519,11 @@ pub trait SeatStore: Outboxes + Send + Sync {
     ) -> impl Future<Output = Result<(Option<Subscription>, SeatsWithActivity), StoreError>> + Send;
 
     /// Seats a page at a time, in list order ([`seat_position`]: shard by shard, a shard's by
-    /// user id), so that no index partition takes every seat's write.
+    /// user id), so that no index partition takes every seat's write. A page holds every seat
+    /// that `filter` keeps between the token it was given and its own (at most `limit`): its
+    /// token resumes right after the last seat it answered or passed over, so a caller that uses
+    /// whole pages can hand the token on as its own position. A filtered page reads a bounded
+    /// number of seats, so it may come back short (even empty) with a token.
     fn list_seats(
         &self,
         filter: SeatFilter,
@@ -811,6 +825,14 @@ where
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send {
         (**self).month_activity(month, next_token)
+    }
+
+    fn users_month_activity(
+        &self,
+        month: &str,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<Vec<(ActivityKey, Figures)>, StoreError>> + Send {
+        (**self).users_month_activity(month, users)
     }
 }
 

@@ -16,9 +16,9 @@ use kiro::domain::{
     UserId,
 };
 use kiro::ports::{
-    AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, ProfileAdmin, ProfileStore,
-    SEAT_SHARDS, SeatFilter, SeatNames, SeatStore, SeatWrite, SessionStore, StoreError, SubscriptionGuard,
-    SubscriptionStore, seat_position, seat_shard,
+    ActivityReads, AuditCheckpoints, AuditStore, CheckpointHead, Commit, GRANTS_PAGE, MembershipMap, ProfileAdmin,
+    ProfileStore, SEAT_SHARDS, SeatFilter, SeatNames, SeatStore, SeatWrite, SessionStore, StoreError,
+    SubscriptionGuard, SubscriptionStore, seat_position, seat_shard,
 };
 use kiro_fakes::fixtures::{at, event, group, membership, now, outbox, seat, subscription, user, write};
 
@@ -79,6 +79,7 @@ contract!(
     activity_recorded_while_seatless_is_read_with_the_seats,
     a_days_first_import_is_answered_once,
     a_subscription_and_seats_are_read_together,
+    users_month_activity_answers_those_users_rows_of_that_month,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -890,6 +891,45 @@ async fn a_subscription_and_seats_are_read_together<S: SeatStore + SubscriptionS
     let users: Vec<UserId> = (1..=60).map(user).collect();
     let (sub, (seats, _)) = store.get_subscription_and_seats(&team, &users).await.unwrap();
     assert!(sub.is_some() && seats.len() == 1);
+}
+
+async fn users_month_activity_answers_those_users_rows_of_that_month<S: kiro::ports::ActivityStore + ActivityReads>(
+    store: &S,
+) {
+    use kiro::domain::activity::{ActivityKey, Amount, ClientType, Figures};
+    let row = |u: u32, date: (i32, u32, u32), client: &str, credits: u64| {
+        let key = ActivityKey {
+            user_id: user(u),
+            date: chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap(),
+            client_type: ClientType::parse("c", client).unwrap(),
+        };
+        (key, Figures { credits_used: Amount::from_micros(credits), ..Figures::default() })
+    };
+    let december = [
+        row(1, (2026, 12, 1), "KIRO_IDE", 1),
+        row(1, (2026, 12, 1), "KIRO_CLI", 2),
+        row(1, (2026, 12, 31), "KIRO_IDE", 3),
+        row(2, (2026, 12, 15), "KIRO_IDE", 4),
+        row(3, (2026, 12, 9), "KIRO_IDE", 5),
+    ];
+    // The neighbouring months, December of another year, January, and another user's December.
+    let elsewhere = [
+        row(1, (2026, 11, 30), "KIRO_IDE", 6),
+        row(1, (2027, 1, 1), "KIRO_IDE", 7),
+        row(2, (2025, 12, 15), "KIRO_IDE", 8),
+        row(2, (2026, 1, 12), "KIRO_IDE", 9),
+        row(4, (2026, 12, 2), "KIRO_IDE", 10),
+    ];
+    store.put_activity(&[december.as_slice(), elsewhere.as_slice()].concat()).await.unwrap();
+    store.record_unseated_activity(&[(user(2), chrono::NaiveDate::from_ymd_opt(2026, 12, 20).unwrap())]).await.unwrap();
+
+    // Users 2, 1 and 5 (who has no rows): user by user as asked, a user's by date, client type.
+    let rows = store.users_month_activity("2026-12", &[user(2), user(1), user(5)]).await.unwrap();
+    let expected = [&december[3], &december[1], &december[0], &december[2]];
+    assert_eq!(rows.iter().collect::<Vec<_>>(), expected, "only those users' rows of that month");
+    let rows = store.users_month_activity("2026-01", &[user(2)]).await.unwrap();
+    assert_eq!(rows, [elsewhere[3].clone()], "January only, not November or December");
+    assert!(store.users_month_activity("2026-12", &[]).await.unwrap().is_empty(), "no user, no request");
 }
 
 /// A group spread by another process after this one read it: the commit that wrote its row where

@@ -215,3 +215,137 @@ async fn a_past_month_and_a_mid_month_membership_downgrade_are_billed_as_held() 
     let dec = month("2026-12").await;
     assert_eq!((row(&dec, "PRO"), row(&dec, "POWER")), ((2, 1, 20.0), (0, 0, 0.0)), "{dec}");
 }
+
+/// 2,000 seats in December 2026, tiers in turn. Every 7th was canceled in October (held nothing
+/// this month: not listed); every 4th was used on 18 December (not idle), with 5 credits per
+/// user number that month and a November row that must not count; the rest were granted on
+/// 15 November and never used (idle 35 days).
+async fn many_seats(n: u32) -> (MemoryStack, Vec<Seat>) {
+    let stack = MemoryStack::new(25).await;
+    let granted = at("2026-11-15T09:00:00Z");
+    let tiers = [Tier::Pro, Tier::ProPlus, Tier::Power];
+    let (mut seats, mut rows) = (Vec::new(), Vec::new());
+    for i in 1..=n {
+        let u = user(i);
+        let mut s = if i % 7 == 0 {
+            let mut c = seat(&u, tiers[i as usize % 3], SeatStatus::Canceled, at("2026-09-01T09:00:00Z"));
+            c.canceled_at = Some(at("2026-10-01T00:00:00Z"));
+            c
+        } else {
+            seat(&u, tiers[i as usize % 3], SeatStatus::Active, granted)
+        };
+        if i % 4 == 0 {
+            s.last_active_date = NaiveDate::from_ymd_opt(2026, 12, 18);
+            rows.push(credits(&u, NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(), u64::from(i) * 5, 0));
+            rows.push(credits(&u, NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(), 1_000_000, 0));
+        }
+        seats.push(s);
+    }
+    for chunk in seats.chunks(45) {
+        let writes = chunk.iter().map(|s| write(s.clone(), None)).collect();
+        stack.store.commit(&Commit { seats: writes, ..Commit::default() }).await.unwrap();
+    }
+    for chunk in rows.chunks(kiro::ports::ACTIVITY_BATCH) {
+        stack.store.put_activity(chunk).await.unwrap();
+    }
+    (stack, seats)
+}
+
+/// The users listed are those expected, in that order; else where they part (not 2,000 users).
+fn assert_same(listed: &[(UserId, f64)], expected: &[(UserId, f64)], what: &str) {
+    if let Some(at) = (0..listed.len().max(expected.len())).find(|&i| listed.get(i) != expected.get(i)) {
+        let (got, want) = (listed.get(at), expected.get(at));
+        panic!("{what}: they part at {at} of {}: {got:?} listed, {want:?} expected", expected.len());
+    }
+}
+
+/// Follows the tokens from the first page: the users listed, with their credits, and each page's
+/// store requests by operation.
+async fn walk(
+    stack: &MemoryStack,
+    filter: usage::UsersFilter,
+    limit: usize,
+) -> (Vec<(UserId, f64)>, Vec<std::collections::BTreeMap<&'static str, u64>>) {
+    let (month, now) = ("2026-12".parse::<YearMonth>().unwrap(), at("2026-12-20T12:00:00Z"));
+    let (mut listed, mut requests, mut token) = (Vec::new(), Vec::new(), None);
+    loop {
+        stack.store.reset_requests();
+        let page = usage::users(&*stack.store, month, filter, &stack.api.pricing, limit, token, now).await.unwrap();
+        requests.push(stack.store.requests_by_operation());
+        assert!(page.items.len() <= limit);
+        listed.extend(page.items.into_iter().map(|u| (u.user_id, u.credits_used)));
+        token = page.next_token;
+        if token.is_none() {
+            return (listed, requests);
+        }
+        assert!(requests.len() < 1_000, "the tokens move on");
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_users_costs_requests_of_the_page_not_of_every_seat_and_the_tokens_list_each_once() {
+    let (stack, seats) = many_seats(2_000).await;
+    // The oracle, from the seats as written: listed unless canceled before the month; idle when
+    // held now and never used since the grant; in list order.
+    let expected = |keep: &dyn Fn(&Seat) -> bool| {
+        let mut ids: Vec<(UserId, f64)> = (seats.iter())
+            .filter(|s| s.status != SeatStatus::Canceled && keep(s))
+            .map(|s| {
+                let n = u32::from_str_radix(&s.user_id.as_str()[24..], 16).unwrap();
+                (s.user_id.clone(), if n % 4 == 0 { f64::from(n * 5) } else { 0.0 })
+            })
+            .collect();
+        ids.sort_by(|a, b| seat_position(a.0.as_str()).cmp(&seat_position(b.0.as_str())));
+        ids
+    };
+    let op = |r: &std::collections::BTreeMap<&str, u64>, name: &str| r.get(name).copied().unwrap_or(0);
+
+    // Every user, 50 a page: at most ten reads of the seats' index (more than one where seats
+    // are left out: the canceled ones), each one Query or two where it crosses a shard, and one
+    // Query per user listed, whatever the number of seats (reading them all took 36 Queries).
+    let (listed, requests) = walk(&stack, usage::UsersFilter::default(), 50).await;
+    assert_same(&listed, &expected(&|_| true), "every seat listed once, in list order, with its month's credits");
+    for (page, r) in requests.iter().enumerate() {
+        let users = listed.len().saturating_sub(page * 50).min(50) as u64;
+        assert!(op(r, "Query(gsi1)") <= 20, "page {page}: {r:?}");
+        assert_eq!(op(r, "Query(activity of a user)"), users, "page {page}: {r:?}");
+        assert_eq!(r.values().sum::<u64>(), op(r, "Query(gsi1)") + users, "nothing else read, page {page}: {r:?}");
+    }
+
+    // Pro seats idle over 30 days, 50 and then 7 a page: the tier filter is the index read's,
+    // the idle one the page's; at most ten reads of the index a page, of ~150 rows each here.
+    let idle_pro = usage::UsersFilter { tier: Some(Tier::Pro), inactive_days: Some(30), ..Default::default() };
+    let oracle = expected(&|s| s.tier == Tier::Pro && s.last_active_date.is_none());
+    assert!(oracle.len() > 300, "{}", oracle.len());
+    for limit in [50, 7] {
+        let (listed, requests) = walk(&stack, idle_pro, limit).await;
+        assert_same(&listed, &oracle, &format!("idle Pro seats, {limit} a page"));
+        for (page, r) in requests.iter().enumerate() {
+            assert!(op(r, "Query(gsi1)") <= 30, "limit {limit}, page {page}: {r:?}");
+            assert!(op(r, "Query(activity of a user)") <= limit as u64, "limit {limit}, page {page}: {r:?}");
+        }
+    }
+
+    // A filter that matches nothing answers short pages with a token, each of bounded work
+    // (the index read's own bound of 1,000 rows, or ten reads), rather than reading every seat.
+    for none in [
+        usage::UsersFilter { tier: Some(Tier::Power), status: Some(SeatStatus::Pending), ..Default::default() },
+        usage::UsersFilter { inactive_days: Some(3_650), ..Default::default() },
+    ] {
+        let (listed, requests) = walk(&stack, none, 50).await;
+        assert!(listed.is_empty());
+        assert!(requests.len() > 1, "{none:?}: more than one page: {requests:?}");
+        for r in &requests {
+            assert!(op(r, "Query(gsi1)") <= 30, "{none:?}: {r:?}");
+            assert_eq!(op(r, "Query(activity of a user)"), 0, "{none:?}: {r:?}");
+        }
+    }
+
+    // A token the list did not hand out is the contract's invalid token.
+    let forged = ["not a token!".to_owned(), kiro::aws::encode_token("user:alice"), kiro::aws::encode_token("SUB#x")];
+    for token in forged {
+        let (status, body) =
+            call_api(&stack.api, "GET", &format!("/usage/users?month=2026-12&nextToken={token}"), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("BadRequest")), "{token}: {body}");
+    }
+}

@@ -142,4 +142,24 @@ impl ActivityReads for MemoryStore {
             .collect();
         Ok(Page { items, next_token: None })
     }
+
+    async fn users_month_activity(
+        &self,
+        month: &str,
+        users: &[UserId],
+    ) -> Result<Vec<(ActivityKey, Figures)>, StoreError> {
+        // One Query per user, as DynamoStore sends them (a user's month is far below 1 MB).
+        let mut rows = Vec::new();
+        for user in users {
+            MemoryStore::pause(self).await;
+            let mut table = self.table();
+            table.request("Query(activity of a user)")?;
+            rows.extend(
+                (table.activity.iter())
+                    .filter(|(k, _)| &k.user_id == user && k.date.format("%Y-%m").to_string() == month)
+                    .map(|(k, f)| (k.clone(), f.clone())),
+            );
+        }
+        Ok(rows)
+    }
 }

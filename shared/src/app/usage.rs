@@ -10,17 +10,16 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::domain::activity::{ActivityKey, Figures};
 use crate::domain::seat::start_of;
 use crate::domain::tier::Pricing;
 use crate::domain::usage::{BillMonth, Held, MilliCredits, UsageSummary, UserMonth, YearMonth, suggested_tier};
 use crate::domain::{PrincipalType, Seat, SeatStatus, Tier, UserId};
 use crate::error::AppError;
-use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore, seat_position};
+use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore};
 
 /// One user's activity in a month.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,17 +34,22 @@ fn milli(micros: u64) -> MilliCredits {
     micros.saturating_add(500) / 1_000
 }
 
+/// The figures of activity rows, added up by user.
+fn add_up(rows: Vec<(ActivityKey, Figures)>, by_user: &mut HashMap<UserId, Month>) {
+    for (key, figures) in rows {
+        let m = by_user.entry(key.user_id).or_default();
+        m.credits = m.credits.saturating_add(milli(figures.credits_used.micros()));
+        m.overage = m.overage.saturating_add(milli(figures.overage_credits_used.micros()));
+        m.messages = m.messages.saturating_add(figures.total_messages.micros().div_ceil(1_000_000));
+    }
+}
+
 async fn month_activity<S: ActivityReads>(store: &S, month: YearMonth) -> Result<HashMap<UserId, Month>, AppError> {
     let mut by_user: HashMap<UserId, Month> = HashMap::new();
     let mut token = None;
     loop {
         let page = store.month_activity(&month.to_string(), token).await?;
-        for (key, figures) in page.items {
-            let m = by_user.entry(key.user_id).or_default();
-            m.credits = m.credits.saturating_add(milli(figures.credits_used.micros()));
-            m.overage = m.overage.saturating_add(milli(figures.overage_credits_used.micros()));
-            m.messages = m.messages.saturating_add(figures.total_messages.micros().div_ceil(1_000_000));
-        }
+        add_up(page.items, &mut by_user);
         token = page.next_token;
         if token.is_none() {
             return Ok(by_user);
@@ -160,17 +164,6 @@ pub struct UserUsage {
     pub suggested_tier: Option<Tier>,
 }
 
-/// The last user id a page answered, from its token.
-fn decode_user_token(token: &str) -> Result<String, AppError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("user:").map(str::to_owned))
-        .filter(|u| UserId::parse("nextToken", u).is_ok())
-        .ok_or_else(|| AppError::BadRequest("the nextToken is not valid".into()))
-}
-
 /// Which users `GET /usage/users` keeps.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsersFilter {
@@ -181,8 +174,45 @@ pub struct UsersFilter {
     pub inactive_days: Option<u32>,
 }
 
+/// Reads of the seats' list one page of `GET /usage/users` makes at most: a filter that matches
+/// few seats answers short pages (perhaps empty) with a token, as `GET /seats` does, instead of
+/// reading every seat in one request.
+const SEAT_READS_PER_PAGE: usize = 10;
+
+impl UsersFilter {
+    /// Whether `GET /usage/users` lists `seat` for `month`: it held a seat in the month or holds
+    /// one now, and the filters keep it.
+    fn keeps(&self, seat: &Seat, month: YearMonth, now: DateTime<Utc>) -> bool {
+        let (bill, _) = held(seat, month, now);
+        if bill.is_none() && !seat.holds() {
+            return false;
+        }
+        if self.tier.is_some_and(|t| t != seat.tier) || self.status.is_some_and(|s| s != seat.status) {
+            return false;
+        }
+        match self.inactive_days {
+            None => true,
+            Some(days) => {
+                let idle_since = match seat.last_active_date.map(start_of) {
+                    Some(active) if active >= seat.granted_at => active,
+                    _ => seat.granted_at,
+                };
+                seat.holds() && now - idle_since > Duration::days(i64::from(days))
+            }
+        }
+    }
+}
+
 /// `GET /usage/users`: every user holding a seat now or during the month, in the seats' list
-/// order ([`seat_position`]), a page at a time (`next_token` = the last user id answered).
+/// order ([`seat_position`]), a page at a time.
+///
+/// The page walks [`SeatStore::list_seats`] from the token on, the tier and status filters read
+/// with the index, asking each time for as many seats as the page still lacks: every seat of an
+/// answer is then considered, so the store's token is where the page stopped, and it is the
+/// page's token as it is (validated by the store, opaque here). At most `SEAT_READS_PER_PAGE`
+/// reads; then only the page's users' month is read.
+///
+/// [`seat_position`]: crate::ports::seat_position
 pub async fn users<S>(
     store: &S,
     month: YearMonth,
@@ -195,47 +225,42 @@ pub async fn users<S>(
 where
     S: SeatStore + ActivityReads,
 {
-    let activity = month_activity(store, month).await?;
-    let after = next_token.map(|t| decode_user_token(&t)).transpose()?;
-    let mut items = Vec::new();
-    let mut last = None;
-    for seat in all_seats(store).await? {
-        if after.as_deref().is_some_and(|a| seat_position(seat.user_id.as_str()) <= seat_position(a)) {
-            continue;
+    let limit = limit.max(1);
+    let on_index = SeatFilter { tier: filter.tier, status: filter.status };
+    let (mut seats, mut token) = (Vec::with_capacity(limit), next_token);
+    for _ in 0..SEAT_READS_PER_PAGE {
+        let wanted = limit - seats.len();
+        let page = store.list_seats(on_index, wanted, token).await?;
+        // Short with a token: the store spent its own bound of reads; answer what was found.
+        let short = page.items.len() < wanted;
+        seats.extend(page.items.into_iter().filter(|seat| filter.keeps(seat, month, now)));
+        token = page.next_token;
+        if token.is_none() || short || seats.len() >= limit {
+            break;
         }
-        let (bill, _) = held(&seat, month, now);
-        if bill.is_none() && !seat.holds() {
-            continue;
-        }
-        if filter.tier.is_some_and(|t| t != seat.tier) || filter.status.is_some_and(|s| s != seat.status) {
-            continue;
-        }
-        if let Some(days) = filter.inactive_days {
-            let idle_since = match seat.last_active_date.map(start_of) {
-                Some(active) if active >= seat.granted_at => active,
-                _ => seat.granted_at,
-            };
-            if !seat.holds() || now - idle_since <= Duration::days(i64::from(days)) {
-                continue;
-            }
-        }
-        if items.len() == limit {
-            return Ok(Page { items, next_token: last.map(|l: String| URL_SAFE_NO_PAD.encode(format!("user:{l}"))) });
-        }
-        let m = activity.get(&seat.user_id).copied().unwrap_or_default();
-        last = Some(seat.user_id.as_str().to_owned());
-        items.push(UserUsage {
-            user_name: seat.user_name.clone().unwrap_or_default(),
-            tier: seat.tier,
-            status: seat.status,
-            last_active_date: seat.last_active_date,
-            granted_at: seat.granted_at,
-            credits_used: m.credits as f64 / 1_000.0,
-            overage_credits_used: m.overage as f64 / 1_000.0,
-            messages: m.messages,
-            suggested_tier: suggested_tier(seat.tier, m.credits, pricing),
-            user_id: seat.user_id,
-        });
     }
-    Ok(Page { items, next_token: None })
+    let users: Vec<UserId> = seats.iter().map(|s| s.user_id.clone()).collect();
+    let mut activity = HashMap::new();
+    if !users.is_empty() {
+        add_up(store.users_month_activity(&month.to_string(), &users).await?, &mut activity);
+    }
+    let items = seats
+        .into_iter()
+        .map(|seat| {
+            let m = activity.get(&seat.user_id).copied().unwrap_or_default();
+            UserUsage {
+                user_name: seat.user_name.unwrap_or_default(),
+                tier: seat.tier,
+                status: seat.status,
+                last_active_date: seat.last_active_date,
+                granted_at: seat.granted_at,
+                credits_used: m.credits as f64 / 1_000.0,
+                overage_credits_used: m.overage as f64 / 1_000.0,
+                messages: m.messages,
+                suggested_tier: suggested_tier(seat.tier, m.credits, pricing),
+                user_id: seat.user_id,
+            }
+        })
+        .collect();
+    Ok(Page { items, next_token: token })
 }

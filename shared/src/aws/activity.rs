@@ -2,12 +2,14 @@
 //! markers and reports.
 
 use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::s;
 use super::records::{
-    IMPORTS, activity_day_key, activity_from, activity_item, import_from, import_item, import_key, import_marker_key,
-    is_import_key, latest_activity_from, latest_activity_item, latest_activity_key,
+    IMPORTS, activity_day_key, activity_from, activity_item, activity_month_prefix, activity_pk, import_from,
+    import_item, import_key, import_marker_key, is_import_key, latest_activity_from, latest_activity_item,
+    latest_activity_key,
 };
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures, ReportDay};
@@ -128,7 +130,26 @@ impl ActivityReads for DynamoStore {
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
         self.month_page(month, next_token).await
     }
+
+    async fn users_month_activity(
+        &self,
+        month: &str,
+        users: &[UserId],
+    ) -> Result<Vec<(ActivityKey, Figures)>, StoreError> {
+        let prefix = activity_month_prefix(month);
+        // The futures are made first (none runs until polled): a closure borrowing its argument
+        // inside the stream fails this `Send` future's higher-ranked lifetime check. `buffered`
+        // answers in the order asked, whichever Query finishes first.
+        let queries: Vec<_> = users.iter().map(|user| self.user_month(user, &prefix)).collect();
+        let per_user: Vec<Vec<(ActivityKey, Figures)>> =
+            futures_util::stream::iter(queries).buffered(USERS_AT_ONCE).try_collect().await?;
+        Ok(per_user.into_iter().flatten().collect())
+    }
 }
+
+/// Users whose month [`ActivityReads::users_month_activity`] queries at once: a page of 100
+/// takes about 13 round trips, and the table's read capacity is not spent in a burst.
+const USERS_AT_ONCE: usize = 8;
 
 impl DynamoStore {
     /// One `BatchWriteItem` of at most 25 puts, its unprocessed items retried with backoff until
@@ -159,6 +180,32 @@ impl DynamoStore {
             }
         }
         Err(StoreError::Throttled { operation, source: format!("{} items stayed unprocessed", requests.len()).into() })
+    }
+
+    /// `user`'s rows whose sort key begins with `prefix`, every page of them.
+    async fn user_month(&self, user: &UserId, prefix: &str) -> Result<Vec<(ActivityKey, Figures)>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :day)")
+                .expression_attribute_values(":pk", s(activity_pk(user)))
+                .expression_attribute_values(":day", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query(activity of a user)", e))?;
+            for item in out.items() {
+                rows.push(activity_from(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
     }
 
     /// The month's figures through `gsi1` (`USAGE#<yyyy-mm>`), up to 1,000 a page; the token is

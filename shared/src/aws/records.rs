@@ -65,11 +65,18 @@ pub(crate) const IMPORTS: &str = "IMPORTS";
 /// Import reports are kept this long (a year of daily files and then some).
 pub(crate) const IMPORT_RETENTION_DAYS: i64 = 400;
 
+/// `ACTIVITY#<userId>`: the partition of a user's activity rows.
+pub(crate) fn activity_pk(u: &UserId) -> String {
+    format!("ACTIVITY#{}", u.as_str())
+}
+
+/// `DAY#<yyyy-mm>-`: what the sort keys of a user's rows dated in `month` (`YYYY-MM`) begin with.
+pub(crate) fn activity_month_prefix(month: &str) -> String {
+    format!("DAY#{month}-")
+}
+
 pub(crate) fn activity_key(k: &ActivityKey) -> Item {
-    key(
-        format!("ACTIVITY#{}", k.user_id.as_str()),
-        format!("DAY#{}#{}", k.date.format("%Y-%m-%d"), k.client_type.as_str()),
-    )
+    key(activity_pk(&k.user_id), format!("DAY#{}#{}", k.date.format("%Y-%m-%d"), k.client_type.as_str()))
 }
 
 pub(crate) fn activity_day_key((date, client_type): &crate::domain::activity::ReportDay) -> Item {
