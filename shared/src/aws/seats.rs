@@ -117,10 +117,21 @@ impl SeatStore for DynamoStore {
                 (g, layout)
             })
             .collect();
-        let mut learnt = false;
+        let (mut learnt, mut throttled) = (false, 0u32);
         loop {
             match self.transact(commit, &layouts).await? {
                 Sent::Done => return Ok(()),
+                // Canceled for throttling: nothing was written, and the SDK does not send a
+                // canceled transaction again. One partition key takes about 1,000 write units a
+                // second; a burst over it (a group's first 2,000 grant rows) waits and goes on at
+                // the key's pace instead of failing.
+                Sent::Throttled(e) => {
+                    throttled += 1;
+                    if throttled > MAX_THROTTLED_ROUNDS {
+                        return Err(StoreError::Throttled { operation: "TransactWriteItems", source: e });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << throttled)).await;
+                }
                 // A layout taken without reading it was wrong (the group was spread meanwhile):
                 // read it and send the commit again, once; anything else lost a race.
                 Sent::Lost { counters } if !learnt && !counters.is_empty() => {
@@ -264,9 +275,15 @@ impl DynamoStore {
     }
 }
 
+/// Rounds a transaction canceled for throttling is sent again, after 100 ms, 200 ms, ... 3.2 s
+/// (6.3 s in all), before the commit answers `Throttled`.
+const MAX_THROTTLED_ROUNDS: u32 = 6;
+
 /// How a transaction ended, short of an error.
 enum Sent {
     Done,
+    /// Canceled because an item's partition was throttled: nothing was written.
+    Throttled(crate::BoxError),
     /// Its conditions failed; `counters` are the groups whose counter's layout condition did.
     Lost {
         counters: Vec<GroupId>,
@@ -389,7 +406,7 @@ impl DynamoStore {
             })
             .unwrap_or_default();
         if reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded") {
-            return Err(StoreError::Throttled { operation: "TransactWriteItems", source: Box::new(e) });
+            return Ok(Sent::Throttled(Box::new(e)));
         }
         // An item the table refuses (too large, a malformed key): not a race.
         if reasons.iter().any(|r| r == "ValidationError") {
@@ -397,5 +414,67 @@ impl DynamoStore {
         }
         let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
         Ok(Sent::Lost { counters: counters.into_iter().filter(|(i, _)| failed(*i)).map(|(_, g)| g).collect() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_config::retry::RetryConfig;
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    /// As DynamoDB answers a transaction an item of which a throttled partition holds.
+    fn throttled() -> TransactWriteItemsError {
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .cancellation_reasons(CancellationReason::builder().code("ThrottlingError").build())
+                .meta(ErrorMetadata::builder().code("TransactionCanceledException").build())
+                .build(),
+        )
+    }
+
+    /// A store whose client answers from `rule`; the SDK's own retries off (it does not retry a
+    /// canceled transaction anyway).
+    fn store(rule: &Rule) -> DynamoStore {
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [rule], |c| {
+            c.retry_config(RetryConfig::disabled())
+        });
+        DynamoStore::new(client, "kiro")
+    }
+
+    fn commit() -> Commit {
+        Commit { outbox: Some(Outbox { id: "2026-12-01T00:00:00.000Z#1".into(), events: vec![] }), ..Commit::default() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transaction_canceled_for_throttling_is_sent_again_after_a_pause() {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .error(throttled)
+            .times(3)
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build();
+        let started = tokio::time::Instant::now();
+
+        store(&rule).commit(&commit()).await.unwrap();
+
+        assert_eq!(rule.num_calls(), 4);
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(100 + 200 + 400), "it waited between rounds");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transaction_throttled_round_after_round_is_throttled() {
+        let rule = mock!(Client::transact_write_items).sequence().error(throttled).times(10).build();
+
+        let err = store(&rule).commit(&commit()).await.unwrap_err();
+
+        assert!(matches!(err, StoreError::Throttled { operation: "TransactWriteItems", .. }), "{err:?}");
+        assert_eq!(rule.num_calls(), 1 + MAX_THROTTLED_ROUNDS as usize);
     }
 }
