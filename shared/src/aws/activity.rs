@@ -185,27 +185,21 @@ impl DynamoStore {
     /// `user`'s rows whose sort key begins with `prefix`, every page of them.
     async fn user_month(&self, user: &UserId, prefix: &str) -> Result<Vec<(ActivityKey, Figures)>, StoreError> {
         let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :day)")
-                .expression_attribute_values(":pk", s(activity_pk(user)))
-                .expression_attribute_values(":day", s(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("Query(activity of a user)", e))?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :day)")
+            .expression_attribute_values(":pk", s(activity_pk(user)))
+            .expression_attribute_values(":day", s(prefix));
+        self.every_page(query, "Query(activity of a user)", |out| {
             for item in out.items() {
                 rows.push(activity_from(item)?);
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(rows);
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
     }
 
     /// The month's figures through `gsi1` (`USAGE#<yyyy-mm>`), up to 1,000 a page; the token is

@@ -77,27 +77,21 @@ impl AuditCheckpoints for DynamoStore {
 
     async fn checkpoint_state(&self, head: &CheckpointHead) -> Result<String, StoreError> {
         let mut state = String::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(parts_pk(head)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("Query(audit checkpoint)", e))?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(parts_pk(head)))
+            .consistent_read(true);
+        self.every_page(query, "Query(audit checkpoint)", |out| {
             for item in out.items() {
                 state.push_str(Reader::new(item, "audit checkpoint part").str("data")?);
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(state);
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(state)
     }
 
     async fn claim_checkpoint(

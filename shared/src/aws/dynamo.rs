@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -23,6 +25,25 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), layouts: Arc::default() }
+    }
+
+    /// Sends `query` for every page of its answer, from the first, and hands each to `page`.
+    pub(crate) async fn every_page(
+        &self,
+        query: QueryFluentBuilder,
+        operation: &'static str,
+        mut page: impl FnMut(QueryOutput) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut start = None;
+        loop {
+            let out =
+                query.clone().set_exclusive_start_key(start).send().await.map_err(|e| store_error(operation, e))?;
+            start = out.last_evaluated_key.clone();
+            page(out)?;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -126,27 +126,21 @@ impl SubscriptionStore for DynamoStore {
         // Granted before counters were kept (or never granted): count the rows, all in the
         // group's one partition (a group is spread only through its counter).
         let mut count = 0u64;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :member)")
-                .expression_attribute_values(":pk", s(grant_pk(group)))
-                .expression_attribute_values(":member", s(GRANT_SK_PREFIX))
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("Query(count grants)", e))?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :member)")
+            .expression_attribute_values(":pk", s(grant_pk(group)))
+            .expression_attribute_values(":member", s(GRANT_SK_PREFIX))
+            .select(Select::Count)
+            .consistent_read(true);
+        self.every_page(query, "Query(count grants)", |out| {
             count += u64::try_from(out.count()).unwrap_or(0);
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(count),
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(count)
     }
 
     async fn spread_grants(&self, group: &GroupId) -> Result<(), StoreError> {
