@@ -110,6 +110,12 @@ impl ActivityStore for DynamoStore {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             Err(e) => match super::error_code(&e) {
+                // Throttled is no other delivery's marker: retried, not reported a duplicate.
+                Some("TransactionCanceledException")
+                    if super::seats::is_throttled(&super::seats::cancellation_reasons(&e)) =>
+                {
+                    Err(StoreError::Throttled { operation: "TransactWriteItems(import)", source: Box::new(e) })
+                }
                 Some("TransactionCanceledException") => Err(StoreError::Conflict("TransactWriteItems(import)")),
                 _ => Err(store_error("TransactWriteItems(import)", e)),
             },

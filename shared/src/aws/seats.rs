@@ -275,6 +275,28 @@ impl DynamoStore {
     }
 }
 
+/// Why DynamoDB canceled a transaction: one code per item, in the order sent ("None" for an item
+/// that did not fail); empty for any other failure.
+pub(crate) fn cancellation_reasons<R>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> Vec<String> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a cancellation was a partition's throttling: nothing was written, and it is no race.
+pub(crate) fn is_throttled(reasons: &[String]) -> bool {
+    reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded")
+}
+
 /// Rounds a transaction canceled for throttling is sent again, after 100 ms, 200 ms, ... 3.2 s
 /// (6.3 s in all), before the commit answers `Throttled`.
 const MAX_THROTTLED_ROUNDS: u32 = 6;
@@ -395,17 +417,8 @@ impl DynamoStore {
         if !matches!(code, Some("TransactionCanceledException") | Some("TransactionConflictException")) {
             return Err(store_error("TransactWriteItems", e));
         }
-        // One reason per item, in the order sent.
-        let reasons: Vec<String> = e
-            .as_service_error()
-            .and_then(|se| match se {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                    Some(c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
-                }
-                _ => None,
-            })
-            .unwrap_or_default();
-        if reasons.iter().any(|r| r == "ThrottlingError" || r == "ProvisionedThroughputExceeded") {
+        let reasons = cancellation_reasons(&e);
+        if is_throttled(&reasons) {
             return Ok(Sent::Throttled(Box::new(e)));
         }
         // An item the table refuses (too large, a malformed key): not a race.
@@ -466,6 +479,22 @@ mod tests {
 
         assert_eq!(rule.num_calls(), 4);
         assert_eq!(started.elapsed(), std::time::Duration::from_millis(100 + 200 + 400), "it waited between rounds");
+    }
+
+    /// The import's transaction (marker and report) shares the reading of a cancellation: one
+    /// canceled for throttling is `Throttled` (its delivery retried), never the `Conflict` that
+    /// would report the import a duplicate of another delivery.
+    #[tokio::test]
+    async fn an_import_canceled_for_throttling_is_throttled_not_a_duplicate() {
+        use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
+        use crate::ports::ActivityStore;
+        let rule = mock!(Client::transact_write_items).then_error(throttled);
+        let object = ObjectRef { bucket: "b".into(), key: "k.csv".into(), etag: "e".into() };
+        let report = ImportReport::empty(&object, ImportStatus::Rejected, Some("r".into()), chrono::Utc::now());
+
+        let err = store(&rule).record_import(&report).await.unwrap_err();
+
+        assert!(matches!(err, StoreError::Throttled { operation: "TransactWriteItems(import)", .. }), "{err:?}");
     }
 
     #[tokio::test(start_paused = true)]
