@@ -80,6 +80,7 @@ contract!(
     a_days_first_import_is_answered_once,
     a_subscription_and_seats_are_read_together,
     users_month_activity_answers_those_users_rows_of_that_month,
+    a_months_activity_pages_over_its_shards_each_row_once,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -930,6 +931,59 @@ async fn users_month_activity_answers_those_users_rows_of_that_month<S: kiro::po
     let rows = store.users_month_activity("2026-01", &[user(2)]).await.unwrap();
     assert_eq!(rows, [elsewhere[3].clone()], "January only, not November or December");
     assert!(store.users_month_activity("2026-12", &[]).await.unwrap().is_empty(), "no user, no request");
+}
+
+/// The month's rows (what `GET /usage` adds up) are kept over the seats' 16 shards: their pages
+/// list each row of the month once, in list order (the user's shard, user, date, client type),
+/// up to 1,000 a page, and nothing of the neighbouring months.
+async fn a_months_activity_pages_over_its_shards_each_row_once<S: kiro::ports::ActivityStore + ActivityReads>(
+    store: &S,
+) {
+    use kiro::domain::activity::{ActivityKey, Amount, ClientType, Figures};
+    let row = |u: u32, date: (i32, u32, u32), client: &str| {
+        let key = ActivityKey {
+            user_id: user(u),
+            date: chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap(),
+            client_type: ClientType::parse("c", client).unwrap(),
+        };
+        (key, Figures { credits_used: Amount::from_micros(u64::from(u)), ..Figures::default() })
+    };
+    // 700 users, two rows each in December; one in November and one in January each for some.
+    let december: Vec<_> =
+        (1..=700).flat_map(|u| [row(u, (2026, 12, 1), "KIRO_IDE"), row(u, (2026, 12, 31), "KIRO_CLI")]).collect();
+    let elsewhere: Vec<_> =
+        (1..=40).flat_map(|u| [row(u, (2026, 11, 30), "KIRO_IDE"), row(u, (2027, 1, 1), "KIRO_IDE")]).collect();
+    for batch in [december.as_slice(), elsewhere.as_slice()].concat().chunks(kiro::ports::ACTIVITY_BATCH) {
+        store.put_activity(batch).await.unwrap();
+    }
+
+    let (mut listed, mut pages, mut token) = (Vec::new(), 0, None);
+    loop {
+        let page = store.month_activity("2026-12", token).await.unwrap();
+        assert!(page.items.len() <= 1_000, "a page of {} rows", page.items.len());
+        pages += 1;
+        listed.extend(page.items);
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "1,400 rows in one page");
+    let position = |(k, _): &(ActivityKey, Figures)| {
+        let (shard, user) = seat_position(k.user_id.as_str());
+        (shard, user.to_owned(), k.date, k.client_type.as_str().to_owned())
+    };
+    let order: Vec<_> = listed.iter().map(position).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in list order, each row once");
+    let mut expected = december.clone();
+    expected.sort_by_key(position);
+    assert_eq!(listed, expected, "every December row, nothing of November or January");
+    let shards: std::collections::BTreeSet<usize> = order.iter().map(|(shard, ..)| *shard).collect();
+    assert_eq!(shards.len(), SEAT_SHARDS, "700 users in every shard");
+
+    // A token this list did not hand out is refused, never read from.
+    let forged = kiro::aws::encode_token("not-a-row");
+    assert!(matches!(store.month_activity("2026-12", Some(forged)).await, Err(StoreError::InvalidToken)));
 }
 
 /// A group spread by another process after this one read it: the commit that wrote its row where

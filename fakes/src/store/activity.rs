@@ -128,19 +128,29 @@ impl ActivityReads for MemoryStore {
         month: &str,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
         MemoryStore::pause(self).await;
-        let mut table = self.table();
-        table.request("Query(activity)")?;
-        if next_token.is_some() {
+        let start = next_token.map(|t| decode_token(&t)).transpose()?;
+        // DynamoStore's check: a token is an activity row's gsi1sk, `<user>#<date>#<client>`.
+        let is_key = |sk: &str| sk.splitn(3, '#').filter(|part| !part.is_empty()).count() == 3;
+        if start.as_deref().is_some_and(|sk| !is_key(sk)) {
             return Err(StoreError::InvalidToken);
         }
-        let items = table
-            .activity
-            .iter()
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        // The month's `USAGE#<month>#<shard>` index rows, by gsi1sk.
+        let rows: BTreeMap<String, (ActivityKey, Figures)> = (table.activity.iter())
             .filter(|(k, _)| k.date.format("%Y-%m").to_string() == month)
-            .map(|(k, f)| (k.clone(), f.clone()))
+            .map(|(k, f)| {
+                let sk = format!("{}#{}#{}", k.user_id.as_str(), k.date.format("%Y-%m-%d"), k.client_type.as_str());
+                (sk, (k.clone(), f.clone()))
+            })
             .collect();
-        Ok(Page { items, next_token: None })
+        let shard_of: fn(&str) -> usize = |sk| kiro::ports::seat_shard(sk.split('#').next().unwrap_or_default());
+        let index = super::seats::Index { rows: &rows, shard_of, per_query: 1_000 };
+        let (page, queries) = index.page(start, 1_000, |_| true);
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
     }
 
     async fn users_month_activity(

@@ -256,40 +256,57 @@ impl SeatNames for MemoryStore {
 /// took.
 fn sharded_page(
     seats: &BTreeMap<String, Seat>,
-    mut start: Option<String>,
+    start: Option<String>,
     limit: usize,
     keep: impl Fn(&Seat) -> bool,
 ) -> (Page<Seat>, usize) {
-    let in_shard = |sk: &str, shard: usize| seat_shard(sk) == shard;
-    let (first, mut read) = (start.clone(), 0);
-    let mut shard = start.as_deref().map_or(0, seat_shard);
-    let mut items = Vec::new();
-    for queries in 1.. {
-        let from = start.clone().filter(|sk| in_shard(sk, shard));
-        let rows: Vec<(&String, &Seat)> =
-            seats.range(after(from)).filter(|(user, _)| in_shard(user, shard)).take(QUERY_LIMIT).collect();
-        let full = rows.len() == QUERY_LIMIT;
-        for (user, seat) in rows {
-            read += 1;
-            if keep(seat) {
-                items.push(seat.clone());
-                if items.len() == limit {
-                    return (Page { items, next_token: Some(encode_token(user)) }, queries);
+    let index = Index { rows: seats, shard_of: seat_shard, per_query: QUERY_LIMIT };
+    index.page(start, limit, keep)
+}
+
+/// A list kept over [`SEAT_SHARDS`] index partitions, as `gsi1_page` reads it: `rows` by their
+/// `gsi1sk`, whose shard `shard_of` tells, `per_query` rows a Query.
+pub(super) struct Index<'a, T> {
+    pub rows: &'a BTreeMap<String, T>,
+    pub shard_of: fn(&str) -> usize,
+    pub per_query: usize,
+}
+
+impl<T: Clone> Index<'_, T> {
+    /// The page from `start` (a gsi1sk) on, partition after partition, Query by Query (a last key
+    /// whenever one fills), and how many Queries it took.
+    pub fn page(&self, mut start: Option<String>, limit: usize, keep: impl Fn(&T) -> bool) -> (Page<T>, usize) {
+        let in_shard = |sk: &str, shard: usize| (self.shard_of)(sk) == shard;
+        let (first, mut read) = (start.clone(), 0);
+        let mut shard = start.as_deref().map_or(0, self.shard_of);
+        let mut items = Vec::new();
+        for queries in 1.. {
+            let from = start.clone().filter(|sk| in_shard(sk, shard));
+            let rows: Vec<(&String, &T)> =
+                self.rows.range(after(from)).filter(|(sk, _)| in_shard(sk, shard)).take(self.per_query).collect();
+            let full = rows.len() == self.per_query;
+            for (sk, row) in rows {
+                read += 1;
+                if keep(row) {
+                    items.push(row.clone());
+                    if items.len() == limit {
+                        return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+                    }
+                }
+                start = Some(sk.clone());
+            }
+            if !full {
+                shard += 1;
+                if shard == SEAT_SHARDS {
+                    return (Page { items, next_token: None }, queries);
                 }
             }
-            start = Some(user.clone());
-        }
-        if !full {
-            shard += 1;
-            if shard == SEAT_SHARDS {
-                return (Page { items, next_token: None }, queries);
+            if read >= QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE && start != first {
+                if let Some(sk) = &start {
+                    return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+                }
             }
         }
-        if read >= QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE && start != first {
-            if let Some(sk) = &start {
-                return (Page { items, next_token: Some(encode_token(sk)) }, queries);
-            }
-        }
+        unreachable!("the loop returns")
     }
-    unreachable!("the loop returns")
 }

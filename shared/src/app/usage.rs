@@ -1,6 +1,6 @@
 //! `GET /usage` and `GET /usage/users`: seats, activity and the month's estimated cost.
 //!
-//! The month's figures are the sum of the stored activity rows dated in it (`USAGE#<month>`).
+//! The month's figures are the sum of the stored activity rows dated in it (`USAGE#<month>#<shard>`).
 //! What each seat held during the month is its bill row of that month ([`Bills`], kept on the
 //! seat and written with every change of it, for the last 13 months): the highest tier it held
 //! and whether it was `ACTIVE` at some instant. Kiro's own bill is the reference; this is an

@@ -6,15 +6,16 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::s;
+use super::pages::Partitions;
 use super::records::{
-    IMPORTS, activity_day_key, activity_from, activity_item, activity_month_prefix, activity_pk, import_from,
-    import_item, import_key, import_marker_key, is_import_key, latest_activity_from, latest_activity_item,
-    latest_activity_key,
+    IMPORTS, activity_day_key, activity_from, activity_item, activity_key_of_usage, activity_month_prefix, activity_pk,
+    import_from, import_item, import_key, import_marker_key, is_import_key, is_usage_key, latest_activity_from,
+    latest_activity_item, latest_activity_key, usage_partition, usage_shard,
 };
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
-use crate::ports::{ActivityReads, ActivityStore, Page, StoreError};
+use crate::ports::{ActivityReads, ActivityStore, Page, SEAT_SHARDS, StoreError};
 
 /// Tries of a batch's unprocessed items (throttling inside DynamoDB) before giving up.
 const UNPROCESSED_ATTEMPTS: u32 = 8;
@@ -208,25 +209,19 @@ impl DynamoStore {
         Ok(rows)
     }
 
-    /// The month's figures through `gsi1` (`USAGE#<yyyy-mm>`), up to 1,000 a page; the token is
-    /// the last item's `gsi1sk` (`<userId>#<date>#<clientType>`), from which its table key follows.
+    /// The month's figures through `gsi1`, over its 16 partitions (`USAGE#<yyyy-mm>#<shard>`)
+    /// one after the other, up to 1,000 a page (one Query, and one more where the page crosses
+    /// a partition); the token is the last item's `gsi1sk` (`<userId>#<date>#<clientType>`),
+    /// from which its partition and table key follow.
     async fn month_page(
         &self,
         month: &str,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        let key = |sk: &str| {
-            let mut parts = sk.splitn(3, '#');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(user), Some(date), Some(client)) => {
-                    Ok(super::item::key(format!("ACTIVITY#{user}"), format!("DAY#{date}#{client}")))
-                }
-                _ => Err(StoreError::InvalidToken),
-            }
-        };
-        let is_key: fn(&str) -> bool = |sk| sk.splitn(3, '#').count() == 3;
-        let partition = format!("USAGE#{month}");
-        self.index_page(&partition, true, 1_000, next_token, is_key, key, "Query(activity)", activity_from).await
+        let names: Vec<String> = (0..SEAT_SHARDS).map(|shard| usage_partition(month, shard)).collect();
+        let partitions = Partitions { names: &names, of: usage_shard, per_query: 1_000 };
+        let convert = |item: &super::item::Item| activity_from(item).map(Some);
+        self.gsi1_page(partitions, None, 1_000, next_token, activity_key_of_usage, is_usage_key, convert).await
     }
 }
 

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::dynamo::{DynamoStore, store_error};
-use super::item::{Item, Reader, key, s};
+use super::item::{Item, Reader, s};
 use super::records::GSI1;
 use crate::ports::{Page, StoreError};
 
@@ -38,11 +38,14 @@ pub(crate) struct Partitions<'a> {
     pub names: &'a [String],
     /// The partition of an item, from its `gsi1sk` (what a token holds).
     pub of: fn(&str) -> usize,
+    /// The items a Query asks for: 100 for a list a filter may thin out (a page then reads
+    /// [`MAX_QUERIES_PER_PAGE`] of them at most), up to 1,000 for one read whole.
+    pub per_query: i32,
 }
 
 impl DynamoStore {
     /// Runs queries on `gsi1` over `partitions`, one after the other, from `start` (a gsi1sk value,
-    /// whose partition it resumes) on, and keeps the items `keep` accepts until `limit`. The token
+    /// whose partition it resumes; `table_key` gives its item's table key) on, and keeps the items `keep` accepts until `limit`. The token
     /// is the gsi1sk of the last item answered, so a page is never cut between the items a filter
     /// skipped and the next page. The work is bounded: after [`MAX_QUERIES_PER_PAGE`] queries'
     /// worth of items (1,000) the page ends with what matched so far (perhaps nothing) and the
@@ -55,8 +58,7 @@ impl DynamoStore {
         prefix: Option<&str>,
         limit: usize,
         next_token: Option<String>,
-        table_pk: impl Fn(&str) -> String,
-        table_sk: &str,
+        table_key: impl Fn(&str) -> Item,
         is_key: fn(&str) -> bool,
         convert: impl Fn(&Item) -> Result<Option<T>, StoreError>,
     ) -> Result<Page<T>, StoreError> {
@@ -81,7 +83,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .index_name(GSI1)
                 .expression_attribute_values(":pk", s(partition))
-                .limit(100);
+                .limit(partitions.per_query);
             q = match prefix {
                 Some(p) => q
                     .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
@@ -89,7 +91,7 @@ impl DynamoStore {
                 None => q.key_condition_expression("gsi1pk = :pk"),
             };
             if let Some(sk) = start.as_deref().filter(|sk| (partitions.of)(sk) == part) {
-                let mut esk = key(table_pk(sk), table_sk);
+                let mut esk = table_key(sk);
                 esk.insert("gsi1pk".to_owned(), s(partition));
                 esk.insert("gsi1sk".to_owned(), s(sk));
                 q = q.set_exclusive_start_key(Some(esk));

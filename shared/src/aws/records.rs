@@ -12,7 +12,7 @@
 //! | outbox (events committed, not yet published) | `OUTBOX#<shard>` ([`outbox_shard`] of the id) | `<time>#<uuid>` | | |
 //! | audit report, kept [`AUDIT_RETENTION_DAYS`] | `AUDIT#<auditId>` | `AUDIT` | `AUDITS` | `<startedAt>#<auditId>` |
 //! | a group's re-sync lease (`owner`, `runningUntil`, `pending`; TTL) | `RESYNC#<groupId>` | `RESYNC` | | |
-//! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>` | `<userId>#<date>#<clientType>` |
+//! | activity figures of a (user, date, client type) | `ACTIVITY#<userId>` | `DAY#<date>#<clientType>` | `USAGE#<yyyy-mm>#<shard>` ([`seat_shard`] of the user) | `<userId>#<date>#<clientType>` |
 //! | the latest activity of a user without a seat row | `ACTIVITY#<userId>` | `LATEST` | | |
 //! | a (date, client type) some import stored figures for (`importedAt`) | `ACTIVITYDAY#<date>#<clientType>` | `DAY` | | |
 //! | an imported object's marker | `IMPORTED#<bucket>#<etag>#<key>` | `MARKER` | | |
@@ -28,8 +28,9 @@
 //! ([`crate::ports::seat_position`]), so a page costs one Query as before; outboxes over
 //! [`OUTBOX_SHARDS`] `OUTBOX#<shard>` partitions, the sweep reading each; a large group's grant
 //! rows over 16 `GROUP#<groupId>#<shard>` partitions ([`super::grants`]), a small group's in
-//! one. The layout changed from one `SEATS` and one `OUTBOX` before any deployment; items
-//! written under those are not read.
+//! one; a month's activity rows over 16 `USAGE#<yyyy-mm>#<shard>` partitions (a daily report
+//! writes a row for each of its users). The layout changed from one `SEATS`, one `OUTBOX` and
+//! one `USAGE#<yyyy-mm>` before any deployment; items written under those are not read.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -73,6 +74,33 @@ pub(crate) fn activity_pk(u: &UserId) -> String {
 /// `DAY#<yyyy-mm>-`: what the sort keys of a user's rows dated in `month` (`YYYY-MM`) begin with.
 pub(crate) fn activity_month_prefix(month: &str) -> String {
     format!("DAY#{month}-")
+}
+
+/// `USAGE#<yyyy-mm>#<shard>`: the index partition of a month's rows of the users of `shard`
+/// ([`seat_shard`], two digits). A day's report of 100,000 users writes 100,000 index rows; over
+/// one key they would take its 1,000 writes a second for 100 s and throttle the import's writes
+/// to the table with them (an index's throttling holds back the table's writes).
+pub(crate) fn usage_partition(month: &str, shard: usize) -> String {
+    format!("USAGE#{month}#{shard:02}")
+}
+
+/// The `gsi1sk` of an activity row, `<userId>#<date>#<clientType>`, names its partition: the
+/// user's shard.
+pub(crate) fn usage_shard(gsi1sk: &str) -> usize {
+    seat_shard(gsi1sk.split('#').next().unwrap_or_default())
+}
+
+/// `ACTIVITY#<userId>` / `DAY#<date>#<clientType>` from a `gsi1sk` of activity (a page token,
+/// already checked by [`is_usage_key`]).
+pub(crate) fn activity_key_of_usage(gsi1sk: &str) -> Item {
+    let mut parts = gsi1sk.splitn(2, '#');
+    let (user, day) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    key(format!("ACTIVITY#{user}"), format!("DAY#{day}"))
+}
+
+pub(crate) fn is_usage_key(gsi1sk: &str) -> bool {
+    let parts: Vec<&str> = gsi1sk.splitn(3, '#').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty())
 }
 
 pub(crate) fn activity_key(k: &ActivityKey) -> Item {
@@ -122,7 +150,7 @@ pub(crate) fn activity_item(k: &ActivityKey, f: &Figures) -> Item {
     let date = k.date.format("%Y-%m-%d").to_string();
     item.extend([
         ("entity".to_owned(), s("Activity")),
-        ("gsi1pk".to_owned(), s(format!("USAGE#{}", k.date.format("%Y-%m")))),
+        ("gsi1pk".to_owned(), s(usage_partition(&k.date.format("%Y-%m").to_string(), seat_shard(k.user_id.as_str())))),
         ("gsi1sk".to_owned(), s(format!("{}#{date}#{}", k.user_id.as_str(), k.client_type.as_str()))),
         ("userId".to_owned(), s(k.user_id.as_str())),
         ("date".to_owned(), s(date)),
@@ -844,6 +872,7 @@ mod tests {
     /// differ only in their last digits (as one Identity Store's tend to) or throughout.
     #[test]
     fn seat_index_rows_spread_over_the_shards_with_a_bounded_share() {
+        let str_of = |item: &Item, attr: &str| item[attr].as_s().unwrap().clone();
         let sequential = |i: u32| format!("94482488-3041-7026-18f3-{i:012x}");
         let scattered = |i: u32| {
             let h = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -871,6 +900,27 @@ mod tests {
         let partitions: Vec<String> = (0..OUTBOX_SHARDS).map(outbox_partition).collect();
         assert_eq!(outboxes.keys().cloned().collect::<Vec<_>>(), partitions, "every outbox shard, and only them");
         assert!(outboxes.values().all(|&n| n <= 2 * 10_000 / OUTBOX_SHARDS), "{outboxes:?}");
+        // A month's activity rows: a day's report of 10,000 users over every `USAGE#<month>#<shard>`.
+        let mut usage: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for i in 0..10_000 {
+            let key = ActivityKey {
+                user_id: UserId::parse("u", &scattered(i)).unwrap(),
+                date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                client_type: ClientType::parse("c", "KIRO_IDE").unwrap(),
+            };
+            let item = activity_item(&key, &Figures::default());
+            let sk = str_of(&item, "gsi1sk");
+            assert_eq!(
+                str_of(&item, "gsi1pk"),
+                usage_partition("2026-12", usage_shard(&sk)),
+                "a token names its partition"
+            );
+            assert!(is_usage_key(&sk) && activity_key_of_usage(&sk) == activity_key(&key), "and its table key");
+            *usage.entry(str_of(&item, "gsi1pk")).or_default() += 1;
+        }
+        let partitions: Vec<String> = (0..SEAT_SHARDS).map(|shard| usage_partition("2026-12", shard)).collect();
+        assert_eq!(usage.keys().cloned().collect::<Vec<_>>(), partitions, "every usage shard, and only them");
+        assert!(usage.values().all(|&n| n <= 2 * 10_000 / SEAT_SHARDS), "{usage:?}");
         // The shard is part of the stored layout: a different hash would lose every seat's row.
         assert_eq!(seats_partition(seat_shard("94482488-3041-7026-18f3-000000000001")), "SEATS#11");
         let sample = "2026-11-26T10:00:00.250Z#6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"; // events/dynamodb

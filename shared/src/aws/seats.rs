@@ -7,7 +7,7 @@ use super::dynamo::{DynamoStore, store_error};
 use std::collections::BTreeMap;
 
 use super::grants::GrantLayout;
-use super::item::{Item, n, s};
+use super::item::{Item, key, n, s};
 use super::pages::Partitions;
 use super::records::{
     Grant, OUTBOX_SHARDS, Record, SEATS_PARTITIONS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
@@ -90,12 +90,11 @@ impl SeatStore for DynamoStore {
         next_token: Option<String>,
     ) -> Result<Page<Seat>, StoreError> {
         self.gsi1_page(
-            Partitions { names: &SEATS_PARTITIONS, of: seat_shard },
+            Partitions { names: &SEATS_PARTITIONS, of: seat_shard, per_query: 100 },
             None,
             limit,
             next_token,
-            |sk| format!("SEAT#{sk}"),
-            "SEAT",
+            |sk| key(format!("SEAT#{sk}"), "SEAT"),
             is_seat_key,
             |item| {
                 let seat = Seat::from_item(item)?;

@@ -36,12 +36,11 @@ impl SubscriptionStore for DynamoStore {
         let prefix = principal_type.map(|t| format!("{}#", t.as_str()));
         let partitions = [SUBS.to_owned()];
         self.gsi1_page(
-            Partitions { names: &partitions, of: |_| 0 },
+            Partitions { names: &partitions, of: |_| 0, per_query: 100 },
             prefix.as_deref(),
             limit,
             next_token,
-            |sk| format!("SUB#{sk}"),
-            "SUB",
+            |sk| key(format!("SUB#{sk}"), "SUB"),
             is_subscription_key,
             |item| Subscription::from_item(item).map(Some),
         )
