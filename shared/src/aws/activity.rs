@@ -12,6 +12,7 @@ use super::records::{
     import_from, import_item, import_key, import_marker_key, is_import_key, is_usage_key, latest_activity_from,
     latest_activity_item, latest_activity_key, usage_partition, usage_shard,
 };
+use super::seats::{Throttled, cancellation_reasons, is_throttled};
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
@@ -108,18 +109,23 @@ impl ActivityStore for DynamoStore {
                 .map_err(|e| StoreError::Refused { operation: "TransactWriteItems(import)", source: Box::new(e) })
         };
         let items = vec![put(marker, Some("attribute_not_exists(pk)"))?, put(item, None)?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match super::error_code(&e) {
-                // Throttled is no other delivery's marker: retried, not reported a duplicate.
-                Some("TransactionCanceledException")
-                    if super::seats::is_throttled(&super::seats::cancellation_reasons(&e)) =>
-                {
-                    Err(StoreError::Throttled { operation: "TransactWriteItems(import)", source: Box::new(e) })
+        let mut throttled = Throttled::default();
+        loop {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let Err(e) = sent else { return Ok(()) };
+            match super::error_code(&e) {
+                // Throttled is no other delivery's marker: sent again, never reported a duplicate.
+                Some("TransactionCanceledException") if is_throttled(&cancellation_reasons(&e)) => {
+                    if !throttled.wait().await {
+                        return Err(StoreError::Throttled {
+                            operation: "TransactWriteItems(import)",
+                            source: Box::new(e),
+                        });
+                    }
                 }
-                Some("TransactionCanceledException") => Err(StoreError::Conflict("TransactWriteItems(import)")),
-                _ => Err(store_error("TransactWriteItems(import)", e)),
-            },
+                Some("TransactionCanceledException") => return Err(StoreError::Conflict("TransactWriteItems(import)")),
+                _ => return Err(store_error("TransactWriteItems(import)", e)),
+            }
         }
     }
 }

@@ -116,7 +116,7 @@ impl SeatStore for DynamoStore {
                 (g, layout)
             })
             .collect();
-        let (mut learnt, mut throttled) = (false, 0u32);
+        let (mut learnt, mut throttled) = (false, Throttled::default());
         loop {
             match self.transact(commit, &layouts).await? {
                 Sent::Done => return Ok(()),
@@ -125,11 +125,9 @@ impl SeatStore for DynamoStore {
                 // second; a burst over it (a group's first 2,000 grant rows) waits and goes on at
                 // the key's pace instead of failing.
                 Sent::Throttled(e) => {
-                    throttled += 1;
-                    if throttled > MAX_THROTTLED_ROUNDS {
+                    if !throttled.wait().await {
                         return Err(StoreError::Throttled { operation: "TransactWriteItems", source: e });
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << throttled)).await;
                 }
                 // A layout taken without reading it was wrong (the group was spread meanwhile):
                 // read it and send the commit again, once; anything else lost a race.
@@ -297,8 +295,29 @@ pub(crate) fn is_throttled(reasons: &[String]) -> bool {
 }
 
 /// Rounds a transaction canceled for throttling is sent again, after 100 ms, 200 ms, ... 3.2 s
-/// (6.3 s in all), before the commit answers `Throttled`.
+/// (6.3 s in all), before the store answers `Throttled`.
 const MAX_THROTTLED_ROUNDS: u32 = 6;
+
+/// The rounds of one transaction DynamoDB canceled for throttling. Nothing of it was written, and
+/// the SDK does not send a canceled transaction again: every transaction the store sends (a
+/// commit, an import's marker and report) waits and sends it again itself.
+#[derive(Default)]
+pub(crate) struct Throttled {
+    rounds: u32,
+}
+
+impl Throttled {
+    /// After a cancellation for throttling: waits (100 ms, doubling) and answers whether to send
+    /// the transaction again; `false`, without waiting, once [`MAX_THROTTLED_ROUNDS`] went by.
+    pub(crate) async fn wait(&mut self) -> bool {
+        self.rounds += 1;
+        if self.rounds > MAX_THROTTLED_ROUNDS {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50 << self.rounds)).await;
+        true
+    }
+}
 
 /// How a transaction ended, short of an error.
 enum Sent {
@@ -480,20 +499,32 @@ mod tests {
         assert_eq!(started.elapsed(), std::time::Duration::from_millis(100 + 200 + 400), "it waited between rounds");
     }
 
-    /// The import's transaction (marker and report) shares the reading of a cancellation: one
-    /// canceled for throttling is `Throttled` (its delivery retried), never the `Conflict` that
-    /// would report the import a duplicate of another delivery.
-    #[tokio::test]
-    async fn an_import_canceled_for_throttling_is_throttled_not_a_duplicate() {
+    fn import() -> crate::domain::import::ImportReport {
         use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
-        use crate::ports::ActivityStore;
-        let rule = mock!(Client::transact_write_items).then_error(throttled);
         let object = ObjectRef { bucket: "b".into(), key: "k.csv".into(), etag: "e".into() };
-        let report = ImportReport::empty(&object, ImportStatus::Rejected, Some("r".into()), chrono::Utc::now());
+        ImportReport::empty(&object, ImportStatus::Rejected, Some("r".into()), chrono::Utc::now())
+    }
 
-        let err = store(&rule).record_import(&report).await.unwrap_err();
+    /// The import's transaction (marker and report) is sent again as a commit is; throttled
+    /// round after round, it is `Throttled` (its delivery retried), never the `Conflict` that
+    /// would report the import a duplicate of another delivery.
+    #[tokio::test(start_paused = true)]
+    async fn an_import_canceled_for_throttling_is_sent_again_then_throttled_not_a_duplicate() {
+        use crate::ports::ActivityStore;
+        let again = mock!(Client::transact_write_items)
+            .sequence()
+            .error(throttled)
+            .times(2)
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build();
+        store(&again).record_import(&import()).await.unwrap();
+        assert_eq!(again.num_calls(), 3);
+
+        let rule = mock!(Client::transact_write_items).sequence().error(throttled).times(10).build();
+        let err = store(&rule).record_import(&import()).await.unwrap_err();
 
         assert!(matches!(err, StoreError::Throttled { operation: "TransactWriteItems(import)", .. }), "{err:?}");
+        assert_eq!(rule.num_calls(), 1 + MAX_THROTTLED_ROUNDS as usize);
     }
 
     #[tokio::test(start_paused = true)]
