@@ -799,6 +799,14 @@ async fn the_checkpoint_is_created_once_leased_and_replaced_step_by_step<S: Audi
     let read = store.checkpoint_head().await.unwrap().unwrap();
     assert_eq!(store.checkpoint_state(&read).await.unwrap(), "state two");
 
+    // A state over a Query's 1 MB (1.3 MB: five parts, two pages) comes back whole, characters
+    // cut at no part's boundary.
+    let large = format!("x{}", "✓".repeat(433_333));
+    let third = head(3, "s-4");
+    store.save_checkpoint(Some(&read), &third, &large).await.unwrap();
+    let read = store.checkpoint_head().await.unwrap().unwrap();
+    assert!(store.checkpoint_state(&read).await.unwrap() == large, "the 1.3 MB state, whole");
+
     // Clearing an old head does nothing; clearing the current one ends the run
     store.clear_checkpoint(&first).await.unwrap();
     assert!(store.checkpoint_head().await.unwrap().is_some());

@@ -45,7 +45,14 @@ impl MemoryStore {
         let mut table = self.table();
         table.request("Query(audit checkpoint)")?;
         match &table.checkpoint {
-            Some((h, state)) if h.audit_id == head.audit_id && h.step == head.step => Ok(state.clone()),
+            Some((h, state)) if h.audit_id == head.audit_id && h.step == head.step => {
+                // A Query answers at most 1 MB: three parts of 300 KB a page.
+                let parts = state.len().div_ceil(kiro::aws::CHECKPOINT_PART_BYTES);
+                let pages = parts.div_ceil(1_000_000 / kiro::aws::CHECKPOINT_PART_BYTES).max(1);
+                let state = state.clone();
+                table.more_requests("Query(audit checkpoint)", pages - 1);
+                Ok(state)
+            }
             // DynamoStore reads the parts of `head`, which outlive a newer head (TTL); the harness
             // never keeps them, so a caller asking for a replaced step gets nothing.
             _ => Ok(String::new()),
