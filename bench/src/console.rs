@@ -95,7 +95,7 @@ pub async fn pages(seats: usize) -> Section {
     let mut s = Section::new(format!("Console pages, {seats} seats (console, in-memory fakes)")).note(format!(
         "The handler's own time in this process (no network; a session in the table, role fresh), median of \
          {RUNS} renders after one unmeasured; weight = the body's bytes, uncompressed (API Gateway does not \
-         compress). The Dashboard reads every seat (pages of 100) for its figures; Users reads one page of 50 \
+         compress). The Dashboard reads every seat and the month's activity (16 shards, 8 at once, 1,000 a Query) for its figures; Users reads one page of 50 \
          and names their sources; Export CSV reads all {seats}."
     ));
     let pages = [

@@ -255,10 +255,14 @@ pub trait ActivityReads: Send + Sync {
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<ImportReport>, StoreError>> + Send;
 
-    /// A page of the figures dated in `month` (`YYYY-MM`), by user, date and client type.
+    /// A page of the figures dated in `month` (`YYYY-MM`) of the users of one shard
+    /// ([`seat_shard`]), by user, date and client type, up to [`SHARD_PAGE`] a page: with
+    /// [`SeatStore::shard_seats`], what the month's summary adds up, shard by shard. A token of
+    /// another shard is refused.
     fn month_activity(
         &self,
         month: &str,
+        shard: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send;
 
@@ -528,6 +532,15 @@ pub trait SeatStore: Outboxes + Send + Sync {
         &self,
         filter: SeatFilter,
         limit: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Seat>, StoreError>> + Send;
+
+    /// Every seat of one shard ([`seat_shard`]), by user id, up to [`SHARD_PAGE`] a page (one
+    /// `Query`; fewer where a page reaches DynamoDB's 1 MB): a walk over every seat that reads
+    /// the shards at once (the month's usage summary). A token of another shard is refused.
+    fn shard_seats(
+        &self,
+        shard: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Seat>, StoreError>> + Send;
 
@@ -822,9 +835,10 @@ where
     fn month_activity(
         &self,
         month: &str,
+        shard: usize,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<(ActivityKey, Figures)>, StoreError>> + Send {
-        (**self).month_activity(month, next_token)
+        (**self).month_activity(month, shard, next_token)
     }
 
     fn users_month_activity(
@@ -1049,6 +1063,14 @@ where
         (**self).list_seats(filter, limit, next_token)
     }
 
+    fn shard_seats(
+        &self,
+        shard: usize,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Seat>, StoreError>> + Send {
+        (**self).shard_seats(shard, next_token)
+    }
+
     fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).commit(commit)
     }
@@ -1215,6 +1237,9 @@ where
         }
     }
 }
+
+/// Items a page of one shard's seats or month's activity holds at most (one `Query`).
+pub const SHARD_PAGE: usize = 1_000;
 
 /// The index partitions seats are listed over: a fan-out or an audit writing 100,000 seats
 /// spreads them over this many partition keys, each taking about 1/16 of the writes.

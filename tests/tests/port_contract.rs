@@ -80,7 +80,8 @@ contract!(
     a_days_first_import_is_answered_once,
     a_subscription_and_seats_are_read_together,
     users_month_activity_answers_those_users_rows_of_that_month,
-    a_months_activity_pages_over_its_shards_each_row_once,
+    a_shards_month_pages_its_users_rows_once,
+    a_shards_seats_page_by_user_id,
 );
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -941,57 +942,111 @@ async fn users_month_activity_answers_those_users_rows_of_that_month<S: kiro::po
     assert!(store.users_month_activity("2026-12", &[]).await.unwrap().is_empty(), "no user, no request");
 }
 
-/// The month's rows (what `GET /usage` adds up) are kept over the seats' 16 shards: their pages
-/// list each row of the month once, in list order (the user's shard, user, date, client type),
-/// up to 1,000 a page, and nothing of the neighbouring months.
-async fn a_months_activity_pages_over_its_shards_each_row_once<S: kiro::ports::ActivityStore + ActivityReads>(
-    store: &S,
-) {
+/// The month's rows (what `GET /usage` adds up) are kept over the seats' 16 shards, by user:
+/// a shard's pages list each of its users' rows of the month once, by user, date and client
+/// type, up to 1,000 a page, and nothing of the neighbouring months; a token is its shard's.
+async fn a_shards_month_pages_its_users_rows_once<S: kiro::ports::ActivityStore + ActivityReads>(store: &S) {
     use kiro::domain::activity::{ActivityKey, Amount, ClientType, Figures};
-    let row = |u: u32, date: (i32, u32, u32), client: &str| {
+    let row = |u: &UserId, date: (i32, u32, u32), client: &str| {
         let key = ActivityKey {
-            user_id: user(u),
+            user_id: u.clone(),
             date: chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap(),
             client_type: ClientType::parse("c", client).unwrap(),
         };
-        (key, Figures { credits_used: Amount::from_micros(u64::from(u)), ..Figures::default() })
+        (key, Figures { credits_used: Amount::from_micros(7), ..Figures::default() })
     };
-    // 700 users, two rows each in December; one in November and one in January each for some.
+    // 550 users of shard 0 (1,100 rows: two pages) and 100 of the others, two rows each in
+    // December; some also in November and January.
+    let of_zero: Vec<UserId> = (1..).map(user).filter(|u| seat_shard(u.as_str()) == 0).take(550).collect();
+    let others: Vec<UserId> = (1..).map(user).filter(|u| seat_shard(u.as_str()) != 0).take(100).collect();
+    let users: Vec<&UserId> = of_zero.iter().chain(&others).collect();
     let december: Vec<_> =
-        (1..=700).flat_map(|u| [row(u, (2026, 12, 1), "KIRO_IDE"), row(u, (2026, 12, 31), "KIRO_CLI")]).collect();
-    let elsewhere: Vec<_> =
-        (1..=40).flat_map(|u| [row(u, (2026, 11, 30), "KIRO_IDE"), row(u, (2027, 1, 1), "KIRO_IDE")]).collect();
+        users.iter().flat_map(|u| [row(u, (2026, 12, 1), "KIRO_IDE"), row(u, (2026, 12, 31), "KIRO_CLI")]).collect();
+    let elsewhere: Vec<_> = users
+        .iter()
+        .step_by(20)
+        .flat_map(|u| [row(u, (2026, 11, 30), "KIRO_IDE"), row(u, (2027, 1, 1), "KIRO_IDE")])
+        .collect();
     for batch in [december.as_slice(), elsewhere.as_slice()].concat().chunks(kiro::ports::ACTIVITY_BATCH) {
         store.put_activity(batch).await.unwrap();
     }
 
-    let (mut listed, mut pages, mut token) = (Vec::new(), 0, None);
-    loop {
-        let page = store.month_activity("2026-12", token).await.unwrap();
-        assert!(page.items.len() <= 1_000, "a page of {} rows", page.items.len());
-        pages += 1;
-        listed.extend(page.items);
-        match page.next_token {
-            Some(next) => token = Some(next),
-            None => break,
+    let mut listed = Vec::new();
+    for shard in 0..SEAT_SHARDS {
+        let (mut pages, mut token) = (0, None);
+        loop {
+            let page = store.month_activity("2026-12", shard, token).await.unwrap();
+            assert!(page.items.len() <= kiro::ports::SHARD_PAGE, "a page of {} rows", page.items.len());
+            assert!(page.items.iter().all(|(k, _)| seat_shard(k.user_id.as_str()) == shard), "its own users");
+            let mut order =
+                page.items.iter().map(|(k, _)| (k.user_id.clone(), k.date, k.client_type.as_str().to_owned()));
+            let mut last = order.next();
+            for next in order {
+                assert!(last.as_ref() < Some(&next), "by user, date, client type: {last:?} then {next:?}");
+                last = Some(next);
+            }
+            pages += 1;
+            listed.extend(page.items);
+            match page.next_token {
+                Some(next) if shard == 0 && pages == 1 => {
+                    // A token is its shard's: another shard refuses it.
+                    let elsewhere = store.month_activity("2026-12", 1, Some(next.clone())).await;
+                    assert!(matches!(elsewhere, Err(StoreError::InvalidToken)), "{elsewhere:?}");
+                    token = Some(next);
+                }
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        if shard == 0 {
+            assert_eq!(pages, 2, "1,100 rows: a page of 1,000, then the rest");
         }
     }
-    assert!(pages >= 2, "1,400 rows in one page");
+    let mut expected = december.clone();
     let position = |(k, _): &(ActivityKey, Figures)| {
         let (shard, user) = seat_position(k.user_id.as_str());
         (shard, user.to_owned(), k.date, k.client_type.as_str().to_owned())
     };
-    let order: Vec<_> = listed.iter().map(position).collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "in list order, each row once");
-    let mut expected = december.clone();
     expected.sort_by_key(position);
-    assert_eq!(listed, expected, "every December row, nothing of November or January");
-    let shards: std::collections::BTreeSet<usize> = order.iter().map(|(shard, ..)| *shard).collect();
-    assert_eq!(shards.len(), SEAT_SHARDS, "700 users in every shard");
+    assert_eq!(listed, expected, "every December row once, nothing of November or January");
 
-    // A token this list did not hand out is refused, never read from.
+    // A token this list did not hand out, or a shard that does not exist, is refused.
     let forged = kiro::aws::encode_token("not-a-row");
-    assert!(matches!(store.month_activity("2026-12", Some(forged)).await, Err(StoreError::InvalidToken)));
+    assert!(matches!(store.month_activity("2026-12", 0, Some(forged)).await, Err(StoreError::InvalidToken)));
+    assert!(matches!(store.month_activity("2026-12", SEAT_SHARDS, None).await, Err(StoreError::InvalidToken)));
+}
+
+/// A shard's seats (what `GET /usage` walks, the shards at once) page by user id, up to 1,000
+/// a page, each seat once; a token is its shard's.
+async fn a_shards_seats_page_by_user_id<S: SeatStore>(store: &S) {
+    let of_five: Vec<UserId> = (1..).map(user).filter(|u| seat_shard(u.as_str()) == 5).take(1_001).collect();
+    let others: Vec<UserId> = (1..).map(user).filter(|u| seat_shard(u.as_str()) != 5).take(60).collect();
+    seed(store, of_five.iter().chain(&others).map(|u| seat(u, Tier::Pro, 1)).collect()).await;
+
+    let mut listed: Vec<UserId> = Vec::new();
+    for shard in 0..SEAT_SHARDS {
+        let (mut pages, mut token) = (Vec::new(), None);
+        loop {
+            let page = store.shard_seats(shard, token).await.unwrap();
+            pages.push(page.items.len());
+            listed.extend(page.items.into_iter().map(|s| s.user_id));
+            match page.next_token {
+                Some(next) => {
+                    let elsewhere = store.shard_seats((shard + 1) % SEAT_SHARDS, Some(next.clone())).await;
+                    assert!(matches!(elsewhere, Err(StoreError::InvalidToken)), "another shard's token: {elsewhere:?}");
+                    token = Some(next);
+                }
+                None => break,
+            }
+        }
+        if shard == 5 {
+            assert_eq!(pages, [1_000, 1], "1,001 seats: a page of 1,000, then the last");
+        }
+    }
+    let mut expected: Vec<UserId> = of_five.iter().chain(&others).cloned().collect();
+    expected.sort_by(|a, b| seat_position(a.as_str()).cmp(&seat_position(b.as_str())));
+    assert_eq!(listed, expected, "every seat once, shard by shard, by user id");
+    assert!(matches!(store.shard_seats(SEAT_SHARDS, None).await, Err(StoreError::InvalidToken)));
 }
 
 /// A group spread by another process after this one read it: the commit that wrote its row where

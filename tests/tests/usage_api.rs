@@ -349,3 +349,46 @@ async fn a_page_of_users_costs_requests_of_the_page_not_of_every_seat_and_the_to
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("BadRequest")), "{token}: {body}");
     }
 }
+
+/// The summary read from the table on moto (16 shards read at once, a shard's month and seats
+/// page by page) is the summary of the same seats and activity in memory: 300 users over every
+/// shard, every tier and status, a month of rows each for some.
+#[tokio::test]
+async fn the_summary_read_from_the_table_is_the_summary_in_memory() {
+    let memory = MemoryStack::new(25).await;
+    let world = kiro_tests::World::new().await;
+    let table = kiro::aws::DynamoStore::new(world.dynamo.clone(), &world.table);
+    let now = at("2026-12-20T12:00:00Z");
+    let tiers = [Tier::Pro, Tier::ProPlus, Tier::Power];
+    let statuses = [SeatStatus::Active, SeatStatus::Pending, SeatStatus::Canceled];
+    let seats: Vec<Seat> = (1..=300)
+        .map(|i| {
+            let mut s = seat(&user(i), tiers[i as usize % 3], statuses[i as usize / 3 % 3], at("2026-11-15T09:00:00Z"));
+            s.canceled_at = (s.status == SeatStatus::Canceled).then(|| at("2026-12-10T00:00:00Z"));
+            s
+        })
+        .collect();
+    let rows: Vec<(ActivityKey, Figures)> = (1..=300)
+        .filter(|i| i % 4 != 0)
+        .flat_map(|i| {
+            (1..=20).map(move |d| credits(&user(i), NaiveDate::from_ymd_opt(2026, 12, d).unwrap(), 40, i as u64 % 3))
+        })
+        .collect();
+    for chunk in seats.chunks(45) {
+        let commit = Commit { seats: chunk.iter().cloned().map(|s| write(s, None)).collect(), ..Commit::default() };
+        memory.store.commit(&commit).await.unwrap();
+        table.commit(&commit).await.unwrap();
+    }
+    for batch in rows.chunks(kiro::ports::ACTIVITY_BATCH) {
+        memory.store.put_activity(batch).await.unwrap();
+        table.put_activity(batch).await.unwrap();
+    }
+    let month: YearMonth = "2026-12".parse().unwrap();
+    let pricing = &memory.api.pricing;
+    let expected = serde_json::to_value(usage::summary(&*memory.store, month, pricing, now).await.unwrap()).unwrap();
+    let read = serde_json::to_value(usage::summary(&table, month, pricing, now).await.unwrap()).unwrap();
+    assert_eq!(read, expected);
+    let held = seats.iter().filter(|s| s.status != SeatStatus::Canceled).count();
+    assert_eq!(expected["total"]["seats"], held, "active and pending seats, canceled ones not");
+    assert!(expected["total"]["creditsUsed"].as_f64().unwrap() > 0.0, "and the month's credits");
+}

@@ -126,29 +126,32 @@ impl ActivityReads for MemoryStore {
     async fn month_activity(
         &self,
         month: &str,
+        shard: usize,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
         const OPERATION: &str = "Query(gsi1)";
         MemoryStore::pause(self).await;
         let start = next_token.map(|t| decode_token(&t)).transpose()?;
-        // DynamoStore's check: a token is an activity row's gsi1sk, `<user>#<date>#<client>`.
-        let is_key = |sk: &str| sk.splitn(3, '#').filter(|part| !part.is_empty()).count() == 3;
-        if start.as_deref().is_some_and(|sk| !is_key(sk)) {
+        let shard_of = |sk: &str| kiro::ports::seat_shard(sk.split('#').next().unwrap_or_default());
+        // DynamoStore's checks: a token is an activity row's gsi1sk, `<user>#<date>#<client>`,
+        // of that shard.
+        let is_key = |sk: &str| sk.splitn(3, '#').filter(|part| !part.is_empty()).count() == 3 && shard_of(sk) == shard;
+        if shard >= kiro::ports::SEAT_SHARDS || start.as_deref().is_some_and(|sk| !is_key(sk)) {
             return Err(StoreError::InvalidToken);
         }
         let mut table = self.table();
         table.request(OPERATION)?;
-        // The month's `USAGE#<month>#<shard>` index rows, by gsi1sk.
+        // The shard's `USAGE#<month>#<shard>` index rows, by gsi1sk.
         let rows: BTreeMap<String, (ActivityKey, Figures)> = (table.activity.iter())
             .filter(|(k, _)| k.date.format("%Y-%m").to_string() == month)
             .map(|(k, f)| {
                 let sk = format!("{}#{}#{}", k.user_id.as_str(), k.date.format("%Y-%m-%d"), k.client_type.as_str());
                 (sk, (k.clone(), f.clone()))
             })
+            .filter(|(sk, _)| shard_of(sk) == shard)
             .collect();
-        let shard_of: fn(&str) -> usize = |sk| kiro::ports::seat_shard(sk.split('#').next().unwrap_or_default());
-        let index = super::seats::Index { rows: &rows, shard_of, per_query: 1_000 };
-        let (page, queries) = index.page(start, 1_000, |_| true);
+        let index = super::seats::Index { rows: &rows, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
+        let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
         table.more_requests(OPERATION, queries - 1);
         Ok(page)
     }

@@ -221,6 +221,29 @@ impl SeatStore for MemoryStore {
         MemoryStore::list_seats_now(self, filter, limit, next_token.as_deref())
     }
 
+    async fn shard_seats(&self, shard: usize, next_token: Option<String>) -> Result<Page<Seat>, StoreError> {
+        const OPERATION: &str = "Query(gsi1)";
+        MemoryStore::pause(self).await;
+        let start = next_token.map(|t| decode_token(&t)).transpose()?;
+        // DynamoStore's checks: a token is a user id of that shard.
+        let of_shard = |u: &str| UserId::parse("token", u).is_ok_and(|p| p.as_str() == u && seat_shard(u) == shard);
+        if shard >= SEAT_SHARDS || start.as_deref().is_some_and(|u| !of_shard(u)) {
+            return Err(StoreError::InvalidToken);
+        }
+        let mut table = self.table();
+        table.request(OPERATION)?;
+        let seats: BTreeMap<String, Seat> = table
+            .seats
+            .iter()
+            .filter(|(user, _)| seat_shard(user) == shard)
+            .map(|(u, s)| (u.clone(), s.clone()))
+            .collect();
+        let index = Index { rows: &seats, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
+        let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
+        table.more_requests(OPERATION, queries - 1);
+        Ok(page)
+    }
+
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         MemoryStore::pause(self).await;
         MemoryStore::commit_now(self, commit)
@@ -260,15 +283,16 @@ fn sharded_page(
     limit: usize,
     keep: impl Fn(&Seat) -> bool,
 ) -> (Page<Seat>, usize) {
-    let index = Index { rows: seats, shard_of: seat_shard, per_query: QUERY_LIMIT };
+    let index = Index { rows: seats, shard_of: seat_shard, shards: SEAT_SHARDS, per_query: QUERY_LIMIT };
     index.page(start, limit, keep)
 }
 
-/// A list kept over [`SEAT_SHARDS`] index partitions, as `gsi1_page` reads it: `rows` by their
-/// `gsi1sk`, whose shard `shard_of` tells, `per_query` rows a Query.
+/// A list kept over `shards` index partitions, as `gsi1_page` reads it: `rows` by their
+/// `gsi1sk`, whose partition `shard_of` tells, `per_query` rows a Query.
 pub(super) struct Index<'a, T> {
     pub rows: &'a BTreeMap<String, T>,
     pub shard_of: fn(&str) -> usize,
+    pub shards: usize,
     pub per_query: usize,
 }
 
@@ -297,7 +321,7 @@ impl<T: Clone> Index<'_, T> {
             }
             if !full {
                 shard += 1;
-                if shard == SEAT_SHARDS {
+                if shard == self.shards {
                     return (Page { items, next_token: None }, queries);
                 }
             }

@@ -19,7 +19,9 @@ use crate::domain::tier::Pricing;
 use crate::domain::usage::{BillMonth, Held, MilliCredits, UsageSummary, UserMonth, YearMonth, suggested_tier};
 use crate::domain::{PrincipalType, Seat, SeatStatus, Tier, UserId};
 use crate::error::AppError;
-use crate::ports::{ActivityReads, Page, SeatFilter, SeatStore, SubscriptionStore};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::ports::{ActivityReads, Page, SEAT_SHARDS, SeatFilter, SeatStore, SubscriptionStore};
 
 /// One user's activity in a month.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,11 +46,16 @@ fn add_up(rows: Vec<(ActivityKey, Figures)>, by_user: &mut HashMap<UserId, Month
     }
 }
 
-async fn month_activity<S: ActivityReads>(store: &S, month: YearMonth) -> Result<HashMap<UserId, Month>, AppError> {
+/// The month's figures of one shard's users, added up by user.
+async fn shard_activity<S: ActivityReads>(
+    store: &S,
+    month: YearMonth,
+    shard: usize,
+) -> Result<HashMap<UserId, Month>, AppError> {
     let mut by_user: HashMap<UserId, Month> = HashMap::new();
     let mut token = None;
     loop {
-        let page = store.month_activity(&month.to_string(), token).await?;
+        let page = store.month_activity(&month.to_string(), shard, token).await?;
         add_up(page.items, &mut by_user);
         token = page.next_token;
         if token.is_none() {
@@ -57,18 +64,42 @@ async fn month_activity<S: ActivityReads>(store: &S, month: YearMonth) -> Result
     }
 }
 
-async fn all_seats<S: SeatStore>(store: &S) -> Result<Vec<Seat>, AppError> {
-    let mut seats = Vec::new();
+/// The summary of one shard's seats: its users' month, then its seats, page by page. A seat's
+/// activity rows are in its user's shard, so a shard adds up on its own.
+async fn shard_summary<S>(
+    store: &S,
+    shard: usize,
+    month: YearMonth,
+    pricing: &Pricing,
+    now: DateTime<Utc>,
+) -> Result<UsageSummary, AppError>
+where
+    S: SeatStore + ActivityReads,
+{
+    let activity = shard_activity(store, month, shard).await?;
+    let mut summary = UsageSummary::new(month);
     let mut token = None;
     loop {
-        let page = store.list_seats(SeatFilter::default(), 100, token).await?;
-        seats.extend(page.items);
+        let page = store.shard_seats(shard, token).await?;
+        for seat in page.items {
+            let (bill, at_end) = held(&seat, month, now);
+            if bill.is_none() {
+                continue;
+            }
+            let m = activity.get(&seat.user_id).copied().unwrap_or_default();
+            let user = UserMonth { held_now: at_end, bill, credits_used: m.credits, overage_credits: m.overage };
+            summary.add(&user, pricing);
+        }
         token = page.next_token;
         if token.is_none() {
-            return Ok(seats);
+            return Ok(summary);
         }
     }
 }
+
+/// Shards the summary reads at once: about an eighth of the Queries' latency in a row, and half
+/// the month's users' figures in memory at most.
+const SHARDS_AT_ONCE: usize = SEAT_SHARDS / 2;
 
 /// The seat's bill for `month` (`None` when it held no seat in it) and what it held at the
 /// month's end (now, for the current month).
@@ -111,21 +142,20 @@ pub struct GroupUsage {
     pub seats: u64,
 }
 
-/// `GET /usage?month=`.
+/// `GET /usage?month=`: every seat and the month's activity, added up shard by shard
+/// (eight at once), then the groups' seat counts.
 pub async fn summary<S>(store: &S, month: YearMonth, pricing: &Pricing, now: DateTime<Utc>) -> Result<Usage, AppError>
 where
     S: SeatStore + SubscriptionStore + ActivityReads,
 {
-    let activity = month_activity(store, month).await?;
+    // The futures are made first (none runs until polled): a closure borrowing its argument
+    // inside the stream fails the `Send` future's higher-ranked lifetime check.
+    let shards: Vec<_> = (0..SEAT_SHARDS).map(|shard| shard_summary(store, shard, month, pricing, now)).collect();
+    let parts: Vec<UsageSummary> =
+        futures_util::stream::iter(shards).buffer_unordered(SHARDS_AT_ONCE).try_collect().await?;
     let mut summary = UsageSummary::new(month);
-    for seat in all_seats(store).await? {
-        let (bill, at_end) = held(&seat, month, now);
-        if bill.is_none() {
-            continue;
-        }
-        let m = activity.get(&seat.user_id).copied().unwrap_or_default();
-        let user = UserMonth { held_now: at_end, bill, credits_used: m.credits, overage_credits: m.overage };
-        summary.add(&user, pricing);
+    for part in &parts {
+        summary.merge(part);
     }
     let mut groups = Vec::new();
     let mut token = None;

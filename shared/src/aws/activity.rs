@@ -6,7 +6,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::s;
-use super::pages::Partitions;
+use super::pages::{Partitions, token_shard};
 use super::records::{
     IMPORTS, activity_day_key, activity_from, activity_item, activity_key_of_usage, activity_month_prefix, activity_pk,
     import_from, import_item, import_key, import_marker_key, is_import_key, is_usage_key, latest_activity_from,
@@ -16,7 +16,7 @@ use super::seats::{Throttled, cancellation_reasons, is_throttled};
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
-use crate::ports::{ActivityReads, ActivityStore, Page, SEAT_SHARDS, StoreError};
+use crate::ports::{ActivityReads, ActivityStore, Page, SEAT_SHARDS, SHARD_PAGE, StoreError};
 
 /// Tries of a batch's unprocessed items (throttling inside DynamoDB) before giving up.
 const UNPROCESSED_ATTEMPTS: u32 = 8;
@@ -139,9 +139,10 @@ impl ActivityReads for DynamoStore {
     async fn month_activity(
         &self,
         month: &str,
+        shard: usize,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        self.month_page(month, next_token).await
+        self.month_page(month, shard, next_token).await
     }
 
     async fn users_month_activity(
@@ -215,19 +216,24 @@ impl DynamoStore {
         Ok(rows)
     }
 
-    /// The month's figures through `gsi1`, over its 16 partitions (`USAGE#<yyyy-mm>#<shard>`)
-    /// one after the other, up to 1,000 a page (one Query, and one more where the page crosses
-    /// a partition); the token is the last item's `gsi1sk` (`<userId>#<date>#<clientType>`),
-    /// from which its partition and table key follow.
+    /// The month's figures of a shard's users through `gsi1` (`USAGE#<yyyy-mm>#<shard>`), up to
+    /// [`SHARD_PAGE`] a page; the token is the last item's `gsi1sk`
+    /// (`<userId>#<date>#<clientType>`), from which its shard and table key follow.
     async fn month_page(
         &self,
         month: &str,
+        shard: usize,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        let names: Vec<String> = (0..SEAT_SHARDS).map(|shard| usage_partition(month, shard)).collect();
-        let partitions = Partitions { names: &names, of: usage_shard, per_query: 1_000 };
+        if shard >= SEAT_SHARDS
+            || token_shard(next_token.as_deref(), is_usage_key, usage_shard)?.is_some_and(|s| s != shard)
+        {
+            return Err(StoreError::InvalidToken);
+        }
+        let names = [usage_partition(month, shard)];
+        let partitions = Partitions { names: &names, of: |_| 0, per_query: SHARD_PAGE as i32 };
         let convert = |item: &super::item::Item| activity_from(item).map(Some);
-        self.gsi1_page(partitions, None, 1_000, next_token, activity_key_of_usage, is_usage_key, convert).await
+        self.gsi1_page(partitions, None, SHARD_PAGE, next_token, activity_key_of_usage, is_usage_key, convert).await
     }
 }
 

@@ -27,6 +27,16 @@ pub(crate) fn decode_token_of(token: &str, is_key: impl Fn(&str) -> bool) -> Res
     decode_token(token).ok().filter(|sk| is_key(sk)).ok_or(StoreError::InvalidToken)
 }
 
+/// The shard a list's token names (`None` without a token): the token checked by `is_key`, its
+/// shard told by `shard_of`.
+pub(crate) fn token_shard(
+    token: Option<&str>,
+    is_key: fn(&str) -> bool,
+    shard_of: fn(&str) -> usize,
+) -> Result<Option<usize>, StoreError> {
+    token.map(|t| decode_token_of(t, is_key).map(|sk| shard_of(&sk))).transpose()
+}
+
 /// Queries (of 100 items) one page of a filtered list reads at most: a filter that matches little
 /// (`GET /seats?status=CANCELED` among 200,000 active seats) answers short pages with a token
 /// instead of reading the whole index in one request.

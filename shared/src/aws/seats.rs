@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 
 use super::grants::GrantLayout;
 use super::item::{Item, key, n, s};
-use super::pages::Partitions;
+use super::pages::{Partitions, token_shard};
 use super::records::{
     Grant, OUTBOX_SHARDS, Record, SEATS_PARTITIONS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
     latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, sub_key,
 };
 use crate::domain::{GroupId, Principal, Seat, Subscription, UserId};
 use crate::ports::{
-    Commit, OutEvent, Outbox, Outboxes, Page, SeatFilter, SeatNames, SeatStore, SeatsWithActivity, StoreError,
+    Commit, OutEvent, Outbox, Outboxes, Page, SEAT_SHARDS, SHARD_PAGE, SeatFilter, SeatNames, SeatStore,
+    SeatsWithActivity, StoreError,
 };
 
 /// Rounds of `UnprocessedKeys` retried before a batch read gives up (about 3 s of backoff).
@@ -102,6 +103,25 @@ impl SeatStore for DynamoStore {
                     filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status);
                 Ok(keep.then_some(seat))
             },
+        )
+        .await
+    }
+
+    async fn shard_seats(&self, shard: usize, next_token: Option<String>) -> Result<Page<Seat>, StoreError> {
+        if shard >= SEAT_SHARDS
+            || token_shard(next_token.as_deref(), is_seat_key, seat_shard)?.is_some_and(|s| s != shard)
+        {
+            return Err(StoreError::InvalidToken);
+        }
+        let names = [SEATS_PARTITIONS[shard].clone()];
+        self.gsi1_page(
+            Partitions { names: &names, of: |_| 0, per_query: SHARD_PAGE as i32 },
+            None,
+            SHARD_PAGE,
+            next_token,
+            |sk| key(format!("SEAT#{sk}"), "SEAT"),
+            is_seat_key,
+            |item| Seat::from_item(item).map(Some),
         )
         .await
     }

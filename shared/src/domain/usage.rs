@@ -366,6 +366,28 @@ impl UsageSummary {
         summary
     }
 
+    /// Adds `other`, a summary of the same month over other users (another shard's): the
+    /// summary of both sets of users together.
+    pub fn merge(&mut self, other: &UsageSummary) {
+        for (tier, theirs) in &other.tiers {
+            let row = self.tiers.entry(*tier).or_default();
+            row.seats += theirs.seats;
+            row.pending += theirs.pending;
+            row.active += theirs.active;
+            row.credits_included = row.credits_included.saturating_add(theirs.credits_included);
+            row.credits_used = row.credits_used.saturating_add(theirs.credits_used);
+            row.overage_credits_used = row.overage_credits_used.saturating_add(theirs.overage_credits_used);
+            row.estimated_cost = row.estimated_cost.saturating_add(theirs.estimated_cost);
+        }
+        let (total, theirs) = (&mut self.total, &other.total);
+        total.seats += theirs.seats;
+        total.pending += theirs.pending;
+        total.active += theirs.active;
+        total.credits_used = total.credits_used.saturating_add(theirs.credits_used);
+        total.overage_credits_used = total.overage_credits_used.saturating_add(theirs.overage_credits_used);
+        total.estimated_cost = total.estimated_cost.saturating_add(theirs.estimated_cost);
+    }
+
     /// Counts one user: their seat now in the row of its tier now; their credits and whole cost
     /// in the row of the highest tier they held this month. A user who held no seat this month
     /// (activity without a seat) is in no row, nor in the total.
@@ -916,6 +938,7 @@ mod tests {
                  0u64..50_000_000, 0u64..5_000_000),
                 0..20),
             p in arb_pricing(),
+            split in any::<prop::sample::Index>(),
         ) {
             let m = month("2026-05");
             let users: Vec<UserMonth> = users.into_iter().map(|(held_now, bill, credits_used, overage_credits)| UserMonth {
@@ -936,6 +959,11 @@ mod tests {
             prop_assert_eq!(s.total.estimated_cost, sum(|r| r.estimated_cost));
             prop_assert!(rows.iter().all(|r| r.seats == r.pending + r.active));
             prop_assert_eq!(s.total.seats, users.iter().filter(|u| u.held_now.is_some()).count() as u64);
+            // Summaries of two parts of the users, merged: the summary of them all.
+            let (a, b) = users.split_at(split.index(users.len() + 1));
+            let mut merged = UsageSummary::from_users(m, a, &p);
+            merged.merge(&UsageSummary::from_users(m, b, &p));
+            prop_assert_eq!(merged, s);
         }
 
         /// Amounts and credits reach JSON as their exact decimals.
