@@ -55,13 +55,13 @@ pub(crate) struct Partitions<'a> {
 
 impl DynamoStore {
     /// Runs queries on `gsi1` over `partitions`, one after the other, from `start` (a gsi1sk value,
-    /// whose partition it resumes; `table_key` gives its item's table key) on, and keeps the items `keep` accepts until `limit`. The token
-    /// is the gsi1sk of the last item answered, so a page is never cut between the items a filter
-    /// skipped and the next page. The work is bounded: after [`MAX_QUERIES_PER_PAGE`] queries'
-    /// worth of items (1,000) the page ends with what matched so far (perhaps nothing) and the
-    /// token of the last item read; a page crossing partitions takes a Query more for each (16 at
-    /// most), and always moves past its own token.
-    #[allow(clippy::too_many_arguments)] // one private helper serving both list routes
+    /// whose partition it resumes; `table_key` gives its item's table key) on, and keeps the
+    /// items `keep` accepts until `limit`. The token is the gsi1sk of the last item answered, so a
+    /// page is never cut between the items a filter skipped and the next page. The work is
+    /// bounded: after [`MAX_QUERIES_PER_PAGE`] queries' worth of items (1,000) the page ends with
+    /// what matched so far (perhaps nothing) and the token of the last item read; a page crossing
+    /// partitions takes a Query more for each (16 at most), and always moves past its own token.
+    #[allow(clippy::too_many_arguments)] // one private helper serving every gsi1 list
     pub(crate) async fn gsi1_page<T>(
         &self,
         partitions: Partitions<'_>,
