@@ -174,6 +174,11 @@ pub struct Requests {
 
 impl Requests {
     /// `TransactWriteItems 3, PutEvents 2, ...`
+    /// The requests of `operation` (0 when none).
+    pub fn of(&self, operation: &str) -> u64 {
+        self.by_operation.iter().find(|(op, _)| op == operation).map_or(0, |(_, n)| *n)
+    }
+
     pub fn breakdown(&self) -> String {
         self.by_operation.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ")
     }

@@ -258,7 +258,24 @@ pub async fn audit(groups: usize, per_group: usize) -> Section {
                     r["activeSeats"]
                 )),
         );
-        r["namesFilled"].as_u64().unwrap_or(0)
+        let named = r["namesFilled"].as_u64().unwrap_or(0);
+        if what.starts_with("first repair") && named > 0 {
+            // The seats the fan-outs granted unnamed are named here, as the fan-out's own naming
+            // is counted apart from its grants: a name is one DescribeUser and one UpdateItem.
+            let updates = m.requests.of("UpdateItem(seat name)");
+            let apart = m.requests.total.saturating_sub(updates + named);
+            let per_seat = apart as f64 / seats as f64;
+            s.push(
+                Row::new(format!("{what}, naming apart: requests per seat"), format!("{per_seat:.4}"))
+                    .against(REQUESTS_PER_SEAT, per_seat)
+                    .detail(format!(
+                        "{apart} requests: the {} above less the naming of {named} seats ({named} Identity Store \
+                         DescribeUser, {updates} UpdateItem(seat name))",
+                        m.requests.total
+                    )),
+            );
+        }
+        named
     };
 
     drift_once();
