@@ -1049,6 +1049,28 @@ async fn a_shards_seats_page_by_user_id<S: SeatStore>(store: &S) {
     assert!(matches!(store.shard_seats(SEAT_SHARDS, None).await, Err(StoreError::InvalidToken)));
 }
 
+/// A near-empty table's page of seats reads every shard, 16 Queries, but not one after the
+/// other: the first shard read whole tells that each holds few, and the other 15 are queried at
+/// once (two round trips instead of 16). A table whose shards fill a page reads one at a time,
+/// as the request counts of the paging checks above pin. (DynamoStore alone: the fake sends
+/// nothing.)
+#[tokio::test]
+async fn a_near_empty_tables_page_queries_its_shards_at_once() {
+    let world = kiro_tests::World::new().await;
+    let counter = kiro_tests::counting::RequestCounter::default();
+    let (dynamo, _, _) = counter.clients(&world.sdk);
+    let store = kiro::aws::DynamoStore::new(dynamo, &world.table);
+    let users: Vec<UserId> = (1..=3).map(user).collect();
+    seed(&store, users.iter().map(|u| seat(u, Tier::Pro, 1)).collect()).await;
+    counter.reset();
+
+    let page = store.list_seats(SeatFilter::default(), 50, None).await.unwrap();
+
+    assert_eq!((page.items.len(), page.next_token), (3, None));
+    assert_eq!(counter.total(), SEAT_SHARDS as u64, "{:?}", counter.snapshot());
+    assert_eq!(counter.most_in_flight(), SEAT_SHARDS - 1, "the 15 shards after the first at once");
+}
+
 /// A group spread by another process after this one read it: the commit that wrote its row where
 /// it used to be fails on the counter's condition, reads the counter and is sent again, once,
 /// the row where the spread group's list finds it. (DynamoStore alone: the fake has no

@@ -1,5 +1,6 @@
 //! Seats, commits and the outbox: [`SeatStore`] on the in-memory table.
 
+use kiro::aws::partitions_ahead;
 use kiro::ports::{Outboxes, SEAT_SHARDS, SeatNames, SeatStore, seat_shard};
 
 use super::*;
@@ -298,39 +299,52 @@ pub(super) struct Index<'a, T> {
 
 impl<T: Clone> Index<'_, T> {
     /// The page from `start` (a gsi1sk) on, partition after partition, Query by Query (a last key
-    /// whenever one fills), and how many Queries it took.
+    /// whenever one fills), the partitions after a short one queried at once as `gsi1_page`
+    /// does ([`partitions_ahead`]), and how many Queries it sent (those it dropped included).
     pub fn page(&self, mut start: Option<String>, limit: usize, keep: impl Fn(&T) -> bool) -> (Page<T>, usize) {
         let in_shard = |sk: &str, shard: usize| (self.shard_of)(sk) == shard;
-        let (first, mut read) = (start.clone(), 0);
-        let mut shard = start.as_deref().map_or(0, self.shard_of);
+        let (first, mut read, mut queries) = (start.clone(), 0, 0);
+        let (mut shard, mut ahead) = (start.as_deref().map_or(0, self.shard_of), 1);
         let mut items = Vec::new();
-        for queries in 1.. {
-            let from = start.clone().filter(|sk| in_shard(sk, shard));
-            let rows: Vec<(&String, &T)> =
-                self.rows.range(after(from)).filter(|(sk, _)| in_shard(sk, shard)).take(self.per_query).collect();
-            let full = rows.len() == self.per_query;
-            for (sk, row) in rows {
-                read += 1;
-                if keep(row) {
-                    items.push(row.clone());
-                    if items.len() == limit {
-                        return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+        loop {
+            let base = shard;
+            let resumed = start.clone().filter(|sk| in_shard(sk, base));
+            let answers: Vec<Vec<(&String, &T)>> = (base..self.shards.min(base + ahead))
+                .map(|s| {
+                    let from = resumed.clone().filter(|_| s == base);
+                    self.rows.range(after(from)).filter(|(sk, _)| in_shard(sk, s)).take(self.per_query).collect()
+                })
+                .collect();
+            queries += answers.len();
+            ahead = 1;
+            for (i, rows) in answers.iter().enumerate() {
+                for (sk, row) in rows {
+                    read += 1;
+                    if keep(row) {
+                        items.push((*row).clone());
+                        if items.len() == limit {
+                            return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+                        }
                     }
+                    start = Some((*sk).clone());
                 }
-                start = Some(sk.clone());
-            }
-            if !full {
-                shard += 1;
+                let goes_on = rows.len() == self.per_query;
+                shard = if goes_on { base + i } else { base + i + 1 };
                 if shard == self.shards {
                     return (Page { items, next_token: None }, queries);
                 }
-            }
-            if read >= QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE && start != first {
-                if let Some(sk) = &start {
-                    return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+                if read >= QUERY_LIMIT * kiro::aws::MAX_QUERIES_PER_PAGE && start != first {
+                    if let Some(sk) = &start {
+                        return (Page { items, next_token: Some(encode_token(sk)) }, queries);
+                    }
+                }
+                if goes_on {
+                    break;
+                }
+                if (i > 0 || resumed.is_none()) && i + 1 == answers.len() {
+                    ahead = partitions_ahead(limit - items.len(), rows.len());
                 }
             }
         }
-        unreachable!("the loop returns")
     }
 }

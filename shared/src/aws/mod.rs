@@ -34,7 +34,7 @@ pub use checkpoints::PART_BYTES as CHECKPOINT_PART_BYTES;
 pub use dynamo::DynamoStore;
 pub use identitystore::IdentityStoreDirectory;
 /// The page-token codec of `DynamoStore`'s lists, for a fake that must hand out the same tokens.
-pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token};
+pub use pages::{MAX_QUERIES_PER_PAGE, decode_token, encode_token, partitions_ahead};
 /// Where an outbox is written, for a fake that must read them as the table does.
 pub use records::{OUTBOX_SHARDS, outbox_shard};
 

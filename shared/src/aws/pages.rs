@@ -54,13 +54,19 @@ pub(crate) struct Partitions<'a> {
 }
 
 impl DynamoStore {
-    /// Runs queries on `gsi1` over `partitions`, one after the other, from `start` (a gsi1sk value,
+    /// Runs queries on `gsi1` over `partitions`, in their order, from `start` (a gsi1sk value,
     /// whose partition it resumes; `table_key` gives its item's table key) on, and keeps the
     /// items `keep` accepts until `limit`. The token is the gsi1sk of the last item answered, so a
     /// page is never cut between the items a filter skipped and the next page. The work is
     /// bounded: after [`MAX_QUERIES_PER_PAGE`] queries' worth of items (1,000) the page ends with
     /// what matched so far (perhaps nothing) and the token of the last item read; a page crossing
     /// partitions takes a Query more for each (16 at most), and always moves past its own token.
+    ///
+    /// Partitions are read one at a time, but for short ones: a partition read whole in one
+    /// Query, from its start, tells how many rows a partition holds, and the partitions that
+    /// would fill the rest of the page at that rate are queried at once ([`partitions_ahead`]).
+    /// A near-empty table's page takes its 16 Queries in two rounds instead of 16; a partition
+    /// that goes on (`LastEvaluatedKey`) is read on alone, the queries after it dropped.
     #[allow(clippy::too_many_arguments)] // one private helper serving every gsi1 list
     pub(crate) async fn gsi1_page<T>(
         &self,
@@ -83,54 +89,75 @@ impl DynamoStore {
             None => None,
         };
         let (first, mut read) = (start.clone(), 0);
-        let mut part = start.as_deref().map_or(0, partitions.of);
+        let count = partitions.names.len();
+        let (mut part, mut ahead) = (start.as_deref().map_or(0, partitions.of), 1);
         let mut items = Vec::new();
         loop {
-            let partition = partitions.names[part].as_str();
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .expression_attribute_values(":pk", s(partition))
-                .limit(partitions.per_query);
-            q = match prefix {
-                Some(p) => q
-                    .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(p)),
-                None => q.key_condition_expression("gsi1pk = :pk"),
-            };
-            if let Some(sk) = start.as_deref().filter(|sk| (partitions.of)(sk) == part) {
-                let mut esk = table_key(sk);
-                esk.insert("gsi1pk".to_owned(), s(partition));
-                esk.insert("gsi1sk".to_owned(), s(sk));
-                q = q.set_exclusive_start_key(Some(esk));
-            }
-            let out = q.send().await.map_err(|e| store_error("Query(gsi1)", e))?;
-            for item in out.items() {
-                read += 1;
-                let sk = Reader::new(item, "index").str("gsi1sk")?.to_owned();
-                if let Some(v) = convert(item)? {
-                    items.push(v);
-                    if items.len() == limit {
-                        return Ok(Page { items, next_token: Some(encode_token(&sk)) });
-                    }
+            let base = part;
+            let resumed = start.clone().filter(|sk| (partitions.of)(sk) == base);
+            let queries = (base..count.min(base + ahead)).map(|p| {
+                let partition = partitions.names[p].as_str();
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI1)
+                    .expression_attribute_values(":pk", s(partition))
+                    .limit(partitions.per_query);
+                q = match prefix {
+                    Some(pre) => q
+                        .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                        .expression_attribute_values(":prefix", s(pre)),
+                    None => q.key_condition_expression("gsi1pk = :pk"),
+                };
+                if let Some(sk) = resumed.as_deref().filter(|_| p == base) {
+                    let mut esk = table_key(sk);
+                    esk.insert("gsi1pk".to_owned(), s(partition));
+                    esk.insert("gsi1sk".to_owned(), s(sk));
+                    q = q.set_exclusive_start_key(Some(esk));
                 }
-                start = Some(sk);
-            }
-            if out.last_evaluated_key().is_none() {
-                part += 1;
-                if part == partitions.names.len() {
+                q.send()
+            });
+            let outs = futures_util::future::try_join_all(queries).await.map_err(|e| store_error("Query(gsi1)", e))?;
+            ahead = 1;
+            for (i, out) in outs.iter().enumerate() {
+                for item in out.items() {
+                    read += 1;
+                    let sk = Reader::new(item, "index").str("gsi1sk")?.to_owned();
+                    if let Some(v) = convert(item)? {
+                        items.push(v);
+                        if items.len() == limit {
+                            return Ok(Page { items, next_token: Some(encode_token(&sk)) });
+                        }
+                    }
+                    start = Some(sk);
+                }
+                let goes_on = out.last_evaluated_key().is_some();
+                part = if goes_on { base + i } else { base + i + 1 };
+                if part == count {
                     return Ok(Page { items, next_token: None });
                 }
-            }
-            if read >= 100 * MAX_QUERIES_PER_PAGE && start != first {
-                if let Some(sk) = &start {
-                    return Ok(Page { items, next_token: Some(encode_token(sk)) });
+                if read >= 100 * MAX_QUERIES_PER_PAGE && start != first {
+                    if let Some(sk) = &start {
+                        return Ok(Page { items, next_token: Some(encode_token(sk)) });
+                    }
+                }
+                if goes_on {
+                    break;
+                }
+                let whole = i > 0 || resumed.is_none();
+                if whole && i + 1 == outs.len() {
+                    ahead = partitions_ahead(limit - items.len(), out.items().len());
                 }
             }
         }
     }
+}
+
+/// Partitions to query at once after one read whole from its start held `rows`: as many as would
+/// hold the `wanted` rows still missing at that rate (all that are left, for an empty one).
+pub fn partitions_ahead(wanted: usize, rows: usize) -> usize {
+    wanted.div_ceil(rows.max(1)).max(1)
 }
 
 impl DynamoStore {
