@@ -24,8 +24,8 @@
 //!
 //! No index partition takes every write of a fan-out or an audit: seats are spread over
 //! [`SEAT_SHARDS`] `SEATS#<shard>` partitions (DynamoDB serves about 1,000 writes a second per
-//! partition key), and `list_seats` reads them in order (the short ones at once), a shard's seats by user id
-//! ([`crate::ports::seat_position`]), so a page costs one Query as before; outboxes over
+//! partition key), and `list_seats` reads them in order (short ones at once), a shard's seats
+//! by user id ([`crate::ports::seat_position`]), so a page costs one Query as before; outboxes over
 //! [`OUTBOX_SHARDS`] `OUTBOX#<shard>` partitions, the sweep reading each; a large group's grant
 //! rows over 16 `GROUP#<groupId>#<shard>` partitions ([`super::grants`]), a small group's in
 //! one; a month's activity rows over 16 `USAGE#<yyyy-mm>#<shard>` partitions (a daily report
