@@ -1,6 +1,7 @@
 //! `GET /usage` and `GET /usage/users`: seats, activity and the month's estimated cost.
 //!
-//! The month's figures are the sum of the stored activity rows dated in it (`USAGE#<month>#<shard>`).
+//! The month's figures are the sum of the stored activity rows dated in it
+//! (`USAGE#<month>#<shard>`, read shard by shard with the shard's seats).
 //! What each seat held during the month is its bill row of that month ([`Bills`], kept on the
 //! seat and written with every change of it, for the last 13 months): the highest tier it held
 //! and whether it was `ACTIVE` at some instant. Kiro's own bill is the reference; this is an
@@ -11,6 +12,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::domain::activity::{ActivityKey, Figures};
@@ -19,8 +21,6 @@ use crate::domain::tier::Pricing;
 use crate::domain::usage::{BillMonth, Held, MilliCredits, UsageSummary, UserMonth, YearMonth, suggested_tier};
 use crate::domain::{PrincipalType, Seat, SeatStatus, Tier, UserId};
 use crate::error::AppError;
-use futures_util::{StreamExt, TryStreamExt};
-
 use crate::ports::{ActivityReads, Page, SEAT_SHARDS, SeatFilter, SeatStore, SubscriptionStore};
 
 /// One user's activity in a month.
