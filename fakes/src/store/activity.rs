@@ -150,7 +150,13 @@ impl ActivityReads for MemoryStore {
             })
             .filter(|(sk, _)| shard_of(sk) == shard)
             .collect();
-        let index = super::seats::Index { rows: &rows, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
+        let index = super::seats::Index {
+            rows: &rows,
+            order: None,
+            shard_of: |_| 0,
+            shards: 1,
+            per_query: kiro::ports::SHARD_PAGE,
+        };
         let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
         table.more_requests(OPERATION, queries - 1);
         Ok(page)

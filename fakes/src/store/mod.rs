@@ -67,8 +67,11 @@ struct Table {
     profile: Option<Profile>,
     /// By gsi1 sort key `<TYPE>#<id>`, the order `list_subscriptions` answers in.
     subscriptions: BTreeMap<String, Subscription>,
-    /// By user id, the order `list_seats` answers in.
+    /// By user id.
     seats: BTreeMap<String, Seat>,
+    /// The seats' `gsi1` order, (shard, user id): the order `list_seats` answers in, a shard's
+    /// seats a range of it (seats are never deleted).
+    seat_order: BTreeSet<(usize, String)>,
     /// The grants index: group → `MEMBER#<userId>` → grant row.
     grants: BTreeMap<GroupId, BTreeMap<String, Grant>>,
     /// The `MSHIP#<membershipId>` partitions of gsi1: the grant rows that recorded each id.
@@ -156,7 +159,9 @@ impl Table {
     fn apply(&mut self, commit: &Commit) {
         for w in &commit.seats {
             let user = &w.seat.user_id;
-            self.seats.insert(user.as_str().to_owned(), stored_seat(&w.seat));
+            if self.seats.insert(user.as_str().to_owned(), stored_seat(&w.seat)).is_none() {
+                self.seat_order.insert((kiro::ports::seat_shard(user.as_str()), user.as_str().to_owned()));
+            }
             for (group, membership) in &w.grants_added {
                 self.put_grant(group, user, membership.clone());
             }

@@ -48,7 +48,7 @@ impl MemoryStore {
         let keep = |seat: &Seat| {
             filter.tier.is_none_or(|t| t == seat.tier) && filter.status.is_none_or(|st| st == seat.status)
         };
-        let (page, queries) = sharded_page(&table.seats, start, limit, keep);
+        let (page, queries) = sharded_page(&table.seats, &table.seat_order, start, limit, keep);
         table.more_requests(OPERATION, queries - 1);
         Ok(page)
     }
@@ -239,7 +239,7 @@ impl SeatStore for MemoryStore {
             .filter(|(user, _)| seat_shard(user) == shard)
             .map(|(u, s)| (u.clone(), s.clone()))
             .collect();
-        let index = Index { rows: &seats, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
+        let index = Index { rows: &seats, order: None, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
         let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
         table.more_requests(OPERATION, queries - 1);
         Ok(page)
@@ -280,11 +280,13 @@ impl SeatNames for MemoryStore {
 /// took.
 fn sharded_page(
     seats: &BTreeMap<String, Seat>,
+    order: &BTreeSet<(usize, String)>,
     start: Option<String>,
     limit: usize,
     keep: impl Fn(&Seat) -> bool,
 ) -> (Page<Seat>, usize) {
-    let index = Index { rows: seats, shard_of: seat_shard, shards: SEAT_SHARDS, per_query: QUERY_LIMIT };
+    let index =
+        Index { rows: seats, order: Some(order), shard_of: seat_shard, shards: SEAT_SHARDS, per_query: QUERY_LIMIT };
     index.page(start, limit, keep)
 }
 
@@ -292,12 +294,32 @@ fn sharded_page(
 /// `gsi1sk`, whose partition `shard_of` tells, `per_query` rows a Query.
 pub(super) struct Index<'a, T> {
     pub rows: &'a BTreeMap<String, T>,
+    /// `rows`' keys by (partition, key), when kept: a partition's rows are then a range of it,
+    /// not a filter over every row.
+    pub order: Option<&'a BTreeSet<(usize, String)>>,
     pub shard_of: fn(&str) -> usize,
     pub shards: usize,
     pub per_query: usize,
 }
 
 impl<T: Clone> Index<'_, T> {
+    /// One Query: up to `per_query` rows of `partition` after `from`.
+    fn query(&self, partition: usize, from: Option<String>) -> Vec<(&String, &T)> {
+        match self.order {
+            Some(order) => {
+                let low =
+                    from.map_or(Bound::Included((partition, String::new())), |sk| Bound::Excluded((partition, sk)));
+                let high = Bound::Excluded((partition + 1, String::new()));
+                let keys = order.range((low, high)).take(self.per_query);
+                keys.filter_map(|(_, sk)| self.rows.get_key_value(sk)).collect()
+            }
+            None => {
+                let in_partition = |sk: &str| (self.shard_of)(sk) == partition;
+                self.rows.range(after(from)).filter(|(sk, _)| in_partition(sk)).take(self.per_query).collect()
+            }
+        }
+    }
+
     /// The page from `start` (a gsi1sk) on, partition after partition, Query by Query (a last key
     /// whenever one fills), the partitions after a short one queried at once as `gsi1_page`
     /// does ([`partitions_ahead`]), and how many Queries it sent (those it dropped included).
@@ -310,10 +332,7 @@ impl<T: Clone> Index<'_, T> {
             let base = shard;
             let resumed = start.clone().filter(|sk| in_shard(sk, base));
             let answers: Vec<Vec<(&String, &T)>> = (base..self.shards.min(base + ahead))
-                .map(|s| {
-                    let from = resumed.clone().filter(|_| s == base);
-                    self.rows.range(after(from)).filter(|(sk, _)| in_shard(sk, s)).take(self.per_query).collect()
-                })
+                .map(|s| self.query(s, resumed.clone().filter(|_| s == base)))
                 .collect();
             queries += answers.len();
             ahead = 1;
