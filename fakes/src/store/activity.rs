@@ -143,12 +143,12 @@ impl ActivityReads for MemoryStore {
         table.request(OPERATION)?;
         // The shard's `USAGE#<month>#<shard>` index rows, by gsi1sk.
         let rows: BTreeMap<String, (ActivityKey, Figures)> = (table.activity.iter())
+            .filter(|(k, _)| kiro::ports::seat_shard(k.user_id.as_str()) == shard)
             .filter(|(k, _)| k.date.format("%Y-%m").to_string() == month)
             .map(|(k, f)| {
                 let sk = format!("{}#{}#{}", k.user_id.as_str(), k.date.format("%Y-%m-%d"), k.client_type.as_str());
                 (sk, (k.clone(), f.clone()))
             })
-            .filter(|(sk, _)| shard_of(sk) == shard)
             .collect();
         let index = super::seats::Index {
             rows: &rows,

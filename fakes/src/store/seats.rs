@@ -233,12 +233,10 @@ impl SeatStore for MemoryStore {
         }
         let mut table = self.table();
         table.request(OPERATION)?;
-        let seats: BTreeMap<String, Seat> = table
-            .seats
-            .iter()
-            .filter(|(user, _)| seat_shard(user) == shard)
-            .map(|(u, s)| (u.clone(), s.clone()))
-            .collect();
+        // The shard's seats: a range of the list order.
+        let range = (Bound::Included((shard, String::new())), Bound::Excluded((shard + 1, String::new())));
+        let seats: BTreeMap<String, Seat> =
+            table.seat_order.range(range).map(|(_, user)| (user.clone(), table.seats[user].clone())).collect();
         let index = Index { rows: &seats, order: None, shard_of: |_| 0, shards: 1, per_query: kiro::ports::SHARD_PAGE };
         let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
         table.more_requests(OPERATION, queries - 1);
