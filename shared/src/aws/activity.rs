@@ -6,7 +6,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::dynamo::{DynamoStore, store_error};
 use super::item::s;
-use super::pages::{Partitions, token_shard};
+use super::pages::{Partitions, check_shard_token};
 use super::records::{
     IMPORTS, activity_day_key, activity_from, activity_item, activity_key_of_usage, activity_month_prefix, activity_pk,
     import_from, import_item, import_key, import_marker_key, is_import_key, is_usage_key, latest_activity_from,
@@ -16,7 +16,7 @@ use super::seats::{Throttled, cancellation_reasons, is_throttled};
 use crate::domain::UserId;
 use crate::domain::activity::{ActivityKey, Figures, ReportDay};
 use crate::domain::import::{ImportReport, ImportStatus, ObjectRef};
-use crate::ports::{ActivityReads, ActivityStore, Page, SEAT_SHARDS, SHARD_PAGE, StoreError};
+use crate::ports::{ActivityReads, ActivityStore, Page, SHARD_PAGE, StoreError};
 
 /// Tries of a batch's unprocessed items (throttling inside DynamoDB) before giving up.
 const UNPROCESSED_ATTEMPTS: u32 = 8;
@@ -225,11 +225,7 @@ impl DynamoStore {
         shard: usize,
         next_token: Option<String>,
     ) -> Result<Page<(ActivityKey, Figures)>, StoreError> {
-        if shard >= SEAT_SHARDS
-            || token_shard(next_token.as_deref(), is_usage_key, usage_shard)?.is_some_and(|s| s != shard)
-        {
-            return Err(StoreError::InvalidToken);
-        }
+        check_shard_token(shard, next_token.as_deref(), is_usage_key, usage_shard)?;
         let names = [usage_partition(month, shard)];
         let partitions = Partitions { names: &names, of: |_| 0, per_query: SHARD_PAGE as i32 };
         let convert = |item: &super::item::Item| activity_from(item).map(Some);

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::dynamo::{DynamoStore, store_error};
 use super::item::{Item, Reader, s};
 use super::records::GSI1;
-use crate::ports::{Page, StoreError};
+use crate::ports::{Page, SEAT_SHARDS, StoreError};
 
 pub fn encode_token(raw: &str) -> String {
     URL_SAFE_NO_PAD.encode(raw)
@@ -27,14 +27,20 @@ pub(crate) fn decode_token_of(token: &str, is_key: impl Fn(&str) -> bool) -> Res
     decode_token(token).ok().filter(|sk| is_key(sk)).ok_or(StoreError::InvalidToken)
 }
 
-/// The shard a list's token names (`None` without a token): the token checked by `is_key`, its
-/// shard told by `shard_of`.
-pub(crate) fn token_shard(
+/// A one-shard list's request: `shard` is one of the [`SEAT_SHARDS`] and the token, if any, is
+/// a key of that list (`is_key`) in that shard (`shard_of`); anything else is
+/// [`StoreError::InvalidToken`].
+pub(crate) fn check_shard_token(
+    shard: usize,
     token: Option<&str>,
     is_key: fn(&str) -> bool,
     shard_of: fn(&str) -> usize,
-) -> Result<Option<usize>, StoreError> {
-    token.map(|t| decode_token_of(t, is_key).map(|sk| shard_of(&sk))).transpose()
+) -> Result<(), StoreError> {
+    let named = token.map(|t| decode_token_of(t, is_key).map(|sk| shard_of(&sk))).transpose()?;
+    if shard >= SEAT_SHARDS || named.is_some_and(|s| s != shard) {
+        return Err(StoreError::InvalidToken);
+    }
+    Ok(())
 }
 
 /// Queries (of 100 items) one page of a filtered list reads at most: a filter that matches little

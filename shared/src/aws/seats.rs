@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 
 use super::grants::GrantLayout;
 use super::item::{Item, key, n, s};
-use super::pages::{Partitions, token_shard};
+use super::pages::{Partitions, check_shard_token};
 use super::records::{
     Grant, OUTBOX_SHARDS, Record, SEATS_PARTITIONS, grant_count_key, grant_key, is_seat_key, latest_activity_from,
     latest_activity_key, outbox_key, outbox_partition, seat_key, seat_shard, sub_key,
 };
 use crate::domain::{GroupId, Principal, Seat, Subscription, UserId};
 use crate::ports::{
-    Commit, OutEvent, Outbox, Outboxes, Page, SEAT_SHARDS, SHARD_PAGE, SeatFilter, SeatNames, SeatStore,
-    SeatsWithActivity, StoreError,
+    Commit, OutEvent, Outbox, Outboxes, Page, SHARD_PAGE, SeatFilter, SeatNames, SeatStore, SeatsWithActivity,
+    StoreError,
 };
 
 /// Rounds of `UnprocessedKeys` retried before a batch read gives up (about 3 s of backoff).
@@ -108,11 +108,7 @@ impl SeatStore for DynamoStore {
     }
 
     async fn shard_seats(&self, shard: usize, next_token: Option<String>) -> Result<Page<Seat>, StoreError> {
-        if shard >= SEAT_SHARDS
-            || token_shard(next_token.as_deref(), is_seat_key, seat_shard)?.is_some_and(|s| s != shard)
-        {
-            return Err(StoreError::InvalidToken);
-        }
+        check_shard_token(shard, next_token.as_deref(), is_seat_key, seat_shard)?;
         let names = [SEATS_PARTITIONS[shard].clone()];
         self.gsi1_page(
             Partitions { names: &names, of: |_| 0, per_query: SHARD_PAGE as i32 },
