@@ -150,7 +150,7 @@ impl ActivityReads for MemoryStore {
                 (sk, (k.clone(), f.clone()))
             })
             .collect();
-        let index = super::seats::Index {
+        let index = super::index::Index {
             rows: &rows,
             order: None,
             shard_of: |_| 0,

@@ -7,6 +7,7 @@
 
 mod activity;
 mod audits;
+mod index;
 mod membership_map;
 mod profile;
 mod seats;
