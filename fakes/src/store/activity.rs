@@ -58,6 +58,8 @@ impl ActivityStore for MemoryStore {
         }
         for (k, f) in rows {
             table.activity.insert(k.clone(), f.clone());
+            let (month, sk) = (k.date.format("%Y-%m").to_string(), usage_sort_key(k));
+            table.usage_order.insert((month, kiro::ports::seat_shard(k.user_id.as_str()), sk), k.clone());
         }
         Ok(())
     }
@@ -141,25 +143,18 @@ impl ActivityReads for MemoryStore {
         }
         let mut table = self.table();
         table.request(OPERATION)?;
-        // The shard's `USAGE#<month>#<shard>` index rows, by gsi1sk.
-        let rows: BTreeMap<String, (ActivityKey, Figures)> = (table.activity.iter())
-            .filter(|(k, _)| kiro::ports::seat_shard(k.user_id.as_str()) == shard)
-            .filter(|(k, _)| k.date.format("%Y-%m").to_string() == month)
-            .map(|(k, f)| {
-                let sk = format!("{}#{}#{}", k.user_id.as_str(), k.date.format("%Y-%m-%d"), k.client_type.as_str());
-                (sk, (k.clone(), f.clone()))
-            })
-            .collect();
-        let index = super::index::Index {
-            rows: &rows,
-            order: None,
-            shard_of: |_| 0,
-            shards: 1,
-            per_query: kiro::ports::SHARD_PAGE,
-        };
-        let (page, queries) = index.page(start, kiro::ports::SHARD_PAGE, |_| true);
-        table.more_requests(OPERATION, queries - 1);
-        Ok(page)
+        // One Query of `USAGE#<month>#<shard>` from the token on: up to a page of rows, with a
+        // token whenever it fills one (the next call may then find nothing), as `gsi1_page`.
+        let low = (month.to_owned(), shard, start.unwrap_or_default());
+        let high = (month.to_owned(), shard + 1, String::new());
+        let keys: Vec<(&String, &ActivityKey)> =
+            (table.usage_order.range((Bound::Excluded(low), Bound::Excluded(high))))
+                .take(kiro::ports::SHARD_PAGE)
+                .map(|((_, _, sk), key)| (sk, key))
+                .collect();
+        let next_token = (keys.len() == kiro::ports::SHARD_PAGE).then(|| encode_token(keys[keys.len() - 1].0));
+        let items = keys.iter().map(|(_, k)| ((*k).clone(), table.activity[*k].clone())).collect();
+        Ok(Page { items, next_token })
     }
 
     async fn users_month_activity(
@@ -181,4 +176,9 @@ impl ActivityReads for MemoryStore {
         }
         Ok(rows)
     }
+}
+
+/// An activity row's `gsi1sk`, `<userId>#<date>#<clientType>`: its place in its month's index.
+fn usage_sort_key(k: &ActivityKey) -> String {
+    format!("{}#{}#{}", k.user_id.as_str(), k.date.format("%Y-%m-%d"), k.client_type.as_str())
 }

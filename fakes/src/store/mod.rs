@@ -105,6 +105,9 @@ struct Table {
     sign_ins: HashMap<String, kiro::domain::session::SignIn>,
     /// Activity figures by (user, date, client type).
     activity: BTreeMap<kiro::domain::activity::ActivityKey, kiro::domain::activity::Figures>,
+    /// The month's index (`USAGE#<month>#<shard>`, by `gsi1sk`): each row's key by (month,
+    /// shard, gsi1sk), so a page of a shard's month is a range, not a scan of every row.
+    usage_order: BTreeMap<(String, usize, String), kiro::domain::activity::ActivityKey>,
     /// Objects imported (or rejected), and the reports by id (`<importedAt>#<arrival>`).
     import_markers: HashSet<kiro::domain::import::ObjectRef>,
     imports: BTreeMap<String, kiro::domain::import::ImportReport>,
