@@ -1071,6 +1071,41 @@ async fn a_near_empty_tables_page_queries_its_shards_at_once() {
     assert_eq!(counter.most_in_flight(), SEAT_SHARDS - 1, "the 15 shards after the first at once");
 }
 
+/// A page of group subscriptions (`GET /subscriptions`, the console's Groups, every group of
+/// `GET /usage`) reads its groups' grant counters eight at once, not one after the other, and
+/// each count lands on its own group. (DynamoStore on moto: the fake has no round trips.)
+#[tokio::test]
+async fn a_page_of_groups_reads_their_counters_at_once() {
+    let world = kiro_tests::World::new().await;
+    let counter = kiro_tests::counting::RequestCounter::default();
+    let (dynamo, _, _) = counter.clients(&world.sdk);
+    let store = kiro::aws::DynamoStore::new(dynamo, &world.table);
+    // Group n holds n seats, but group 20 none (no counter: its count is a Query of its rows).
+    let held = |n: u32| if n < 20 { n } else { 0 };
+    for n in 1..=20u32 {
+        store.create_subscription(&subscription(Principal::Group(group(n)), Tier::Pro)).await.unwrap();
+        for i in 0..held(n) {
+            let mut joined = write(seat(&user(100 * n + i), Tier::Pro, 1), None);
+            joined.grants_added = vec![(group(n), Some(membership(100 * n + i)))];
+            store.commit(&Commit { seats: vec![joined], ..Commit::default() }).await.unwrap();
+        }
+    }
+    counter.reset();
+
+    let page = kiro::app::subscriptions::list(&store, Some(PrincipalType::Group), 100, None).await.unwrap();
+
+    let counts: Vec<(String, u64)> = page.items.iter().map(|s| (s.principal.id().to_owned(), s.seats)).collect();
+    let mut expected: Vec<(String, u64)> =
+        (1..=20u32).map(|n| (group(n).as_str().to_owned(), u64::from(held(n)))).collect();
+    expected.sort();
+    let mut sorted = counts.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "each group its own count");
+    let sent = counter.snapshot();
+    assert_eq!(counter.total(), 1 + 20 + 1, "the page, a counter a group, group 20's rows: {sent:?}");
+    assert_eq!(counter.most_in_flight(), 8, "eight counters at once");
+}
+
 /// A group spread by another process after this one read it: the commit that wrote its row where
 /// it used to be fails on the counter's condition, reads the counter and is sent again, once,
 /// the row where the spread group's list finds it. (DynamoStore alone: the fake has no

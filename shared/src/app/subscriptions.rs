@@ -1,6 +1,7 @@
 //! Subscriptions: create, read, re-tier and remove them, and move the seats they grant.
 
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::app::budget::Budget;
 use crate::app::fanout::{self, Resume};
@@ -292,8 +293,14 @@ async fn with_seats<S: SubscriptionStore + SeatStore>(
     Ok(counted(store, vec![sub]).await?.remove(0))
 }
 
+/// Groups whose grant counters a page reads at once: a page of 100 groups (`GET
+/// /subscriptions`, the console's Groups, every group of `GET /usage`) takes about 13 round
+/// trips instead of 100.
+const COUNTERS_AT_ONCE: usize = 8;
+
 /// Fills `seats` for a page of subscriptions: one `BatchGetItem` for all the direct ones (does
-/// the user's seat hold its direct source?) and a count of grants per group.
+/// the user's seat hold its direct source?) and a count of grants per group, [`COUNTERS_AT_ONCE`]
+/// groups at a time.
 async fn counted<S: SubscriptionStore + SeatStore>(
     store: &S,
     mut subs: Vec<Subscription>,
@@ -311,11 +318,25 @@ async fn counted<S: SubscriptionStore + SeatStore>(
         let seats = store.get_seats(&users).await?;
         seats.into_iter().filter(|s| s.sources.contains_key(&SourceKey::Direct)).map(|s| s.user_id).collect()
     };
-    for sub in &mut subs {
-        sub.seats = match &sub.principal {
-            Principal::Group(g) => store.count_granted(g).await?,
-            Principal::User(u) => u64::from(direct.contains(u)),
-        };
+    // The futures are made first (none runs until polled): a closure borrowing its argument
+    // inside the stream fails the `Send` future's higher-ranked lifetime check. `buffered`
+    // answers in the order asked.
+    let direct = &direct;
+    let counts: Vec<_> = subs
+        .iter()
+        .map(|sub| {
+            let principal = sub.principal.clone();
+            async move {
+                match principal {
+                    Principal::Group(g) => store.count_granted(&g).await,
+                    Principal::User(u) => Ok::<_, StoreError>(u64::from(direct.contains(&u))),
+                }
+            }
+        })
+        .collect();
+    let counts: Vec<u64> = futures_util::stream::iter(counts).buffered(COUNTERS_AT_ONCE).try_collect().await?;
+    for (sub, seats) in subs.iter_mut().zip(counts) {
+        sub.seats = seats;
     }
     Ok(subs)
 }
