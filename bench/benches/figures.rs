@@ -1,6 +1,6 @@
 //! `make bench`: prints the figures of BENCHMARKS.md as Markdown tables, each next to its target.
 //!
-//! `cargo bench -p kiro-bench --bench figures [-- process|requests|million|console|activity]` runs only
+//! `cargo bench -p kiro-bench --bench figures [-- process|requests|million|console|usage|activity]` runs only
 //! those parts (all by default). The host release binaries must be built first
 //! ([`process::build_command`], which `make bench` runs).
 
@@ -65,6 +65,11 @@ fn main() -> ExitCode {
     if wants("console") {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
         show(rt.block_on(kiro_bench::console::pages(1_000)), &mut sections);
+    }
+
+    if wants("usage") {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        show(rt.block_on(kiro_bench::usage::summaries(&[10_000, 100_000])), &mut sections);
     }
 
     if wants("activity") {

@@ -18,6 +18,7 @@ pub mod million;
 pub mod process;
 pub mod report;
 pub mod requests;
+pub mod usage;
 
 use std::time::Duration;
 

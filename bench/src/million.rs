@@ -37,10 +37,10 @@ const SEATS_PER_COMMIT: usize = 49;
 const INVOCATIONS: usize = 10;
 
 /// A subscribed group: its shard of the directory and its members, in creation order.
-struct Group {
+pub(crate) struct Group {
     shard: Shard,
     id: GroupId,
-    members: Vec<UserId>,
+    pub(crate) members: Vec<UserId>,
 }
 
 /// What no event reported: members removed from their group, users added to one.
@@ -59,7 +59,7 @@ fn granted_seat(user: &UserId, group: &GroupId, user_name: String, now: DateTime
 }
 
 /// `groups` groups of `per_group` new users each, in their own shards, every member seated.
-async fn seed(f: &Fakes, groups: usize, per_group: usize, now: DateTime<Utc>) -> Vec<Group> {
+pub(crate) async fn seed(f: &Fakes, groups: usize, per_group: usize, now: DateTime<Utc>) -> Vec<Group> {
     let mut seeded = Vec::with_capacity(groups);
     for g in 0..groups {
         let shard = f.directory.new_shard();
