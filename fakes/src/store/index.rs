@@ -1,5 +1,6 @@
 //! A list kept over `gsi1` partitions, paged as `DynamoStore::gsi1_page` pages it: the seats'
-//! list (16 partitions) and a shard's seats or month (one).
+//! list (16 partitions) and a shard's seats (one). A shard's month of activity, read a whole
+//! `Query` a page, is a plain range of the fake's own order (`activity.rs`).
 
 use kiro::aws::partitions_ahead;
 
