@@ -25,6 +25,7 @@ mod subscriptions;
 
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -48,14 +49,30 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
 /// Loads the shared SDK configuration once per process (region, credentials, endpoint, retries,
 /// timeouts), over the process's one HTTPS client ([`https`]: roots compiled in, not read from
 /// the file system).
+///
+/// Credentials: the environment's keys when they are set, as Lambda sets them for every function
+/// (the execution role's), without building the rest of the default chain, which would pick them
+/// first anyway; building it (profile files, web identity, ECS, IMDS) costs each cold start about
+/// 24 page faults and 0.1–0.2 ms (`scripts/cold_start_ab.py`, BENCHMARKS.md). Without them, the
+/// default chain.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https::sdk_http_client())
         // Throttling is retried with exponential backoff; what survives becomes `Throttled`.
         .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .timeout_config(timeouts())
-        .load()
-        .await
+        .timeout_config(timeouts());
+    let loader = if environment_keys_set(crate::config::env_var) {
+        loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment holds an access key and its secret: when it does, the default chain
+/// ends at its first link, the environment.
+fn environment_keys_set(get: impl Fn(&str) -> Option<String>) -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].iter().all(|name| get(name).is_some_and(|v| !v.trim().is_empty()))
 }
 
 fn timeouts() -> TimeoutConfig {
@@ -103,5 +120,19 @@ mod tests {
         assert_eq!(t.connect_timeout(), Some(Duration::from_secs(3)));
         assert!(OPERATION_TIMEOUT < Duration::from_secs(29), "under the API functions' timeout");
         assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(5));
+    }
+
+    /// The environment's keys are used alone only when both are there, as the default chain
+    /// would use them; a missing or blank one leaves the whole chain to find credentials.
+    #[test]
+    fn only_a_whole_pair_of_environment_keys_skips_the_default_chain() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        };
+        assert!(environment_keys_set(env(&[("AWS_ACCESS_KEY_ID", "AKIA"), ("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(!environment_keys_set(env(&[("AWS_ACCESS_KEY_ID", "AKIA")])));
+        assert!(!environment_keys_set(env(&[("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(!environment_keys_set(env(&[("AWS_ACCESS_KEY_ID", " "), ("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(!environment_keys_set(env(&[("AWS_PROFILE", "dev")])));
     }
 }
