@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+import runtime_api
+
 ROUNDS = int(sys.argv[1])
 BINARIES = sys.argv[2:]
 polled = threading.Event()
@@ -43,15 +45,7 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(
-        os.environ,
-        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_port}",
-        AWS_LAMBDA_FUNCTION_NAME="f",
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-    )
+    env = runtime_api.serve(RuntimeApi)
     samples = {b: [] for b in BINARIES}
     cpu = {b: [] for b in BINARIES}
     faults = {b: [] for b in BINARIES}

@@ -29,6 +29,8 @@ import sys
 import threading
 import time
 
+import runtime_api
+
 BINARY = sys.argv[1]
 INVOCATIONS = int(sys.argv[2])
 EVENT = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else {"hello": "world"}
@@ -109,15 +111,7 @@ def symbols_of(binary):
 
 
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(
-        os.environ,
-        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_port}",
-        AWS_LAMBDA_FUNCTION_NAME="f",
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-    )
+    env = runtime_api.serve(RuntimeApi)
     process = subprocess.Popen([BINARY], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with changed:
         if not changed.wait_for(lambda: state["polls"] > INVOCATIONS, timeout=30):
